@@ -19,7 +19,7 @@ import (
 // server's serving certificate, and the service-account signing key.
 type pki struct {
 	CACert, ServingCert, ServingKey, SAKey, SAPub string // file paths
-	CAData                                         []byte
+	CAData                                        []byte
 }
 
 func writePKI(dir string) (*pki, error) {
