@@ -23,12 +23,16 @@ TEST_FLAGS ?= -race -timeout 20m
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
+.PHONY: deps
+deps: ## install missing system packages (apt-get)
+	hack/install-deps.sh
+
 .PHONY: build
 build: ## build bin/mgo
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN_DIR)/mgo ./cmd/mgo
 
 .PHONY: testenv
-testenv: ## build the local control plane binaries (cached outside the repo)
+testenv: deps ## build the local control plane binaries (cached outside the repo)
 	hack/build-testenv.sh
 
 .PHONY: test

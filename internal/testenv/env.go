@@ -491,11 +491,30 @@ func (e *Env) LogDir() string { return filepath.Join(e.Dir, "logs") }
 // Set MGO_TESTENV_KEEP=1 to keep it for inspection. Stop is idempotent.
 func (e *Env) Stop() {
 	e.stopOnce.Do(func() {
-		var wg sync.WaitGroup
+		// Clients of the API server first, then the API server, then etcd:
+		// an API server whose etcd is gone hangs in its graceful shutdown.
+		var clients []*process
+		var apiserver, etcd *process
 		for _, p := range e.procs {
-			wg.Go(func() { p.Stop(10 * time.Second) })
+			switch p.Name {
+			case "etcd":
+				etcd = p
+			case "kube-apiserver":
+				apiserver = p
+			default:
+				clients = append(clients, p)
+			}
+		}
+		var wg sync.WaitGroup
+		for _, p := range clients {
+			wg.Go(func() { p.Stop(5 * time.Second) })
 		}
 		wg.Wait()
+		for _, p := range []*process{apiserver, etcd} {
+			if p != nil {
+				p.Stop(10 * time.Second)
+			}
+		}
 		for _, p := range e.reserved {
 			p.Release()
 		}
