@@ -41,7 +41,10 @@ syncs the cluster, waits for the rollout and answers with the result.`,
 	}
 	root.SetOut(out)
 	root.SetErr(errOut)
-	root.AddCommand(newVersionCommand(out))
+	root.AddCommand(
+		newValidateCommand(out),
+		newVersionCommand(out),
+	)
 	return root
 }
 

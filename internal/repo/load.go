@@ -1,0 +1,353 @@
+package repo
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// InstallationsDir holds one directory per cluster.
+const InstallationsDir = "installations"
+
+// File name suffixes inside a cluster directory.
+const (
+	ValuesSuffix  = "-values.yaml"
+	SecretsSuffix = "-secrets.yaml"
+	RawSuffix     = "-raw.yaml"
+)
+
+// Sentinel errors for lookups that find nothing. Callers map them to
+// "refused" answers (exit code 1, HTTP 404).
+var (
+	ErrNotARepo       = errors.New("not a gitops repository")
+	ErrUnknownCluster = errors.New("unknown cluster")
+)
+
+// Repo is a loaded gitops repository.
+type Repo struct {
+	Dir      string // root directory
+	Config   *Config
+	Clusters map[string]*Cluster
+	// Problems found while loading, in file and line order.
+	Problems Problems
+}
+
+// Cluster is the content of installations/<name>/.
+type Cluster struct {
+	Name     string
+	Releases []*Release // in file name order
+	Raw      []*RawFile // in file name order
+}
+
+// Release is one Helm release: a values file and its optional secrets file.
+type Release struct {
+	Cluster     string
+	File        string // values file, relative to the repo root
+	SecretsFile string // "" when there is none
+	Header      Header
+	// Valid is false when the release has errors and must not be synced.
+	Valid bool
+
+	root string
+}
+
+// RawFile is a file of raw Kubernetes manifests.
+type RawFile struct {
+	File    string // relative to the repo root
+	Objects []RawObject
+}
+
+// RawObject is one document of a raw manifest file.
+type RawObject struct {
+	APIVersion, Kind, Name, Namespace string
+	Line                              int
+	Object                            map[string]any
+}
+
+// ID identifies the object for messages and duplicate checks.
+func (o RawObject) ID() string {
+	if o.Namespace != "" {
+		return fmt.Sprintf("%s %s/%s", o.Kind, o.Namespace, o.Name)
+	}
+	return fmt.Sprintf("%s %s", o.Kind, o.Name)
+}
+
+// LoadOptions select what Load reads.
+type LoadOptions struct {
+	// Cluster limits loading to one cluster ("" loads all). An unknown name
+	// is an ErrUnknownCluster error.
+	Cluster string
+}
+
+// Load reads the repository at dir. It returns an error only when it cannot
+// run at all (dir is not a gitops repository, unknown cluster); everything
+// wrong inside the files is collected in Repo.Problems.
+func Load(dir string, opts LoadOptions) (*Repo, error) {
+	inst := filepath.Join(dir, InstallationsDir)
+	fi, err := os.Stat(inst)
+	if err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("%w: %s has no %s/ directory", ErrNotARepo, dir, InstallationsDir)
+	}
+	ps := &problems{}
+	r := &Repo{Dir: dir, Clusters: map[string]*Cluster{}}
+	r.Config = parseConfig(dir, ps)
+
+	ents, err := os.ReadDir(inst)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", inst, err)
+	}
+	var names []string
+	for _, e := range ents {
+		rel := path.Join(InstallationsDir, e.Name())
+		switch {
+		case strings.HasPrefix(e.Name(), "."):
+		case !e.IsDir():
+			ps.warnf(rel, 0, "not a cluster directory; files belong in %s/<cluster>/", InstallationsDir)
+		default:
+			names = append(names, e.Name())
+		}
+	}
+	if opts.Cluster != "" {
+		if !slices.Contains(names, opts.Cluster) {
+			return nil, fmt.Errorf("%w %q: no directory %s/%s in %s (clusters: %s)",
+				ErrUnknownCluster, opts.Cluster, InstallationsDir, opts.Cluster, dir, listOrNone(names))
+		}
+		names = []string{opts.Cluster}
+	}
+	for _, name := range names {
+		r.Clusters[name] = loadCluster(dir, name, r.Config, ps)
+	}
+	for name, s := range r.Config.Clusters {
+		if opts.Cluster == "" && r.Clusters[name] == nil {
+			ps.warnf(ConfigFile, s.Line, "clusters.%s: no directory %s/%s", name, InstallationsDir, name)
+		}
+	}
+	ps.list.sort()
+	r.Problems = ps.list
+	return r, nil
+}
+
+// ClusterNames returns the cluster names in order.
+func (r *Repo) ClusterNames() []string {
+	names := make([]string, 0, len(r.Clusters))
+	for n := range r.Clusters {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+func loadCluster(root, name string, cfg *Config, ps *problems) *Cluster {
+	c := &Cluster{Name: name}
+	dir := path.Join(InstallationsDir, name)
+	ents, err := os.ReadDir(filepath.Join(root, dir))
+	if err != nil {
+		ps.errorf(dir, 0, "cannot read: %v", err)
+		return c
+	}
+	files := map[string]bool{}
+	for _, e := range ents {
+		files[e.Name()] = !e.IsDir()
+	}
+	released := map[string]string{} // namespace/name -> file
+	for _, e := range ents {
+		fname, rel := e.Name(), path.Join(dir, e.Name())
+		switch {
+		case strings.HasPrefix(fname, "."):
+		case e.IsDir():
+			ps.warnf(rel, 0, "subdirectories of a cluster directory are ignored")
+		case strings.HasSuffix(fname, ValuesSuffix):
+			rl := loadRelease(root, name, rel, cfg, ps)
+			secrets := strings.TrimSuffix(fname, ValuesSuffix) + SecretsSuffix
+			if files[secrets] {
+				rl.SecretsFile = path.Join(dir, secrets)
+			}
+			if rl.Header.Name != "" && rl.Header.Namespace != "" {
+				key := rl.Header.Namespace + "/" + rl.Header.Name
+				if first, dup := released[key]; dup {
+					ps.errorf(rel, rl.Header.Line, "release %s in namespace %s is already defined by %s", rl.Header.Name, rl.Header.Namespace, first)
+					rl.Valid = false
+				} else {
+					released[key] = rel
+				}
+			}
+			c.Releases = append(c.Releases, rl)
+		case strings.HasSuffix(fname, SecretsSuffix):
+			values := strings.TrimSuffix(fname, SecretsSuffix) + ValuesSuffix
+			if !files[values] {
+				ps.errorf(rel, 0, "secrets file without its values file %s", path.Join(dir, values))
+			} else {
+				checkSecrets(root, rel, ps)
+			}
+		case strings.HasSuffix(fname, RawSuffix):
+			c.Raw = append(c.Raw, loadRaw(root, rel, ps))
+		default:
+			ps.warnf(rel, 0, "not recognized: files here are <release>%s, <release>%s or <name>%s", ValuesSuffix, SecretsSuffix, RawSuffix)
+		}
+	}
+	checkRawDuplicates(c, ps)
+	return c
+}
+
+func loadRelease(root, cluster, rel string, cfg *Config, ps *problems) *Release {
+	rl := &Release{Cluster: cluster, File: rel, root: root}
+	b, err := os.ReadFile(filepath.Join(root, rel))
+	if err != nil {
+		ps.errorf(rel, 0, "cannot read: %v", err)
+		return rl
+	}
+	doc, ok := singleDocument(rel, b, ps)
+	if !ok {
+		return rl
+	}
+	rl.Header, rl.Valid = parseHeader(rel, doc, cfg, ps)
+	return rl
+}
+
+// singleDocument parses a values or secrets file: one YAML document (a
+// leading `---` and a trailing `...` are fine, a second document is not,
+// since Helm would ignore it).
+func singleDocument(rel string, b []byte, ps *problems) (*yaml.Node, bool) {
+	dec := yaml.NewDecoder(strings.NewReader(string(b)))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			ps.errorf(rel, 0, "file is empty")
+			return nil, false
+		}
+		ps.errorf(rel, yamlErrorLine(err), "invalid YAML: %v", err)
+		return nil, false
+	}
+	var extra yaml.Node
+	switch err := dec.Decode(&extra); {
+	case errors.Is(err, io.EOF):
+	case err != nil:
+		ps.errorf(rel, yamlErrorLine(err), "invalid YAML: %v", err)
+		return nil, false
+	default:
+		ps.errorf(rel, extra.Line, "a values file holds one YAML document; Helm ignores this second one")
+		return nil, false
+	}
+	if len(doc.Content) == 0 {
+		ps.errorf(rel, 0, "file is empty")
+		return nil, false
+	}
+	return doc.Content[0], true
+}
+
+func checkSecrets(root, rel string, ps *problems) {
+	b, err := os.ReadFile(filepath.Join(root, rel))
+	if err != nil {
+		ps.errorf(rel, 0, "cannot read: %v", err)
+		return
+	}
+	if len(strings.TrimSpace(string(b))) == 0 {
+		return // an empty secrets file adds nothing
+	}
+	doc, ok := singleDocument(rel, b, ps)
+	if !ok {
+		return
+	}
+	es, isMap := entries(doc)
+	if !isMap {
+		ps.errorf(rel, doc.Line, "a secrets file must be a mapping of values, not %s", kindName(doc))
+		return
+	}
+	for _, e := range es {
+		if e.Key == HeaderKey {
+			ps.errorf(rel, e.KeyN.Line, "the %s header belongs in the values file, not the secrets file", HeaderKey)
+		}
+	}
+}
+
+func loadRaw(root, rel string, ps *problems) *RawFile {
+	rf := &RawFile{File: rel}
+	b, err := os.ReadFile(filepath.Join(root, rel))
+	if err != nil {
+		ps.errorf(rel, 0, "cannot read: %v", err)
+		return rf
+	}
+	dec := yaml.NewDecoder(strings.NewReader(string(b)))
+	for i := 1; ; i++ {
+		var doc yaml.Node
+		err := dec.Decode(&doc)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			ps.errorf(rel, yamlErrorLine(err), "invalid YAML in document %d: %v", i, err)
+			return rf
+		}
+		if len(doc.Content) == 0 || resolve(doc.Content[0]).Tag == "!!null" {
+			continue // empty documents (`---` twice) are allowed
+		}
+		n := doc.Content[0]
+		if n.Kind != yaml.MappingNode {
+			ps.errorf(rel, n.Line, "document %d must be a Kubernetes object (a mapping), not %s", i, kindName(n))
+			continue
+		}
+		var obj map[string]any
+		if err := n.Decode(&obj); err != nil {
+			ps.errorf(rel, yamlErrorLine(err), "document %d: %v", i, err)
+			continue
+		}
+		o := RawObject{Line: n.Line, Object: obj}
+		o.APIVersion, _ = scalar(lookup(n, "apiVersion"))
+		o.Kind, _ = scalar(lookup(n, "kind"))
+		if md := lookup(n, "metadata"); md != nil {
+			o.Name, _ = scalar(lookup(md, "name"))
+			o.Namespace, _ = scalar(lookup(md, "namespace"))
+		}
+		var missing []string
+		for _, m := range []struct{ key, val string }{{"apiVersion", o.APIVersion}, {"kind", o.Kind}, {"metadata.name", o.Name}} {
+			if m.val == "" {
+				missing = append(missing, m.key)
+			}
+		}
+		if len(missing) > 0 {
+			ps.errorf(rel, n.Line, "document %d: %s missing", i, strings.Join(missing, ", "))
+			continue
+		}
+		if strings.HasSuffix(o.Kind, "List") {
+			ps.errorf(rel, n.Line, "document %d: %s: write the items as separate documents", i, o.Kind)
+			continue
+		}
+		rf.Objects = append(rf.Objects, o)
+	}
+	return rf
+}
+
+// checkRawDuplicates reports an object defined twice in a cluster's raw
+// files: the second would silently win.
+func checkRawDuplicates(c *Cluster, ps *problems) {
+	seen := map[string]string{}
+	for _, rf := range c.Raw {
+		for _, o := range rf.Objects {
+			group, _, _ := strings.Cut(o.APIVersion, "/")
+			if !strings.Contains(o.APIVersion, "/") {
+				group = ""
+			}
+			key := group + "|" + o.Kind + "|" + o.Namespace + "|" + o.Name
+			where := fmt.Sprintf("%s:%d", rf.File, o.Line)
+			if first, dup := seen[key]; dup {
+				ps.errorf(rf.File, o.Line, "%s is already defined at %s", o.ID(), first)
+				continue
+			}
+			seen[key] = where
+		}
+	}
+}
+
+func listOrNone(names []string) string {
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, ", ")
+}
