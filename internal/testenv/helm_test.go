@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"helm.sh/helm/v4/pkg/action"
+
+	"github.com/mygitops/mgo/internal/charttest"
 	"helm.sh/helm/v4/pkg/chart/loader"
 	"helm.sh/helm/v4/pkg/kube"
 	"helm.sh/helm/v4/pkg/release"
@@ -26,7 +28,7 @@ func TestHelmChartInstall(t *testing.T) {
 	if err := cfg.Init(getter, ns, "secret"); err != nil {
 		t.Fatal(err)
 	}
-	chrt, err := loader.LoadDir("testdata/charts/hello")
+	chrt, err := loader.LoadDir(charttest.ChartDir("hello"))
 	if err != nil {
 		t.Fatal(err)
 	}
