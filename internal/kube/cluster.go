@@ -1,0 +1,98 @@
+package kube
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/fluxcd/cli-utils/pkg/kstatus/polling"
+	"github.com/fluxcd/pkg/ssa"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
+
+	"github.com/mygitops/mgo/internal/repo"
+)
+
+// FieldManager is the server-side apply field manager of everything mgo
+// applies, and OwnerGroup the prefix of its ownership labels.
+const (
+	FieldManager = "mgo"
+	OwnerGroup   = "mgo.io"
+)
+
+// Cluster is one target cluster: clients limited by the cluster's budget, a
+// server-side apply manager and a request counter.
+type Cluster struct {
+	Name      string
+	Config    *rest.Config // budget and counter applied
+	Client    client.Client
+	Clientset kubernetes.Interface
+	Resources *ssa.ResourceManager
+	Requests  *RequestCounter
+	Budget    repo.Budget
+}
+
+// NewCluster builds the clients of a cluster from a rest.Config. The
+// budget's QPS and burst limit every client built from Config.
+func NewCluster(name string, cfg *rest.Config, budget repo.Budget) (*Cluster, error) {
+	if name == "" {
+		return nil, errors.New("kube: cluster name is required")
+	}
+	if cfg == nil {
+		return nil, fmt.Errorf("kube: cluster %s: no rest config", name)
+	}
+	def := repo.DefaultClusterSettings().Budget
+	if budget.QPS <= 0 {
+		budget.QPS = def.QPS
+	}
+	if budget.Burst <= 0 {
+		budget.Burst = def.Burst
+	}
+	if budget.MaxConcurrentReleases <= 0 {
+		budget.MaxConcurrentReleases = def.MaxConcurrentReleases
+	}
+	c := &Cluster{Name: name, Requests: &RequestCounter{}, Budget: budget}
+	c.Config = rest.CopyConfig(cfg)
+	c.Config.QPS = budget.QPS
+	c.Config.Burst = budget.Burst
+	c.Config.UserAgent = "mgo"
+	c.Config.Wrap(c.Requests.Wrap)
+
+	httpClient, err := rest.HTTPClientFor(c.Config)
+	if err != nil {
+		return nil, fmt.Errorf("kube: cluster %s: %w", name, err)
+	}
+	mapper, err := apiutil.NewDynamicRESTMapper(c.Config, httpClient)
+	if err != nil {
+		return nil, fmt.Errorf("kube: cluster %s: REST mapper: %w", name, err)
+	}
+	c.Client, err = client.New(c.Config, client.Options{HTTPClient: httpClient, Mapper: mapper})
+	if err != nil {
+		return nil, fmt.Errorf("kube: cluster %s: %w", name, err)
+	}
+	c.Clientset, err = kubernetes.NewForConfigAndClient(c.Config, httpClient)
+	if err != nil {
+		return nil, fmt.Errorf("kube: cluster %s: %w", name, err)
+	}
+	poller := polling.NewStatusPoller(c.Client, mapper, polling.Options{})
+	c.Resources = ssa.NewResourceManager(c.Client, poller, ssa.Owner{Field: FieldManager, Group: OwnerGroup})
+	c.Resources.SetConcurrency(budget.MaxConcurrentReleases)
+	return c, nil
+}
+
+// FromKubeconfig builds a cluster from a kubeconfig file and context; the
+// context name is the cluster name mgo uses.
+func FromKubeconfig(path, context string, budget repo.Budget) (*Cluster, error) {
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(
+		&clientcmd.ClientConfigLoadingRules{ExplicitPath: path},
+		&clientcmd.ConfigOverrides{CurrentContext: context},
+	).ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("kube: context %q of %s: %w", context, path, err)
+	}
+	cfg.Timeout = 30 * time.Second
+	return NewCluster(context, cfg, budget)
+}
