@@ -1,0 +1,557 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fluxcd/cli-utils/pkg/kstatus/status"
+	"github.com/fluxcd/pkg/ssa"
+	"helm.sh/helm/v4/pkg/action"
+	helmkube "helm.sh/helm/v4/pkg/kube"
+	releasev1 "helm.sh/helm/v4/pkg/release/v1"
+	helmstorage "helm.sh/helm/v4/pkg/storage/driver"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/mygitops/mgo/internal/kube"
+	"github.com/mygitops/mgo/internal/render"
+	"github.com/mygitops/mgo/internal/repo"
+)
+
+// Helm release labels mgo sets. Only releases labelled managed-by=mgo are
+// ever uninstalled.
+const (
+	LabelManagedBy = "mgo.io/managed-by"
+	LabelDigest    = "mgo.io/digest"
+	managedBy      = "mgo"
+	maxHistory     = 10
+)
+
+// What Helm sets on every object of a release (helm.sh/helm/v4/pkg/action).
+const (
+	helmManagedByLabel             = "app.kubernetes.io/managed-by"
+	helmReleaseNameAnnotation      = "meta.helm.sh/release-name"
+	helmReleaseNamespaceAnnotation = "meta.helm.sh/release-namespace"
+)
+
+// ErrUnknownCluster means the repo has no installations directory for the
+// engine's cluster.
+var ErrUnknownCluster = errors.New("cluster not in the repository")
+
+// Options control one sync.
+type Options struct {
+	// DryRun renders and compares with the live cluster but changes nothing.
+	DryRun bool
+	// Release limits the sync to the release of this name (raw manifests
+	// and uninstalls are skipped).
+	Release string
+	// Full compares every release with the live cluster, even those whose
+	// rendered output has not changed since their last sync (drift check).
+	Full bool
+	// Timeout bounds the rollout wait of each release; default: the
+	// cluster's timeout in mygitops.yaml.
+	Timeout time.Duration
+}
+
+// Engine syncs one cluster. It is safe for concurrent use; syncs of the
+// same engine run one at a time.
+type Engine struct {
+	cluster *kube.Cluster
+	charts  *render.Charts
+	log     *slog.Logger
+
+	syncMu  sync.Mutex // one sync of a cluster at a time
+	mu      sync.Mutex
+	applied map[string]string // namespace/name -> digest of the last successful sync
+	caps    *render.Capabilities
+	capsAt  time.Time
+}
+
+// New returns an engine for a cluster.
+func New(cluster *kube.Cluster, charts *render.Charts, log *slog.Logger) (*Engine, error) {
+	if cluster == nil || charts == nil {
+		return nil, errors.New("reconcile: a cluster and a chart source are required")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Engine{cluster: cluster, charts: charts, log: log.With("cluster", cluster.Name), applied: map[string]string{}}, nil
+}
+
+// Sync makes the cluster equal to the repo and reports what it did. An
+// error is returned only when the sync could not start; failures of single
+// releases are in the result.
+func (e *Engine) Sync(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
+	e.syncMu.Lock()
+	defer e.syncMu.Unlock()
+	start := time.Now()
+	before := e.cluster.Requests.Snapshot()
+	res := &Result{Cluster: e.cluster.Name}
+	defer func() {
+		res.Duration = time.Since(start)
+		res.Requests = e.cluster.Requests.Since(before)
+	}()
+
+	c, ok := r.Clusters[e.cluster.Name]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s has no %s/%s", ErrUnknownCluster, r.Dir, repo.InstallationsDir, e.cluster.Name)
+	}
+	settings := r.Config.Cluster(e.cluster.Name)
+	if opts.Timeout <= 0 {
+		opts.Timeout = settings.Timeout
+	}
+
+	// 1. Raw manifests, first: they may hold the Namespaces and CRDs the
+	// releases need.
+	if opts.Release == "" {
+		e.syncRaw(ctx, c, opts, res)
+	}
+
+	// 2. Releases, at most MaxConcurrentReleases at a time.
+	renderer, err := e.renderer()
+	if err != nil {
+		return nil, err
+	}
+	var rels []*repo.Release
+	for _, rel := range c.Releases {
+		if opts.Release == "" || rel.Header.Name == opts.Release {
+			rels = append(rels, rel)
+		}
+	}
+	if opts.Release != "" && len(rels) == 0 {
+		return nil, fmt.Errorf("no release %q in %s/%s", opts.Release, repo.InstallationsDir, e.cluster.Name)
+	}
+	results := make([]ReleaseResult, len(rels))
+	sem := make(chan struct{}, e.cluster.Budget.MaxConcurrentReleases)
+	var wg sync.WaitGroup
+	for i, rel := range rels {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			results[i] = e.syncRelease(ctx, r, rel, renderer, opts)
+		})
+	}
+	wg.Wait()
+	res.Releases = results
+
+	// 3. Releases whose values file is gone.
+	if opts.Release == "" {
+		res.Releases = append(res.Releases, e.uninstallRemoved(ctx, c, opts)...)
+	}
+	e.log.Info("sync done", "releases", len(res.Releases), "failed", res.Failed(), "duration", time.Since(start))
+	return res, nil
+}
+
+// renderer returns a renderer for the cluster's capabilities, discovered at
+// most every five minutes.
+func (e *Engine) renderer() (*render.Renderer, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.caps == nil || time.Since(e.capsAt) > 5*time.Minute {
+		caps, err := render.DiscoverCapabilities(e.cluster.Clientset.Discovery())
+		if err != nil {
+			return nil, fmt.Errorf("cluster %s: %w", e.cluster.Name, err)
+		}
+		e.caps, e.capsAt = &caps, time.Now()
+	}
+	return render.NewRenderer(*e.caps)
+}
+
+func (e *Engine) syncRaw(ctx context.Context, c *repo.Cluster, opts Options, res *Result) {
+	var objs []*unstructured.Unstructured
+	for _, rf := range c.Raw {
+		for _, o := range rf.Objects {
+			objs = append(objs, &unstructured.Unstructured{Object: o.Object})
+		}
+	}
+	if opts.DryRun {
+		for _, o := range objs {
+			entry, err := e.diffObject(ctx, o, "", "")
+			if err != nil {
+				res.RawError = err.Error()
+				return
+			}
+			res.Raw = append(res.Raw, ObjectResult{Subject: entry.Subject, Action: string(entry.Action)})
+		}
+		return
+	}
+	raw, err := e.cluster.ApplyRaw(ctx, objs, kube.DefaultRawOptions())
+	if raw != nil {
+		for _, en := range raw.ChangeSet.Entries {
+			res.Raw = append(res.Raw, ObjectResult{Subject: en.Subject, Action: string(en.Action)})
+		}
+	}
+	if err != nil {
+		res.RawError = err.Error()
+	}
+}
+
+func (e *Engine) syncRelease(ctx context.Context, r *repo.Repo, rel *repo.Release, renderer *render.Renderer, opts Options) (rr ReleaseResult) {
+	start := time.Now()
+	rr = ReleaseResult{File: rel.File, Name: rel.Header.Name, Namespace: rel.Header.Namespace, Chart: rel.Header.Chart}
+	log := e.log.With("release", rel.Header.Name, "namespace", rel.Header.Namespace)
+	fail := func(stage Stage, err error) ReleaseResult {
+		rr.Action, rr.Stage, rr.Error = Failed, stage, err.Error()
+		rr.Duration = time.Since(start)
+		log.Error("release sync failed", "stage", stage, "error", err)
+		return rr
+	}
+	defer func() { rr.Duration = time.Since(start) }()
+	if !rel.Valid {
+		return fail(StageValidate, fmt.Errorf("%s has errors; run mgo validate", rel.File))
+	}
+	key := rel.Header.Namespace + "/" + rel.Header.Name
+
+	// Chart and render: local work, no request to the cluster.
+	ch, err := e.charts.Load(ctx, r.Dir, r.Config, rel.Header)
+	if err != nil {
+		return fail(StageChart, err)
+	}
+	rr.ChartVersion = ch.Version
+	e.mu.Lock()
+	lastDigest, synced := e.applied[key]
+	e.mu.Unlock()
+	rendered, err := renderer.Render(ctx, rel, ch, synced)
+	if err != nil {
+		return fail(StageRender, err)
+	}
+	if synced && lastDigest == rendered.Digest && !opts.Full {
+		rr.Action = UpToDate
+		return rr
+	}
+
+	// Compare with the live cluster.
+	cfg, err := e.cluster.Helm(rel.Header.Namespace, log)
+	if err != nil {
+		return fail(StageDiff, err)
+	}
+	last, err := lastRelease(cfg, rel.Header.Name)
+	if err != nil {
+		return fail(StageDiff, err)
+	}
+	drifted := last == nil || last.Info == nil || last.Info.Status != "deployed"
+	for _, obj := range rendered.Objects {
+		entry, err := e.diffObject(ctx, obj, rel.Header.Name, rel.Header.Namespace)
+		if err != nil {
+			return fail(StageDiff, err)
+		}
+		rr.Objects = append(rr.Objects, ObjectResult{Subject: entry.Subject, Action: string(entry.Action)})
+		if entry.Action != ssa.UnchangedAction {
+			drifted = true
+		}
+	}
+	if last != nil {
+		rr.Revision = last.Version
+	}
+	if !drifted {
+		rr.Action = Unchanged
+		if !opts.DryRun {
+			e.remember(key, rendered.Digest)
+		}
+		return rr
+	}
+	if opts.DryRun {
+		rr.Action = WouldChange
+		return rr
+	}
+
+	// Install or upgrade with server-side apply, and wait for the rollout.
+	vals, err := rel.Values()
+	if err != nil {
+		return fail(StageApply, err)
+	}
+	labels := map[string]string{LabelManagedBy: managedBy, LabelDigest: rendered.Digest[:40]}
+	hasDeployed := last != nil && hasDeployedRevision(cfg, rel.Header.Name)
+	out, err := e.helmApply(ctx, cfg, rel, ch, vals, labels, hasDeployed, opts.Timeout)
+	if err != nil && hasDeployed && isForbiddenStatefulSetUpdate(err) {
+		// A StatefulSet field the API server will not update: delete the
+		// StatefulSet but not its pods and volumes, then upgrade again.
+		log.Info("recreating StatefulSets with immutable changes (orphaning their pods)")
+		if rerr := e.recreateStatefulSets(ctx, rendered, rel.Header.Namespace); rerr != nil {
+			return fail(StageApply, errors.Join(err, rerr))
+		}
+		out, err = e.helmApply(ctx, cfg, rel, ch, vals, labels, true, opts.Timeout)
+	}
+	if out != nil {
+		rr.Revision = out.Version
+	}
+	e.objectStatus(ctx, rendered, rel.Header.Namespace, &rr)
+	if err != nil {
+		stage := StageApply
+		if strings.Contains(err.Error(), "context deadline exceeded") || strings.Contains(err.Error(), "timed out") || strings.Contains(err.Error(), "resource not ready") {
+			stage = StageWait
+			err = fmt.Errorf("rollout not ready within %s: %w%s", opts.Timeout, err, notReady(rr.Objects))
+		}
+		return fail(stage, fmt.Errorf("%s: %w", rel.File, err))
+	}
+	if hasDeployed {
+		rr.Action = Upgraded
+	} else {
+		rr.Action = Installed
+	}
+	e.remember(key, rendered.Digest)
+	log.Info("release synced", "action", rr.Action, "revision", rr.Revision)
+	return rr
+}
+
+func (e *Engine) remember(key, digest string) {
+	e.mu.Lock()
+	e.applied[key] = digest
+	e.mu.Unlock()
+}
+
+func (e *Engine) helmApply(ctx context.Context, cfg *action.Configuration, rel *repo.Release, ch *render.Chart,
+	vals map[string]any, labels map[string]string, upgrade bool, timeout time.Duration) (*releasev1.Release, error) {
+	var out any
+	var err error
+	if upgrade {
+		up := action.NewUpgrade(cfg)
+		up.Namespace = rel.Header.Namespace
+		up.ServerSideApply = "true"
+		up.ForceConflicts = true // the repo is the authority over what mgo applies
+		up.WaitStrategy = helmkube.StatusWatcherStrategy
+		up.Timeout = timeout
+		up.Labels = labels
+		up.MaxHistory = maxHistory
+		up.Description = "mgo sync of " + rel.File
+		out, err = up.RunWithContext(ctx, rel.Header.Name, ch.Chart, vals)
+	} else {
+		in := action.NewInstall(cfg)
+		in.ReleaseName = rel.Header.Name
+		in.Namespace = rel.Header.Namespace
+		in.CreateNamespace = true
+		in.Replace = true // a release whose first install failed is installed again
+		in.ServerSideApply = true
+		in.ForceConflicts = true
+		in.WaitStrategy = helmkube.StatusWatcherStrategy
+		in.Timeout = timeout
+		in.Labels = labels
+		in.Description = "mgo sync of " + rel.File
+		out, err = in.RunWithContext(ctx, ch.Chart, vals)
+	}
+	hr, _ := out.(*releasev1.Release)
+	return hr, err
+}
+
+// diffObject compares one object with the live cluster by a server-side
+// dry-run apply. Objects of a Helm release (release != "") get what Helm
+// adds when it applies them: the release namespace when they have none, and
+// Helm's ownership label and annotations.
+func (e *Engine) diffObject(ctx context.Context, obj *unstructured.Unstructured, release, ns string) (*ssa.ChangeSetEntry, error) {
+	obj = obj.DeepCopy()
+	if release != "" {
+		labels := obj.GetLabels()
+		if labels == nil {
+			labels = map[string]string{}
+		}
+		labels[helmManagedByLabel] = "Helm"
+		obj.SetLabels(labels)
+		annotations := obj.GetAnnotations()
+		if annotations == nil {
+			annotations = map[string]string{}
+		}
+		annotations[helmReleaseNameAnnotation] = release
+		annotations[helmReleaseNamespaceAnnotation] = ns
+		obj.SetAnnotations(annotations)
+	}
+	namespaced, err := e.cluster.Client.IsObjectNamespaced(obj)
+	switch {
+	case meta.IsNoMatchError(err):
+		// A kind the cluster does not know yet (its CRD comes with the
+		// release): it will be created.
+		return &ssa.ChangeSetEntry{Subject: subject(obj), Action: ssa.CreatedAction}, nil
+	case err != nil:
+		return nil, fmt.Errorf("%s: %w", subject(obj), err)
+	case namespaced && obj.GetNamespace() == "":
+		if ns == "" {
+			ns = metav1.NamespaceDefault
+		}
+		obj.SetNamespace(ns)
+	}
+	entry, _, _, err := e.cluster.Resources.Diff(ctx, obj, ssa.DefaultDiffOptions())
+	if err != nil {
+		if apierrors.IsNotFound(err) && obj.GetNamespace() != "" {
+			// Its namespace does not exist yet: the object will be created.
+			return &ssa.ChangeSetEntry{Subject: subject(obj), Action: ssa.CreatedAction}, nil
+		}
+		return nil, fmt.Errorf("%s: %w", subject(obj), err)
+	}
+	entry.Subject = subject(obj)
+	return entry, nil
+}
+
+// objectStatus records the kstatus of every rendered object after the
+// rollout wait.
+func (e *Engine) objectStatus(ctx context.Context, rendered *render.Rendered, ns string, rr *ReleaseResult) {
+	byName := map[string]int{}
+	for i, o := range rr.Objects {
+		byName[o.Subject] = i
+	}
+	for _, obj := range rendered.Objects {
+		live := &unstructured.Unstructured{}
+		live.SetGroupVersionKind(obj.GroupVersionKind())
+		key := client.ObjectKey{Namespace: obj.GetNamespace(), Name: obj.GetName()}
+		if namespaced, _ := e.cluster.Client.IsObjectNamespaced(obj); namespaced && key.Namespace == "" {
+			key.Namespace = ns
+		}
+		s := subject(obj)
+		if key.Namespace != "" && obj.GetNamespace() == "" {
+			o := obj.DeepCopy()
+			o.SetNamespace(key.Namespace)
+			s = subject(o)
+		}
+		i, ok := byName[s]
+		if !ok {
+			rr.Objects = append(rr.Objects, ObjectResult{Subject: s})
+			i = len(rr.Objects) - 1
+		}
+		if err := e.cluster.Client.Get(ctx, key, live); err != nil {
+			rr.Objects[i].Status, rr.Objects[i].Message = "NotFound", err.Error()
+			continue
+		}
+		st, err := status.Compute(live)
+		if err != nil {
+			rr.Objects[i].Status, rr.Objects[i].Message = "Unknown", err.Error()
+			continue
+		}
+		rr.Objects[i].Status, rr.Objects[i].Message = st.Status.String(), st.Message
+	}
+}
+
+func notReady(objs []ObjectResult) string {
+	var b strings.Builder
+	for _, o := range objs {
+		if o.Status != "" && o.Status != status.CurrentStatus.String() {
+			fmt.Fprintf(&b, "; %s is %s", o.Subject, o.Status)
+			if o.Message != "" {
+				fmt.Fprintf(&b, ": %s", o.Message)
+			}
+		}
+	}
+	return b.String()
+}
+
+func subject(o *unstructured.Unstructured) string {
+	if o.GetNamespace() != "" {
+		return o.GetKind() + "/" + o.GetNamespace() + "/" + o.GetName()
+	}
+	return o.GetKind() + "/" + o.GetName()
+}
+
+// lastRelease returns the newest revision of a release, or nil.
+func lastRelease(cfg *action.Configuration, name string) (*releasev1.Release, error) {
+	last, err := cfg.Releases.Last(name)
+	if errors.Is(err, helmstorage.ErrReleaseNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading release %s: %w", name, err)
+	}
+	hr, ok := last.(*releasev1.Release)
+	if !ok {
+		return nil, fmt.Errorf("release %s: unexpected type %T", name, last)
+	}
+	return hr, nil
+}
+
+func hasDeployedRevision(cfg *action.Configuration, name string) bool {
+	_, err := cfg.Releases.Deployed(name)
+	return err == nil
+}
+
+func isForbiddenStatefulSetUpdate(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "StatefulSet") && strings.Contains(msg, "Forbidden: updates to statefulset spec")
+}
+
+// recreateStatefulSets deletes, with orphan propagation, every rendered
+// StatefulSet whose update the API server forbids, and waits until they
+// are gone. Their pods and PVCs stay and are adopted by the new
+// StatefulSet, which then rolls them.
+func (e *Engine) recreateStatefulSets(ctx context.Context, rendered *render.Rendered, ns string) error {
+	for _, obj := range rendered.Objects {
+		if obj.GetKind() != "StatefulSet" {
+			continue
+		}
+		o := obj.DeepCopy()
+		if o.GetNamespace() == "" {
+			o.SetNamespace(ns)
+		}
+		if _, _, _, err := e.cluster.Resources.Diff(ctx, o, ssa.DefaultDiffOptions()); err == nil || !strings.Contains(err.Error(), "Forbidden") {
+			continue
+		}
+		if err := e.cluster.Client.Delete(ctx, o, client.PropagationPolicy(metav1.DeletePropagationOrphan)); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("%s: orphan delete: %w", subject(o), err)
+		}
+		if err := e.cluster.Resources.WaitForTermination([]*unstructured.Unstructured{o}, ssa.DefaultWaitOptions()); err != nil {
+			return fmt.Errorf("%s: waiting for the orphan delete: %w", subject(o), err)
+		}
+	}
+	return nil
+}
+
+// uninstallRemoved uninstalls the releases mgo installed whose values file
+// left the repo. It does nothing when a values file of the cluster could
+// not be read: a broken file must not look like a removed release.
+func (e *Engine) uninstallRemoved(ctx context.Context, c *repo.Cluster, opts Options) []ReleaseResult {
+	want := map[string]bool{}
+	for _, rel := range c.Releases {
+		if rel.Header.Name == "" || rel.Header.Namespace == "" {
+			e.log.Warn("not uninstalling removed releases: a values file could not be read", "file", rel.File)
+			return nil
+		}
+		want[rel.Header.Namespace+"/"+rel.Header.Name] = true
+	}
+	cfg, err := e.cluster.Helm("", e.log)
+	if err != nil {
+		return []ReleaseResult{{Action: Failed, Stage: StageDiff, Error: err.Error()}}
+	}
+	list := action.NewList(cfg)
+	list.AllNamespaces = true
+	list.All = true
+	list.Selector = LabelManagedBy + "=" + managedBy
+	rels, err := list.Run()
+	if err != nil {
+		return []ReleaseResult{{Action: Failed, Stage: StageDiff, Error: fmt.Sprintf("listing mgo's releases: %v", err)}}
+	}
+	var out []ReleaseResult
+	for _, x := range rels {
+		hr, ok := x.(*releasev1.Release)
+		if !ok || want[hr.Namespace+"/"+hr.Name] {
+			continue
+		}
+		rr := ReleaseResult{Name: hr.Name, Namespace: hr.Namespace, Revision: hr.Version}
+		if opts.DryRun {
+			rr.Action = WouldChange
+			out = append(out, rr)
+			continue
+		}
+		ncfg, err := e.cluster.Helm(hr.Namespace, e.log)
+		if err == nil {
+			un := action.NewUninstall(ncfg)
+			un.WaitStrategy = helmkube.StatusWatcherStrategy
+			un.Timeout = 2 * time.Minute
+			un.Description = "values file removed from the gitops repo"
+			_, err = un.Run(hr.Name)
+		}
+		if err != nil {
+			rr.Action, rr.Stage, rr.Error = Failed, StageApply, fmt.Sprintf("uninstall: %v", err)
+		} else {
+			rr.Action = Uninstalled
+			e.mu.Lock()
+			delete(e.applied, hr.Namespace+"/"+hr.Name)
+			e.mu.Unlock()
+		}
+		out = append(out, rr)
+	}
+	_ = ctx
+	return out
+}

@@ -1,0 +1,197 @@
+package reconcile
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"helm.sh/helm/v4/pkg/action"
+	releasev1 "helm.sh/helm/v4/pkg/release/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+)
+
+func history(t *testing.T, e *Engine, ns, name string) []*releasev1.Release {
+	t.Helper()
+	cfg, err := e.cluster.Helm(ns, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	revs, err := action.NewHistory(cfg).Run(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*releasev1.Release
+	for _, r := range revs {
+		out = append(out, r.(*releasev1.Release))
+	}
+	return out
+}
+
+func TestSyncInstallNoopUpgradeDrift(t *testing.T) {
+	ns := env.Namespace(t)
+	g := newGitops(t)
+	g.release("web", ns, "hello", "1.0.0", "")
+	e := newEngine(t)
+
+	// Install: the release is deployed and its Deployment rolled out.
+	res := syncOnce(t, e, g.load(), Options{})
+	rr := mustRelease(t, res, ns, "web")
+	if rr.Action != Installed || rr.Revision != 1 {
+		t.Fatalf("first sync: %+v", rr)
+	}
+	for _, o := range rr.Objects {
+		if o.Status != "Current" {
+			t.Errorf("%s is %s after the sync: %s", o.Subject, o.Status, o.Message)
+		}
+	}
+	d := deployment(t, ns, "web-hello")
+	if d.Status.ReadyReplicas != 2 || d.Spec.Template.Spec.Containers[0].Image != "registry.example.com/web:1.0.0" {
+		t.Fatalf("deployment after install: ready %d, image %s", d.Status.ReadyReplicas, d.Spec.Template.Spec.Containers[0].Image)
+	}
+
+	// Nothing changed: not even looked at, no request about the release.
+	res = syncOnce(t, e, g.load(), Options{})
+	if rr := mustRelease(t, res, ns, "web"); rr.Action != UpToDate {
+		t.Errorf("second sync: %+v", rr)
+	}
+	if res.Requests.Writes() != 0 {
+		t.Errorf("no-op sync made %d writes: %v", res.Requests.Writes(), res.Requests)
+	}
+
+	// A new engine (mgo restarted) compares with the live cluster: dry-runs
+	// only, no write, no new revision.
+	e2 := newEngine(t)
+	res = syncOnce(t, e2, g.load(), Options{})
+	if rr := mustRelease(t, res, ns, "web"); rr.Action != Unchanged || rr.Revision != 1 {
+		t.Errorf("sync after restart: %+v", rr)
+	}
+	if res.Requests.Writes() != 0 || res.Requests["dryrun-patch"] == 0 {
+		t.Errorf("sync after restart: %v; want dry-runs and no write", res.Requests)
+	}
+	if n := len(history(t, e, ns, "web")); n != 1 {
+		t.Errorf("%d revisions after no-op syncs, want 1", n)
+	}
+
+	// A new tag: one upgrade, the Deployment rolls to the new image.
+	g.release("web", ns, "hello", "1.1.0", "")
+	res = syncOnce(t, e2, g.load(), Options{})
+	if rr := mustRelease(t, res, ns, "web"); rr.Action != Upgraded || rr.Revision != 2 {
+		t.Fatalf("sync of a new tag: %+v", rr)
+	}
+	d = deployment(t, ns, "web-hello")
+	if img := d.Spec.Template.Spec.Containers[0].Image; img != "registry.example.com/web:1.1.0" || d.Status.UpdatedReplicas != 2 || d.Status.ReadyReplicas != 2 {
+		t.Errorf("after upgrade: image %s, updated %d, ready %d", img, d.Status.UpdatedReplicas, d.Status.ReadyReplicas)
+	}
+	if h := history(t, e, ns, "web"); len(h) != 2 || h[1].Info.Status != "deployed" {
+		t.Errorf("helm history: %d revisions", len(h))
+	}
+
+	// Drift: someone scales the Deployment behind mgo's back. A normal sync
+	// does not look (nothing changed in git); a full sync repairs it.
+	d.Spec.Replicas = ptr.To[int32](5)
+	if _, err := env.Client.AppsV1().Deployments(ns).Update(context.Background(), d, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if rr := mustRelease(t, syncOnce(t, e2, g.load(), Options{}), ns, "web"); rr.Action != UpToDate {
+		t.Errorf("sync without drift check: %+v", rr)
+	}
+	dry := syncOnce(t, e2, g.load(), Options{Full: true, DryRun: true})
+	if rr := mustRelease(t, dry, ns, "web"); rr.Action != WouldChange || dry.Requests.Writes() != 0 {
+		t.Errorf("dry-run drift check: %+v, %v", rr, dry.Requests)
+	}
+	rr = mustRelease(t, syncOnce(t, e2, g.load(), Options{Full: true}), ns, "web")
+	if rr.Action != Upgraded {
+		t.Fatalf("full sync after drift: %+v", rr)
+	}
+	if got := *deployment(t, ns, "web-hello").Spec.Replicas; got != 2 {
+		t.Errorf("replicas %d after repair, want 2", got)
+	}
+}
+
+func TestSyncFailuresDoNotBlockOthers(t *testing.T) {
+	ns := env.Namespace(t)
+	g := newGitops(t)
+	g.release("good", ns, "hello", "1.0.0", "")
+	// Pods that no node will ever take: the rollout never becomes ready.
+	g.release("stuck", ns, "hello", "1.0.0", "nodeSelector:\n  disktype: none-has-this\n")
+	// A template that does not render.
+	g.write("charts/broken/Chart.yaml", "apiVersion: v2\nname: broken\nversion: 0.1.0\n")
+	g.write("charts/broken/templates/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Values.missing.name }}\n")
+	g.release("broken", ns, "broken", "1.0.0", "")
+	e := newEngine(t)
+
+	res := syncOnce(t, e, g.load(), Options{Timeout: 8 * time.Second})
+	if !res.Failed() {
+		t.Error("result does not report the failures")
+	}
+	if rr := mustRelease(t, res, ns, "good"); rr.Action != Installed {
+		t.Errorf("good: %+v", rr)
+	}
+	broken := mustRelease(t, res, ns, "broken")
+	if broken.Action != Failed || broken.Stage != StageRender || !contains(broken.Error, "broken-values.yaml") || !contains(broken.Error, "cm.yaml") {
+		t.Errorf("broken: %+v", broken)
+	}
+	stuck := mustRelease(t, res, ns, "stuck")
+	if stuck.Action != Failed || stuck.Stage != StageWait || !contains(stuck.Error, "Deployment/"+ns+"/stuck-hello") {
+		t.Errorf("stuck: %+v", stuck)
+	}
+}
+
+func TestSyncUninstallsRemovedReleases(t *testing.T) {
+	ns := env.Namespace(t)
+	g := newGitops(t)
+	g.release("keep", ns, "hello", "1.0.0", "")
+	g.release("drop", ns, "hello", "1.0.0", "")
+	e := newEngine(t)
+	syncOnce(t, e, g.load(), Options{})
+
+	g.remove("installations/" + clusterName + "/drop-values.yaml")
+	res := syncOnce(t, e, g.load(), Options{})
+	if rr := mustRelease(t, res, ns, "drop"); rr.Action != Uninstalled {
+		t.Errorf("drop: %+v", rr)
+	}
+	if _, err := env.Client.AppsV1().Deployments(ns).Get(context.Background(), "drop-hello", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the removed release's Deployment still exists: %v", err)
+	}
+	deployment(t, ns, "keep-hello")
+}
+
+func TestPreUpgradeHookRunsOnUpgradeOnly(t *testing.T) {
+	ctx := context.Background()
+	ns := env.Namespace(t)
+	g := newGitops(t)
+	g.release("api", ns, "hooked", "1.0.0", "")
+	e := newEngine(t)
+	syncOnce(t, e, g.load(), Options{})
+	if _, err := env.Client.BatchV1().Jobs(ns).Get(ctx, "api-migrate", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("the pre-upgrade hook ran on install: %v", err)
+	}
+
+	g.release("api", ns, "hooked", "1.1.0", "")
+	if rr := mustRelease(t, syncOnce(t, e, g.load(), Options{}), ns, "api"); rr.Action != Upgraded {
+		t.Fatalf("upgrade: %+v", rr)
+	}
+	job, err := env.Client.BatchV1().Jobs(ns).Get(ctx, "api-migrate", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("the pre-upgrade hook did not run: %v", err)
+	}
+	if job.Status.Succeeded != 1 {
+		t.Errorf("hook job: %d succeeded", job.Status.Succeeded)
+	}
+	if _, err := env.Client.CoreV1().Pods(ns).Get(ctx, "api-test", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the test hook ran during a sync: %v", err)
+	}
+
+	// A no-op sync, even a full one, runs no hook.
+	for _, full := range []bool{false, true} {
+		if rr := mustRelease(t, syncOnce(t, e, g.load(), Options{Full: full}), ns, "api"); rr.Action == Upgraded {
+			t.Errorf("no-op sync (full=%v) upgraded", full)
+		}
+	}
+	again, err := env.Client.BatchV1().Jobs(ns).Get(ctx, "api-migrate", metav1.GetOptions{})
+	if err != nil || again.UID != job.UID {
+		t.Errorf("the hook job was recreated by a no-op sync (%v)", err)
+	}
+}

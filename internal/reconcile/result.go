@@ -1,0 +1,109 @@
+package reconcile
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/mygitops/mgo/internal/kube"
+)
+
+// Action is what a sync did to a release.
+type Action string
+
+const (
+	Installed   Action = "installed"
+	Upgraded    Action = "upgraded"
+	Unchanged   Action = "unchanged"   // live state matched the rendered state: no new revision
+	UpToDate    Action = "up-to-date"  // rendered output unchanged since the last sync: not checked again
+	Uninstalled Action = "uninstalled" // its values file was removed
+	WouldChange Action = "would-change"
+	Failed      Action = "failed"
+)
+
+// Stage names the step of a release sync that failed.
+type Stage string
+
+const (
+	StageValidate Stage = "validate"
+	StageChart    Stage = "chart"
+	StageRender   Stage = "render"
+	StageDiff     Stage = "diff"
+	StageApply    Stage = "apply"
+	StageWait     Stage = "wait"
+)
+
+// Result is the outcome of a sync of one cluster.
+type Result struct {
+	Cluster  string
+	Releases []ReleaseResult
+	Raw      []ObjectResult
+	RawError string
+	Requests kube.RequestCounts
+	Duration time.Duration
+}
+
+// ReleaseResult is the outcome for one release.
+type ReleaseResult struct {
+	File         string
+	Name         string
+	Namespace    string
+	Chart        string
+	ChartVersion string
+	Action       Action
+	Revision     int // Helm revision after the sync (0 when unknown)
+	Objects      []ObjectResult
+	Stage        Stage  // set when Action is Failed
+	Error        string // set when Action is Failed
+	Duration     time.Duration
+}
+
+// ObjectResult is one object of a release or of the raw manifests.
+type ObjectResult struct {
+	Subject string // Kind/namespace/name
+	Action  string // created, configured, unchanged, deleted, skipped
+	Status  string // kstatus after the wait: Current, InProgress, Failed, ...
+	Message string
+}
+
+// Failed reports whether any release or the raw manifests failed.
+func (r *Result) Failed() bool {
+	if r.RawError != "" {
+		return true
+	}
+	for _, rr := range r.Releases {
+		if rr.Action == Failed {
+			return true
+		}
+	}
+	return false
+}
+
+// Release returns the result of the named release.
+func (r *Result) Release(namespace, name string) (ReleaseResult, bool) {
+	for _, rr := range r.Releases {
+		if rr.Name == name && rr.Namespace == namespace {
+			return rr, true
+		}
+	}
+	return ReleaseResult{}, false
+}
+
+// String summarises the result on one line per release.
+func (r *Result) String() string {
+	var b strings.Builder
+	for _, rr := range r.Releases {
+		fmt.Fprintf(&b, "%s/%s %s", rr.Namespace, rr.Name, rr.Action)
+		if rr.Revision > 0 {
+			fmt.Fprintf(&b, " (revision %d)", rr.Revision)
+		}
+		if rr.Error != "" {
+			fmt.Fprintf(&b, ": %s failed: %s", rr.Stage, rr.Error)
+		}
+		b.WriteString("\n")
+	}
+	if r.RawError != "" {
+		fmt.Fprintf(&b, "raw manifests failed: %s\n", r.RawError)
+	}
+	return b.String()
+}
