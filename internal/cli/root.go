@@ -42,6 +42,8 @@ syncs the cluster, waits for the rollout and answers with the result.`,
 	root.SetOut(out)
 	root.SetErr(errOut)
 	root.AddCommand(
+		newDiffCommand(out, errOut),
+		newSyncCommand(out, errOut),
 		newValidateCommand(out),
 		newVersionCommand(out),
 	)

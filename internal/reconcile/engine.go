@@ -342,12 +342,45 @@ func (e *Engine) helmApply(ctx context.Context, cfg *action.Configuration, rel *
 }
 
 // diffObject compares one object with the live cluster by a server-side
-// dry-run apply. Objects of a Helm release (release != "") get what Helm
-// adds when it applies them: the release namespace when they have none, and
-// Helm's ownership label and annotations.
+// dry-run apply. For a drifted object it also returns the live object and
+// what it would become (Secret data masked in both).
 func (e *Engine) diffObject(ctx context.Context, obj *unstructured.Unstructured, release, ns string) (*ssa.ChangeSetEntry, error) {
+	entry, _, _, err := e.diffObjectFull(ctx, obj, release, ns)
+	return entry, err
+}
+
+func (e *Engine) diffObjectFull(ctx context.Context, obj *unstructured.Unstructured, release, ns string) (*ssa.ChangeSetEntry, *unstructured.Unstructured, *unstructured.Unstructured, error) {
+	obj, err := e.prepare(obj, release, ns)
+	switch {
+	case meta.IsNoMatchError(err):
+		// A kind the cluster does not know yet (its CRD comes with the
+		// release): it will be created.
+		return &ssa.ChangeSetEntry{Subject: subject(obj), Action: ssa.CreatedAction}, nil, nil, nil
+	case err != nil:
+		return nil, nil, nil, fmt.Errorf("%s: %w", subject(obj), err)
+	}
+	entry, live, merged, err := e.cluster.Resources.Diff(ctx, obj, ssa.DefaultDiffOptions())
+	if err != nil {
+		if apierrors.IsNotFound(err) && obj.GetNamespace() != "" {
+			// Its namespace does not exist yet: the object will be created.
+			return &ssa.ChangeSetEntry{Subject: subject(obj), Action: ssa.CreatedAction}, nil, nil, nil
+		}
+		return nil, nil, nil, fmt.Errorf("%s: %w", subject(obj), err)
+	}
+	entry.Subject = subject(obj)
+	return entry, live, merged, nil
+}
+
+// prepare returns a copy of obj as it will be applied. Objects of a Helm
+// release (release != "") get what Helm adds when it applies them: the
+// release namespace when they have none, and Helm's ownership label and
+// annotations. Raw objects get mgo's owner labels, and go to "default" when
+// they have no namespace.
+func (e *Engine) prepare(obj *unstructured.Unstructured, release, ns string) (*unstructured.Unstructured, error) {
 	obj = obj.DeepCopy()
-	if release != "" {
+	if release == "" {
+		e.cluster.Resources.SetOwnerLabels([]*unstructured.Unstructured{obj}, kube.DefaultRawSet, e.cluster.Name)
+	} else {
 		labels := obj.GetLabels()
 		if labels == nil {
 			labels = map[string]string{}
@@ -363,29 +396,16 @@ func (e *Engine) diffObject(ctx context.Context, obj *unstructured.Unstructured,
 		obj.SetAnnotations(annotations)
 	}
 	namespaced, err := e.cluster.Client.IsObjectNamespaced(obj)
-	switch {
-	case meta.IsNoMatchError(err):
-		// A kind the cluster does not know yet (its CRD comes with the
-		// release): it will be created.
-		return &ssa.ChangeSetEntry{Subject: subject(obj), Action: ssa.CreatedAction}, nil
-	case err != nil:
-		return nil, fmt.Errorf("%s: %w", subject(obj), err)
-	case namespaced && obj.GetNamespace() == "":
+	if err != nil {
+		return obj, err
+	}
+	if namespaced && obj.GetNamespace() == "" {
 		if ns == "" {
 			ns = metav1.NamespaceDefault
 		}
 		obj.SetNamespace(ns)
 	}
-	entry, _, _, err := e.cluster.Resources.Diff(ctx, obj, ssa.DefaultDiffOptions())
-	if err != nil {
-		if apierrors.IsNotFound(err) && obj.GetNamespace() != "" {
-			// Its namespace does not exist yet: the object will be created.
-			return &ssa.ChangeSetEntry{Subject: subject(obj), Action: ssa.CreatedAction}, nil
-		}
-		return nil, fmt.Errorf("%s: %w", subject(obj), err)
-	}
-	entry.Subject = subject(obj)
-	return entry, nil
+	return obj, nil
 }
 
 // objectStatus records the kstatus of every rendered object after the

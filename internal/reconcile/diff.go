@@ -1,0 +1,201 @@
+package reconcile
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/fluxcd/pkg/ssa"
+	"github.com/pmezard/go-difflib/difflib"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/yaml"
+
+	"github.com/mygitops/mgo/internal/repo"
+)
+
+// ObjectDiff is how one object differs between the repo and the cluster.
+type ObjectDiff struct {
+	Subject string // Kind/namespace/name
+	Action  string // created, configured, unchanged
+	Diff    string // unified diff, live (---) to wanted (+++); Secret values masked
+}
+
+// ReleaseDiff is the diff of one release.
+type ReleaseDiff struct {
+	File, Name, Namespace string
+	Objects               []ObjectDiff
+	Stage                 Stage // set when the diff failed
+	Error                 string
+}
+
+// DiffResult is the diff of a cluster against the repo.
+type DiffResult struct {
+	Cluster  string
+	Releases []ReleaseDiff
+	Raw      []ObjectDiff
+	RawError string
+}
+
+// HasDifferences reports whether any object would change.
+func (d *DiffResult) HasDifferences() bool {
+	for _, o := range d.Raw {
+		if o.Action != string(ssa.UnchangedAction) {
+			return true
+		}
+	}
+	for _, r := range d.Releases {
+		for _, o := range r.Objects {
+			if o.Action != string(ssa.UnchangedAction) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Failed reports whether some part could not be diffed.
+func (d *DiffResult) Failed() bool {
+	if d.RawError != "" {
+		return true
+	}
+	for _, r := range d.Releases {
+		if r.Error != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// Diff compares every object the repo defines for the cluster with the live
+// cluster (server-side dry-run apply, mgo's field manager) and returns the
+// differences. It changes nothing.
+func (e *Engine) Diff(ctx context.Context, r *repo.Repo, opts Options) (*DiffResult, error) {
+	c, ok := r.Clusters[e.cluster.Name]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s has no %s/%s", ErrUnknownCluster, r.Dir, repo.InstallationsDir, e.cluster.Name)
+	}
+	res := &DiffResult{Cluster: e.cluster.Name}
+	if opts.Release == "" {
+		for _, rf := range c.Raw {
+			for _, o := range rf.Objects {
+				d, err := e.objectDiff(ctx, &unstructured.Unstructured{Object: o.Object}, "", "")
+				if err != nil {
+					res.RawError = fmt.Sprintf("%s:%d: %v", rf.File, o.Line, err)
+					break
+				}
+				res.Raw = append(res.Raw, d)
+			}
+		}
+	}
+	renderer, err := e.renderer()
+	if err != nil {
+		return nil, err
+	}
+	for _, rel := range c.Releases {
+		if opts.Release != "" && rel.Header.Name != opts.Release {
+			continue
+		}
+		rd := ReleaseDiff{File: rel.File, Name: rel.Header.Name, Namespace: rel.Header.Namespace}
+		fail := func(stage Stage, err error) {
+			rd.Stage, rd.Error = stage, err.Error()
+		}
+		switch {
+		case !rel.Valid:
+			fail(StageValidate, fmt.Errorf("%s has errors; run mgo validate", rel.File))
+		default:
+			ch, err := e.charts.Load(ctx, r.Dir, r.Config, rel.Header)
+			if err != nil {
+				fail(StageChart, err)
+				break
+			}
+			rendered, err := renderer.Render(ctx, rel, ch, true)
+			if err != nil {
+				fail(StageRender, err)
+				break
+			}
+			for _, obj := range rendered.Objects {
+				d, err := e.objectDiff(ctx, obj, rel.Header.Name, rel.Header.Namespace)
+				if err != nil {
+					fail(StageDiff, err)
+					break
+				}
+				rd.Objects = append(rd.Objects, d)
+			}
+		}
+		res.Releases = append(res.Releases, rd)
+	}
+	return res, nil
+}
+
+func (e *Engine) objectDiff(ctx context.Context, obj *unstructured.Unstructured, release, ns string) (ObjectDiff, error) {
+	entry, live, merged, err := e.diffObjectFull(ctx, obj, release, ns)
+	if err != nil {
+		return ObjectDiff{}, err
+	}
+	d := ObjectDiff{Subject: entry.Subject, Action: string(entry.Action)}
+	switch entry.Action {
+	case ssa.CreatedAction:
+		wanted, _ := e.prepare(obj, release, ns)
+		d.Diff, err = unified(d.Subject, nil, maskSecret(wanted))
+	case ssa.ConfiguredAction:
+		d.Diff, err = unified(d.Subject, live, merged)
+	}
+	return d, err
+}
+
+// maskSecret replaces the values of a Secret's data and stringData.
+func maskSecret(o *unstructured.Unstructured) *unstructured.Unstructured {
+	if o == nil || o.GetKind() != "Secret" || o.GetAPIVersion() != "v1" {
+		return o
+	}
+	o = o.DeepCopy()
+	for _, field := range []string{"data", "stringData"} {
+		m, ok, _ := unstructured.NestedMap(o.Object, field)
+		if !ok {
+			continue
+		}
+		for k := range m {
+			m[k] = "***"
+		}
+		_ = unstructured.SetNestedMap(o.Object, m, field)
+	}
+	return o
+}
+
+// unified renders a unified diff between two objects' YAML, without the
+// fields the server sets.
+func unified(subject string, from, to *unstructured.Unstructured) (string, error) {
+	a, err := normalizedYAML(from)
+	if err != nil {
+		return "", err
+	}
+	b, err := normalizedYAML(to)
+	if err != nil {
+		return "", err
+	}
+	return difflib.GetUnifiedDiffString(difflib.UnifiedDiff{
+		A:        difflib.SplitLines(a),
+		B:        difflib.SplitLines(b),
+		FromFile: "live/" + subject,
+		ToFile:   "repo/" + subject,
+		Context:  3,
+	})
+}
+
+func normalizedYAML(o *unstructured.Unstructured) (string, error) {
+	if o == nil {
+		return "", nil
+	}
+	o = o.DeepCopy()
+	for _, f := range [][]string{
+		{"metadata", "managedFields"}, {"metadata", "resourceVersion"}, {"metadata", "uid"},
+		{"metadata", "creationTimestamp"}, {"metadata", "generation"}, {"status"},
+	} {
+		unstructured.RemoveNestedField(o.Object, f...)
+	}
+	b, err := yaml.Marshal(o.Object)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSuffix(string(b), "\n") + "\n", nil
+}
