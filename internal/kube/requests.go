@@ -17,10 +17,20 @@ func (c RequestCounts) Writes() int {
 	return c["create"] + c["update"] + c["patch"] + c["delete"]
 }
 
-// RequestCounter counts the requests of one cluster client.
+// RequestCounter counts the requests of one cluster client, by verb and by
+// the namespace in the request path.
 type RequestCounter struct {
-	mu     sync.Mutex
-	counts RequestCounts
+	mu         sync.Mutex
+	counts     RequestCounts
+	namespaces map[string]int
+}
+
+// Namespaces returns how many requests named each namespace in their path
+// (requests for cluster-scoped or all-namespace paths are not counted).
+func (c *RequestCounter) Namespaces() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.namespaces)
 }
 
 // Snapshot returns a copy of the counts so far.
@@ -42,19 +52,23 @@ func (c *RequestCounter) Since(before RequestCounts) RequestCounts {
 	return now
 }
 
-func (c *RequestCounter) add(verb string) {
+func (c *RequestCounter) add(verb, namespace string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.counts == nil {
 		c.counts = RequestCounts{}
+		c.namespaces = map[string]int{}
 	}
 	c.counts[verb]++
+	if namespace != "" {
+		c.namespaces[namespace]++
+	}
 }
 
 // Wrap is a rest.Config WrapTransport that counts requests.
 func (c *RequestCounter) Wrap(rt http.RoundTripper) http.RoundTripper {
 	return roundTripperFunc(func(r *http.Request) (*http.Response, error) {
-		c.add(verbOf(r))
+		c.add(verbOf(r), namespaceOf(r.URL.Path))
 		return rt.RoundTrip(r)
 	})
 }
@@ -114,4 +128,16 @@ func isCollection(path string) bool {
 		parts = parts[2:]
 	}
 	return len(parts) <= 1
+}
+
+// namespaceOf returns the namespace an API path is about: the object of
+// /api/v1/namespaces/<ns>, or what lives in it.
+func namespaceOf(path string) string {
+	parts := strings.Split(strings.Trim(path, "/"), "/")
+	for i := 0; i+1 < len(parts); i++ {
+		if parts[i] == "namespaces" {
+			return parts[i+1]
+		}
+	}
+	return ""
 }

@@ -2,9 +2,13 @@ package reconcile
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -71,6 +75,8 @@ type Engine struct {
 	syncMu  sync.Mutex // one sync of a cluster at a time
 	mu      sync.Mutex
 	applied map[string]string // namespace/name -> digest of the last successful sync
+	rawDone string            // digest of the raw manifests at their last successful apply
+	relSet  string            // the releases of the repo at the last uninstall check
 	caps    *render.Capabilities
 	capsAt  time.Time
 }
@@ -167,10 +173,20 @@ func (e *Engine) renderer() (*render.Renderer, error) {
 
 func (e *Engine) syncRaw(ctx context.Context, c *repo.Cluster, opts Options, res *Result) {
 	var objs []*unstructured.Unstructured
+	h := sha256.New()
 	for _, rf := range c.Raw {
 		for _, o := range rf.Objects {
 			objs = append(objs, &unstructured.Unstructured{Object: o.Object})
+			b, _ := json.Marshal(o.Object)
+			h.Write(b)
 		}
+	}
+	digest := hex.EncodeToString(h.Sum(nil))
+	e.mu.Lock()
+	unchanged := e.rawDone == digest
+	e.mu.Unlock()
+	if unchanged && !opts.Full && !opts.DryRun {
+		return // applied as they are at the last sync; drift checks are full syncs
 	}
 	if opts.DryRun {
 		for _, o := range objs {
@@ -191,7 +207,11 @@ func (e *Engine) syncRaw(ctx context.Context, c *repo.Cluster, opts Options, res
 	}
 	if err != nil {
 		res.RawError = err.Error()
+		return
 	}
+	e.mu.Lock()
+	e.rawDone = digest
+	e.mu.Unlock()
 }
 
 func (e *Engine) syncRelease(ctx context.Context, r *repo.Repo, rel *repo.Release, renderer *render.Renderer, opts Options) (rr ReleaseResult) {
@@ -523,12 +543,23 @@ func (e *Engine) recreateStatefulSets(ctx context.Context, rendered *render.Rend
 // not be read: a broken file must not look like a removed release.
 func (e *Engine) uninstallRemoved(ctx context.Context, c *repo.Cluster, opts Options) []ReleaseResult {
 	want := map[string]bool{}
+	var keys []string
 	for _, rel := range c.Releases {
 		if rel.Header.Name == "" || rel.Header.Namespace == "" {
 			e.log.Warn("not uninstalling removed releases: a values file could not be read", "file", rel.File)
 			return nil
 		}
-		want[rel.Header.Namespace+"/"+rel.Header.Name] = true
+		key := rel.Header.Namespace + "/" + rel.Header.Name
+		want[key] = true
+		keys = append(keys, key)
+	}
+	slices.Sort(keys)
+	set := strings.Join(keys, ",")
+	e.mu.Lock()
+	same := e.relSet == set
+	e.mu.Unlock()
+	if same && !opts.Full {
+		return nil // the same releases as at the last check: nothing was removed
 	}
 	cfg, err := e.cluster.Helm("", e.log)
 	if err != nil {
@@ -543,6 +574,14 @@ func (e *Engine) uninstallRemoved(ctx context.Context, c *repo.Cluster, opts Opt
 		return []ReleaseResult{{Action: Failed, Stage: StageDiff, Error: fmt.Sprintf("listing mgo's releases: %v", err)}}
 	}
 	var out []ReleaseResult
+	failed := false
+	defer func() {
+		if !failed && !opts.DryRun {
+			e.mu.Lock()
+			e.relSet = set
+			e.mu.Unlock()
+		}
+	}()
 	for _, x := range rels {
 		hr, ok := x.(*releasev1.Release)
 		if !ok || want[hr.Namespace+"/"+hr.Name] {
@@ -564,6 +603,7 @@ func (e *Engine) uninstallRemoved(ctx context.Context, c *repo.Cluster, opts Opt
 		}
 		if err != nil {
 			rr.Action, rr.Stage, rr.Error = Failed, StageApply, fmt.Sprintf("uninstall: %v", err)
+			failed = true
 		} else {
 			rr.Action = Uninstalled
 			e.mu.Lock()

@@ -67,8 +67,17 @@ func (g *gitops) remove(rel string) {
 // of a chart kept in the repo.
 func (g *gitops) release(name, ns, chart, tag string, extra string) {
 	g.t.Helper()
+	g.releaseOf(name, ns, "./charts/"+chart, "", tag, extra)
+}
+
+// releaseOf writes a release of any chart reference and version.
+func (g *gitops) releaseOf(name, ns, chart, version, tag string, extra string) {
+	g.t.Helper()
+	if version != "" {
+		chart += "\n  version: " + version
+	}
 	g.write("installations/"+clusterName+"/"+name+"-values.yaml", `__mygitops:
-  chart: ./charts/`+chart+`
+  chart: `+chart+`
   name: `+name+`
   namespace: `+ns+`
   images:
@@ -99,7 +108,9 @@ func newEngine(t *testing.T) *Engine {
 	if err != nil {
 		t.Fatal(err)
 	}
-	charts, err := render.NewCharts(render.DefaultOptions(t.TempDir()), nil)
+	opts := render.DefaultOptions(t.TempDir())
+	opts.PlainHTTP = true // the test registry speaks plain HTTP
+	charts, err := render.NewCharts(opts, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
