@@ -129,6 +129,10 @@ func (e *Engine) Diff(ctx context.Context, r *repo.Repo, opts Options) (*DiffRes
 
 func (e *Engine) objectDiff(ctx context.Context, obj *unstructured.Unstructured, release, ns string) (ObjectDiff, error) {
 	entry, live, merged, err := e.diffObjectFull(ctx, obj, release, ns)
+	if err != nil && isImmutableFieldError(err) {
+		return ObjectDiff{Subject: subject(obj), Action: "recreate",
+			Diff: fmt.Sprintf("# %s: an immutable field changed; a sync deletes and recreates it (StatefulSets keep their pods and volumes; other kinds need the %s: recreate annotation): %v\n", subject(obj), AnnotationImmutable, err)}, nil
+	}
 	if err != nil {
 		return ObjectDiff{}, err
 	}

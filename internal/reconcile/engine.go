@@ -258,8 +258,15 @@ func (e *Engine) syncRelease(ctx context.Context, r *repo.Repo, rel *repo.Releas
 		return fail(StageDiff, err)
 	}
 	drifted := last == nil || last.Info == nil || last.Info.Status != "deployed"
+	immutable := false
 	for _, obj := range rendered.Objects {
 		entry, err := e.diffObject(ctx, obj, rel.Header.Name, rel.Header.Namespace)
+		if err != nil && isImmutableFieldError(err) {
+			// Handled before the upgrade (recreate) or refused there.
+			rr.Objects = append(rr.Objects, ObjectResult{Subject: subject(obj), Action: "recreate", Message: err.Error()})
+			drifted, immutable = true, true
+			continue
+		}
 		if err != nil {
 			return fail(StageDiff, err)
 		}
@@ -290,15 +297,24 @@ func (e *Engine) syncRelease(ctx context.Context, r *repo.Repo, rel *repo.Releas
 	}
 	labels := map[string]string{LabelManagedBy: managedBy, LabelDigest: rendered.Digest[:40]}
 	hasDeployed := last != nil && hasDeployedRevision(cfg, rel.Header.Name)
-	out, err := e.helmApply(ctx, cfg, rel, ch, vals, labels, hasDeployed, opts.Timeout)
-	if err != nil && hasDeployed && isForbiddenStatefulSetUpdate(err) {
-		// A StatefulSet field the API server will not update: delete the
-		// StatefulSet but not its pods and volumes, then upgrade again.
-		log.Info("recreating StatefulSets with immutable changes (orphaning their pods)")
-		if rerr := e.recreateStatefulSets(ctx, rendered, rel.Header.Namespace); rerr != nil {
-			return fail(StageApply, errors.Join(err, rerr))
+	if immutable && hasDeployed {
+		if _, err := e.recreateImmutable(ctx, rendered, rel.Header.Name, rel.Header.Namespace); err != nil {
+			return fail(StageApply, fmt.Errorf("%s: %w", rel.File, err))
 		}
-		out, err = e.helmApply(ctx, cfg, rel, ch, vals, labels, true, opts.Timeout)
+	}
+	out, err := e.helmApply(ctx, cfg, rel, ch, vals, labels, hasDeployed, opts.Timeout)
+	if err != nil && hasDeployed && isImmutableFieldError(err) {
+		// A field the API server will not update. StatefulSets are deleted
+		// without their pods and volumes and recreated; other objects only
+		// when they opt in with the mgo.io/immutable: recreate annotation.
+		recreated, rerr := e.recreateImmutable(ctx, rendered, rel.Header.Name, rel.Header.Namespace)
+		if rerr != nil {
+			return fail(StageApply, fmt.Errorf("%s: %w", rel.File, rerr))
+		}
+		if recreated > 0 {
+			log.Info("recreated objects with immutable changes", "objects", recreated)
+			out, err = e.helmApply(ctx, cfg, rel, ch, vals, labels, true, opts.Timeout)
+		}
 	}
 	if out != nil {
 		rr.Revision = out.Version
@@ -507,35 +523,67 @@ func hasDeployedRevision(cfg *action.Configuration, name string) bool {
 	return err == nil
 }
 
-func isForbiddenStatefulSetUpdate(err error) bool {
+// AnnotationImmutable on an object says what to do when an update changes
+// an immutable field: "recreate" deletes and recreates it. Without it the
+// sync fails and names the object and field. StatefulSets are always
+// recreated, orphaning their pods and volumes.
+const AnnotationImmutable = "mgo.io/immutable"
+
+func isImmutableFieldError(err error) bool {
 	msg := err.Error()
-	return strings.Contains(msg, "StatefulSet") && strings.Contains(msg, "Forbidden: updates to statefulset spec")
+	return strings.Contains(msg, "field is immutable") || strings.Contains(msg, "Forbidden: updates to statefulset spec")
 }
 
-// recreateStatefulSets deletes, with orphan propagation, every rendered
-// StatefulSet whose update the API server forbids, and waits until they
-// are gone. Their pods and PVCs stay and are adopted by the new
-// StatefulSet, which then rolls them.
-func (e *Engine) recreateStatefulSets(ctx context.Context, rendered *render.Rendered, ns string) error {
+// recreateImmutable finds the rendered objects whose update the API server
+// refuses (by a server-side dry-run apply) and deletes them so the next
+// apply recreates them: StatefulSets with orphan propagation (their pods
+// and PVCs stay and are adopted by the new StatefulSet, which then rolls
+// them), other objects only with the opt-in annotation. It returns how many
+// it deleted, or an error naming each object it may not recreate.
+func (e *Engine) recreateImmutable(ctx context.Context, rendered *render.Rendered, release, ns string) (int, error) {
+	type victim struct {
+		obj    *unstructured.Unstructured
+		policy metav1.DeletionPropagation
+	}
+	var victims []victim
+	var refused []error
 	for _, obj := range rendered.Objects {
-		if obj.GetKind() != "StatefulSet" {
+		o, err := e.prepare(obj, release, ns)
+		if err != nil {
 			continue
 		}
-		o := obj.DeepCopy()
-		if o.GetNamespace() == "" {
-			o.SetNamespace(ns)
-		}
-		if _, _, _, err := e.cluster.Resources.Diff(ctx, o, ssa.DefaultDiffOptions()); err == nil || !strings.Contains(err.Error(), "Forbidden") {
+		_, _, _, err = e.cluster.Resources.Diff(ctx, o, ssa.DefaultDiffOptions())
+		if err == nil || !isImmutableFieldError(err) {
 			continue
 		}
-		if err := e.cluster.Client.Delete(ctx, o, client.PropagationPolicy(metav1.DeletePropagationOrphan)); err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("%s: orphan delete: %w", subject(o), err)
-		}
-		if err := e.cluster.Resources.WaitForTermination([]*unstructured.Unstructured{o}, ssa.DefaultWaitOptions()); err != nil {
-			return fmt.Errorf("%s: waiting for the orphan delete: %w", subject(o), err)
+		switch {
+		case o.GetKind() == "StatefulSet" && o.GroupVersionKind().Group == "apps":
+			victims = append(victims, victim{o, metav1.DeletePropagationOrphan})
+		case o.GetAnnotations()[AnnotationImmutable] == "recreate":
+			victims = append(victims, victim{o, metav1.DeletePropagationBackground})
+		default:
+			refused = append(refused, fmt.Errorf("%s: an immutable field changed (%v); annotate the object %s: recreate to let mgo delete and recreate it", subject(o), err, AnnotationImmutable))
 		}
 	}
-	return nil
+	// All or nothing: no object is deleted when one may not be recreated.
+	if len(refused) > 0 {
+		return 0, errors.Join(refused...)
+	}
+	var deleted []*unstructured.Unstructured
+	for _, v := range victims {
+		if err := e.cluster.Client.Delete(ctx, v.obj, client.PropagationPolicy(v.policy)); err != nil && !apierrors.IsNotFound(err) {
+			return len(deleted), fmt.Errorf("%s: delete for recreate: %w", subject(v.obj), err)
+		}
+		deleted = append(deleted, v.obj)
+	}
+	if len(deleted) > 0 {
+		wopts := ssa.DefaultWaitOptions()
+		wopts.Timeout = time.Minute
+		if err := e.cluster.Resources.WaitForTermination(deleted, wopts); err != nil {
+			return len(deleted), fmt.Errorf("waiting for objects to be deleted for recreate: %w", err)
+		}
+	}
+	return len(deleted), nil
 }
 
 // uninstallRemoved uninstalls the releases mgo installed whose values file

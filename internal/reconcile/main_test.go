@@ -36,7 +36,7 @@ type gitops struct {
 func newGitops(t *testing.T) *gitops {
 	t.Helper()
 	g := &gitops{t: t, dir: t.TempDir()}
-	for _, name := range []string{"hello", "hooked"} {
+	for _, name := range []string{"hello", "hooked", "stateful"} {
 		if err := os.CopyFS(filepath.Join(g.dir, "charts", name), os.DirFS(charttest.ChartDir(name))); err != nil {
 			t.Fatal(err)
 		}
