@@ -3,7 +3,10 @@ package kube
 import (
 	"errors"
 	"fmt"
+	"sync"
 	"time"
+
+	"github.com/go-logr/logr"
 
 	"github.com/fluxcd/cli-utils/pkg/kstatus/polling"
 	"github.com/fluxcd/pkg/ssa"
@@ -12,6 +15,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/mygitops/mgo/internal/repo"
 )
@@ -22,6 +26,8 @@ const (
 	FieldManager = "mgo"
 	OwnerGroup   = "mgo.io"
 )
+
+var ctrlLogOnce sync.Once
 
 // Cluster is one target cluster: clients limited by the cluster's budget, a
 // server-side apply manager and a request counter.
@@ -60,6 +66,10 @@ func NewCluster(name string, cfg *rest.Config, budget repo.Budget) (*Cluster, er
 	c.Config.Burst = budget.Burst
 	c.Config.UserAgent = "mgo"
 	c.Config.Wrap(c.Requests.Wrap)
+
+	// controller-runtime logs through a process-wide logger that must be set
+	// once; mgo reports what matters itself.
+	ctrlLogOnce.Do(func() { ctrllog.SetLogger(logr.Discard()) })
 
 	httpClient, err := rest.HTTPClientFor(c.Config)
 	if err != nil {

@@ -29,11 +29,11 @@ func TestMain(m *testing.M) {
 
 // gitops is a gitops repo on disk for one test.
 type gitops struct {
-	t   *testing.T
+	t   testing.TB
 	dir string
 }
 
-func newGitops(t *testing.T) *gitops {
+func newGitops(t testing.TB) *gitops {
 	t.Helper()
 	g := &gitops{t: t, dir: t.TempDir()}
 	for _, name := range []string{"hello", "hooked", "stateful"} {
@@ -102,7 +102,7 @@ func (g *gitops) load() *repo.Repo {
 	return r
 }
 
-func newEngine(t *testing.T) *Engine {
+func newEngine(t testing.TB) *Engine {
 	t.Helper()
 	c, err := kube.FromKubeconfig(env.Kubeconfig, env.Context, repo.Budget{QPS: 100, Burst: 200, MaxConcurrentReleases: 4})
 	if err != nil {
@@ -121,7 +121,7 @@ func newEngine(t *testing.T) *Engine {
 	return e
 }
 
-func syncOnce(t *testing.T, e *Engine, r *repo.Repo, opts Options) *Result {
+func syncOnce(t testing.TB, e *Engine, r *repo.Repo, opts Options) *Result {
 	t.Helper()
 	if opts.Timeout == 0 {
 		opts.Timeout = 90 * time.Second
@@ -133,7 +133,7 @@ func syncOnce(t *testing.T, e *Engine, r *repo.Repo, opts Options) *Result {
 	return res
 }
 
-func mustRelease(t *testing.T, res *Result, ns, name string) ReleaseResult {
+func mustRelease(t testing.TB, res *Result, ns, name string) ReleaseResult {
 	t.Helper()
 	rr, ok := res.Release(ns, name)
 	if !ok {

@@ -27,7 +27,7 @@ const ConfigFile = "mygitops.yaml"
 //	    sync: auto                       # auto (default) or manual
 //	    drift: report                    # report (default) or repair
 //	    timeout: 5m                      # rollout wait per release
-//	    budget: {qps: 20, burst: 40, maxConcurrentReleases: 4}
+//	    budget: {qps: 50, burst: 100, maxConcurrentReleases: 4}
 //
 // Credentials are references to environment variables or files, never the
 // secret itself: an inline password or token is an error. The original
@@ -128,7 +128,7 @@ func DefaultClusterSettings() ClusterSettings {
 		Sync:    SyncAuto,
 		Drift:   DriftReport,
 		Timeout: 5 * time.Minute,
-		Budget:  Budget{QPS: 20, Burst: 40, MaxConcurrentReleases: 4},
+		Budget:  Budget{QPS: 50, Burst: 100, MaxConcurrentReleases: 4},
 	}
 }
 
