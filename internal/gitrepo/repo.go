@@ -1,0 +1,333 @@
+package gitrepo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	git "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/transport"
+	xknownhosts "golang.org/x/crypto/ssh/knownhosts"
+)
+
+const remoteName = "origin"
+
+// Errors for expected outcomes; match them with errors.Is.
+var (
+	// ErrAuth: the server refused the credentials.
+	ErrAuth = errors.New("git authentication failed")
+	// ErrHostKey: the SSH server's host key is unknown or differs from the
+	// one in known_hosts.
+	ErrHostKey = errors.New("ssh host key verification failed")
+	// ErrWorkdir: the working directory holds something other than a clone
+	// of the configured URL.
+	ErrWorkdir = errors.New("working directory is not a clone of the repository")
+	// ErrPushRejected: the server refused the push although the branch had
+	// not moved (a hook, a protected branch, a full disk).
+	ErrPushRejected = errors.New("push rejected")
+	// ErrTooManyRetries: every attempt lost the race against other pushers.
+	ErrTooManyRetries = errors.New("push kept losing to concurrent pushes")
+	// ErrChange: the ChangeFunc failed; nothing was committed for it.
+	ErrChange = errors.New("change failed")
+)
+
+// Repo is a working clone of the gitops repository. Its methods are safe for
+// concurrent use; changes are serialised.
+type Repo struct {
+	opts   Options
+	ep     *transport.Endpoint
+	log    *slog.Logger
+	branch plumbing.ReferenceName // refs/heads/<branch>
+	remote plumbing.ReferenceName // refs/remotes/origin/<branch>
+
+	// mu is held for writing by everything that touches the clone and for
+	// reading by Read and Head, which only look at the checked-out tree.
+	mu   sync.RWMutex
+	repo *git.Repository
+	head plumbing.Hash // checked out; equals the remote-tracking ref between operations
+}
+
+// New validates opts (URL, branch, directory, committer, and every
+// credential, which it reads once) and returns a Repo. It does no network
+// I/O: the clone happens on the first operation (or Open). A nil logger
+// discards.
+func New(opts Options, logger *slog.Logger) (*Repo, error) {
+	ep, err := opts.validate()
+	if err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	r := &Repo{
+		opts:   opts,
+		ep:     ep,
+		log:    logger.With("repo", opts.URL, "branch", opts.Branch),
+		branch: plumbing.NewBranchReferenceName(opts.Branch),
+		remote: plumbing.NewRemoteReferenceName(remoteName, opts.Branch),
+	}
+	if opts.Auth.InsecureIgnoreHostKey {
+		r.log.Warn("SSH host key checking is disabled (insecureIgnoreHostKey)")
+	}
+	return r, nil
+}
+
+// Open clones the repository into the working directory, or reopens the
+// clone already there (after checking that its origin is the configured
+// URL) and resets it to the last fetched head. Every other method opens on
+// first use; calling Open at start-up surfaces errors early.
+func (r *Repo) Open(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.openLocked(ctx)
+}
+
+// Head returns the head of the remote branch as last fetched (no network
+// I/O once open).
+func (r *Repo) Head(ctx context.Context) (string, error) {
+	if err := r.Open(ctx); err != nil {
+		return "", err
+	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.head.String(), nil
+}
+
+// Fetch fetches the branch, checks out its head and returns it.
+func (r *Repo) Fetch(ctx context.Context) (string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.openLocked(ctx); err != nil {
+		return "", err
+	}
+	h, err := r.fetchLocked(ctx)
+	if err != nil {
+		return "", err
+	}
+	if h != r.head {
+		if err := r.resetTo(h); err != nil {
+			return "", err
+		}
+	}
+	return h.String(), nil
+}
+
+// Read runs fn with the path of the checked-out tree at head, the last
+// fetched head of the branch, while no change runs. fn must only read, and
+// should load what it needs and return: changes wait until it does.
+func (r *Repo) Read(ctx context.Context, fn func(dir, head string) error) error {
+	if err := r.Open(ctx); err != nil {
+		return err
+	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return fn(r.opts.Dir, r.head.String())
+}
+
+func (r *Repo) openLocked(ctx context.Context) error {
+	if r.repo != nil {
+		return nil
+	}
+	dir := r.opts.Dir
+	repo, err := git.PlainOpen(dir)
+	switch {
+	case errors.Is(err, git.ErrRepositoryNotExists):
+		if !emptyOrMissing(dir) {
+			return fmt.Errorf("%w: %s is neither empty nor a git repository", ErrWorkdir, dir)
+		}
+		return r.cloneLocked(ctx)
+	case err != nil:
+		return fmt.Errorf("open clone %s: %w", dir, err)
+	}
+	if err := r.checkClone(repo); err != nil {
+		return err
+	}
+	r.repo = repo
+	h, err := r.trackingHead()
+	if errors.Is(err, plumbing.ErrReferenceNotFound) {
+		h, err = r.fetchLocked(ctx)
+	}
+	if err == nil {
+		err = r.resetTo(h)
+	}
+	if err != nil {
+		r.repo = nil
+		return err
+	}
+	r.log.Info("reopened clone", "dir", dir, "head", h.String())
+	return nil
+}
+
+func emptyOrMissing(dir string) bool {
+	entries, err := os.ReadDir(dir)
+	return os.IsNotExist(err) || (err == nil && len(entries) == 0)
+}
+
+// checkClone accepts a non-bare repository whose origin is the configured
+// URL.
+func (r *Repo) checkClone(repo *git.Repository) error {
+	if _, err := repo.Worktree(); err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrWorkdir, r.opts.Dir, err)
+	}
+	remote, err := repo.Remote(remoteName)
+	if err != nil {
+		return fmt.Errorf("%w: %s has no remote %s", ErrWorkdir, r.opts.Dir, remoteName)
+	}
+	if urls := remote.Config().URLs; len(urls) == 0 || urls[0] != r.opts.URL {
+		return fmt.Errorf("%w: %s is a clone of %s, not %s", ErrWorkdir, r.opts.Dir, strings.Join(urls, ", "), r.opts.URL)
+	}
+	return nil
+}
+
+// cloneLocked clones into a temporary sibling of the working directory and
+// renames it into place, so an interrupted clone never looks like a clone.
+func (r *Repo) cloneLocked(ctx context.Context) error {
+	dir := r.opts.Dir
+	tmp, err := os.MkdirTemp(filepath.Dir(dir), "."+filepath.Base(dir)+".clone-")
+	if err != nil {
+		return fmt.Errorf("clone: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	auth, err := r.opts.Auth.method(r.ep)
+	if err != nil {
+		return fmt.Errorf("clone: %w", err)
+	}
+	ca, err := r.caBundle()
+	if err != nil {
+		return fmt.Errorf("clone: %w", err)
+	}
+	start := time.Now()
+	cctx, cancel := context.WithTimeout(ctx, r.opts.Timeout)
+	defer cancel()
+	_, err = git.PlainCloneContext(cctx, tmp, false, &git.CloneOptions{
+		URL:           r.opts.URL,
+		Auth:          auth,
+		RemoteName:    remoteName,
+		ReferenceName: r.branch,
+		SingleBranch:  true,
+		Tags:          git.NoTags,
+		CABundle:      ca,
+	})
+	if err != nil {
+		return r.netErr(ctx, "clone", err)
+	}
+	if err := os.Remove(dir); err != nil && !os.IsNotExist(err) {
+		return fmt.Errorf("clone: %w", err)
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return fmt.Errorf("clone: %w", err)
+	}
+	repo, err := git.PlainOpen(dir)
+	if err != nil {
+		return fmt.Errorf("open clone %s: %w", dir, err)
+	}
+	r.repo = repo
+	h, err := r.trackingHead()
+	if err != nil {
+		r.repo = nil
+		return err
+	}
+	r.head = h
+	r.log.Info("cloned", "dir", dir, "head", h.String(), "duration", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+func (r *Repo) caBundle() ([]byte, error) {
+	if r.opts.Auth.CAFile == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(r.opts.Auth.CAFile)
+	if err != nil {
+		return nil, fmt.Errorf("caFile: %w", err)
+	}
+	return b, nil
+}
+
+func (r *Repo) trackingHead() (plumbing.Hash, error) {
+	ref, err := r.repo.Reference(r.remote, true)
+	if err != nil {
+		return plumbing.ZeroHash, fmt.Errorf("remote branch %s: %w", r.opts.Branch, err)
+	}
+	return ref.Hash(), nil
+}
+
+// fetchLocked fetches the branch into its remote-tracking ref and returns
+// the new remote head. The work tree is left alone.
+func (r *Repo) fetchLocked(ctx context.Context) (plumbing.Hash, error) {
+	auth, err := r.opts.Auth.method(r.ep)
+	if err != nil {
+		return plumbing.ZeroHash, fmt.Errorf("fetch: %w", err)
+	}
+	ca, err := r.caBundle()
+	if err != nil {
+		return plumbing.ZeroHash, fmt.Errorf("fetch: %w", err)
+	}
+	fctx, cancel := context.WithTimeout(ctx, r.opts.Timeout)
+	defer cancel()
+	err = r.repo.FetchContext(fctx, &git.FetchOptions{
+		RemoteName: remoteName,
+		RemoteURL:  r.opts.URL,
+		RefSpecs:   []config.RefSpec{config.RefSpec("+" + r.branch.String() + ":" + r.remote.String())},
+		Auth:       auth,
+		Tags:       git.NoTags,
+		CABundle:   ca,
+	})
+	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
+		return plumbing.ZeroHash, r.netErr(ctx, "fetch", err)
+	}
+	return r.trackingHead()
+}
+
+// resetTo points the branch and HEAD at h and makes the work tree and index
+// equal to h's tree, untracked files removed.
+func (r *Repo) resetTo(h plumbing.Hash) error {
+	if err := r.repo.Storer.SetReference(plumbing.NewHashReference(r.branch, h)); err != nil {
+		return fmt.Errorf("reset: %w", err)
+	}
+	if err := r.repo.Storer.SetReference(plumbing.NewSymbolicReference(plumbing.HEAD, r.branch)); err != nil {
+		return fmt.Errorf("reset: %w", err)
+	}
+	wt, err := r.repo.Worktree()
+	if err != nil {
+		return fmt.Errorf("reset: %w", err)
+	}
+	if err := wt.Reset(&git.ResetOptions{Commit: h, Mode: git.HardReset}); err != nil {
+		return fmt.Errorf("reset to %s: %w", h, err)
+	}
+	if err := wt.Clean(&git.CleanOptions{Dir: true}); err != nil {
+		return fmt.Errorf("clean: %w", err)
+	}
+	r.head = h
+	return nil
+}
+
+// netErr wraps an error of a network operation, marking authentication and
+// host key failures. go-git's errors carry the URL at most, never the
+// credentials (which are never in the URL).
+func (r *Repo) netErr(ctx context.Context, op string, err error) error {
+	var keyErr *xknownhosts.KeyError
+	switch {
+	case ctx.Err() != nil:
+		return fmt.Errorf("%s %s: %w", op, r.opts.URL, ctx.Err())
+	case errors.Is(err, transport.ErrAuthenticationRequired), errors.Is(err, transport.ErrAuthorizationFailed),
+		strings.Contains(err.Error(), "ssh: unable to authenticate"):
+		return fmt.Errorf("%s %s: %w: %w", op, r.opts.URL, ErrAuth, err)
+	case errors.As(err, &keyErr):
+		if len(keyErr.Want) > 0 {
+			return fmt.Errorf("%s %s: %w: the server's host key differs from the one in %s (%w)", op, r.opts.URL, ErrHostKey, r.opts.Auth.KnownHosts, err)
+		}
+		return fmt.Errorf("%s %s: %w: %s holds no key for the host (%w)", op, r.opts.URL, ErrHostKey, r.opts.Auth.KnownHosts, err)
+	}
+	return fmt.Errorf("%s %s: %w", op, r.opts.URL, err)
+}
