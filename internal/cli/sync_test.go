@@ -103,6 +103,26 @@ stringData:
 	if code != 0 || !strings.Contains(out, "web: unchanged (revision 2)") || !strings.Contains(out, "(0 writes)") {
 		t.Fatalf("no-op sync: exit %d\n%s", code, out)
 	}
+
+	// A raw manifest leaves the repo: diff shows the deletion (masked), sync
+	// prunes it.
+	if err := os.Remove(filepath.Join(dir, "installations", testCluster, "config-raw.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ = run(t, append([]string{"diff"}, common...)...)
+	if code != 1 || !strings.Contains(out, "--- live/Secret/"+ns+"/api-key") || !strings.Contains(out, "-kind: Secret") {
+		t.Fatalf("diff of a removed raw manifest: exit %d\n%s", code, out)
+	}
+	if strings.Contains(out, "very-secret-value") || strings.Contains(out, "dmVyeS1zZWNyZXQtdmFsdWU=") {
+		t.Errorf("diff shows the Secret value:\n%s", out)
+	}
+	code, out, _ = run(t, append([]string{"sync"}, common...)...)
+	if code != 0 || !strings.Contains(out, "raw Secret/"+ns+"/api-key deleted") {
+		t.Fatalf("sync of a removed raw manifest: exit %d\n%s", code, out)
+	}
+	if code, out, _ = run(t, append([]string{"diff"}, common...)...); code != 0 {
+		t.Fatalf("diff after prune: exit %d\n%s", code, out)
+	}
 }
 
 func TestSyncCannotRun(t *testing.T) {

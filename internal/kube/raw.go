@@ -135,6 +135,12 @@ func (c *Cluster) ApplyRaw(ctx context.Context, objects []*unstructured.Unstruct
 	return res, nil
 }
 
+// RawInventory returns the objects the last apply of a set left in the
+// cluster, as stored in its inventory.
+func (c *Cluster) RawInventory(ctx context.Context, set string) (object.ObjMetadataSet, error) {
+	return c.loadInventory(ctx, set)
+}
+
 // defaultNamespace gives a namespaced object without a namespace the
 // "default" namespace, as kubectl apply does, and refuses a namespace on a
 // cluster-scoped object.

@@ -8,8 +8,11 @@ import (
 	"github.com/fluxcd/pkg/ssa"
 	"github.com/pmezard/go-difflib/difflib"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
+	"github.com/mygitops/mgo/internal/kube"
+	"github.com/mygitops/mgo/internal/render"
 	"github.com/mygitops/mgo/internal/repo"
 )
 
@@ -76,15 +79,8 @@ func (e *Engine) Diff(ctx context.Context, r *repo.Repo, opts Options) (*DiffRes
 	}
 	res := &DiffResult{Cluster: e.cluster.Name}
 	if opts.Release == "" {
-		for _, rf := range c.Raw {
-			for _, o := range rf.Objects {
-				d, err := e.objectDiff(ctx, &unstructured.Unstructured{Object: o.Object}, "", "")
-				if err != nil {
-					res.RawError = fmt.Sprintf("%s:%d: %v", rf.File, o.Line, err)
-					break
-				}
-				res.Raw = append(res.Raw, d)
-			}
+		if err := e.diffRaw(ctx, c, res); err != nil {
+			res.RawError = err.Error()
 		}
 	}
 	renderer, err := e.renderer()
@@ -113,18 +109,100 @@ func (e *Engine) Diff(ctx context.Context, r *repo.Repo, opts Options) (*DiffRes
 				fail(StageRender, err)
 				break
 			}
+			wanted := map[string]bool{}
 			for _, obj := range rendered.Objects {
 				d, err := e.objectDiff(ctx, obj, rel.Header.Name, rel.Header.Namespace)
 				if err != nil {
 					fail(StageDiff, err)
 					break
 				}
+				wanted[d.Subject] = true
 				rd.Objects = append(rd.Objects, d)
+			}
+			if rd.Error == "" {
+				removed, err := e.removedFromRelease(ctx, rel, wanted)
+				if err != nil {
+					fail(StageDiff, err)
+				}
+				rd.Objects = append(rd.Objects, removed...)
 			}
 		}
 		res.Releases = append(res.Releases, rd)
 	}
 	return res, nil
+}
+
+// diffRaw diffs the raw manifests, and lists as deleted the objects of the
+// inventory that left the repo (a sync prunes them).
+func (e *Engine) diffRaw(ctx context.Context, c *repo.Cluster, res *DiffResult) error {
+	wanted := map[string]bool{}
+	for _, rf := range c.Raw {
+		for _, o := range rf.Objects {
+			d, err := e.objectDiff(ctx, &unstructured.Unstructured{Object: o.Object}, "", "")
+			if err != nil {
+				return fmt.Errorf("%s:%d: %w", rf.File, o.Line, err)
+			}
+			wanted[d.Subject] = true
+			res.Raw = append(res.Raw, d)
+		}
+	}
+	inv, err := e.cluster.RawInventory(ctx, kube.DefaultRawSet)
+	if err != nil {
+		return err
+	}
+	for _, id := range inv {
+		u := &unstructured.Unstructured{}
+		u.SetGroupVersionKind(id.GroupKind.WithVersion(""))
+		u.SetNamespace(id.Namespace)
+		u.SetName(id.Name)
+		if wanted[subject(u)] {
+			continue
+		}
+		res.Raw = append(res.Raw, e.deletedDiff(ctx, u))
+	}
+	return nil
+}
+
+// removedFromRelease lists the objects of the release's deployed revision
+// that its rendered output no longer has: an upgrade deletes them.
+func (e *Engine) removedFromRelease(ctx context.Context, rel *repo.Release, wanted map[string]bool) ([]ObjectDiff, error) {
+	cfg, err := e.cluster.Helm(rel.Header.Namespace, nil)
+	if err != nil {
+		return nil, err
+	}
+	last, err := lastRelease(cfg, rel.Header.Name)
+	if err != nil || last == nil {
+		return nil, err
+	}
+	objs, err := render.DecodeManifest(last.Manifest)
+	if err != nil {
+		return nil, fmt.Errorf("release %s revision %d: %w", rel.Header.Name, last.Version, err)
+	}
+	var out []ObjectDiff
+	for _, o := range objs {
+		o, err := e.prepare(o, rel.Header.Name, rel.Header.Namespace)
+		if err != nil || wanted[subject(o)] {
+			continue
+		}
+		out = append(out, e.deletedDiff(ctx, o))
+	}
+	return out, nil
+}
+
+// deletedDiff shows a live object that a sync will delete.
+func (e *Engine) deletedDiff(ctx context.Context, id *unstructured.Unstructured) ObjectDiff {
+	d := ObjectDiff{Subject: subject(id), Action: string(ssa.DeletedAction)}
+	live := &unstructured.Unstructured{}
+	live.SetGroupVersionKind(id.GroupVersionKind())
+	if m, err := e.cluster.Client.RESTMapper().RESTMapping(id.GroupVersionKind().GroupKind()); err == nil {
+		live.SetGroupVersionKind(m.GroupVersionKind)
+	}
+	if err := e.cluster.Client.Get(ctx, client.ObjectKey{Namespace: id.GetNamespace(), Name: id.GetName()}, live); err != nil {
+		d.Action = string(ssa.UnchangedAction) // already gone
+		return d
+	}
+	d.Diff, _ = unified(d.Subject, maskSecret(live), nil)
+	return d
 }
 
 func (e *Engine) objectDiff(ctx context.Context, obj *unstructured.Unstructured, release, ns string) (ObjectDiff, error) {

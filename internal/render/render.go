@@ -120,7 +120,7 @@ func (r *Renderer) Render(ctx context.Context, rel *repo.Release, ch *Chart, upg
 	if !ok {
 		return nil, fmt.Errorf("%s: unexpected release type %T", rel.File, out)
 	}
-	objs, err := decodeManifest(hrel.Manifest)
+	objs, err := DecodeManifest(hrel.Manifest)
 	if err != nil {
 		return nil, fmt.Errorf("%s: rendered manifest of chart %s: %w", rel.File, rel.Header.Chart, err)
 	}
@@ -152,9 +152,9 @@ func (r *Renderer) Render(ctx context.Context, rel *repo.Release, ch *Chart, upg
 	return res, nil
 }
 
-// decodeManifest splits a multi-document manifest into objects, with
+// DecodeManifest splits a multi-document manifest into objects, with
 // numbers typed as the API machinery types them (int64, float64).
-func decodeManifest(manifest string) ([]*unstructured.Unstructured, error) {
+func DecodeManifest(manifest string) ([]*unstructured.Unstructured, error) {
 	rd := utilyaml.NewYAMLReader(bufio.NewReader(strings.NewReader(manifest)))
 	var out []*unstructured.Unstructured
 	for {
