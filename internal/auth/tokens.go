@@ -1,0 +1,162 @@
+package auth
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"path"
+	"strings"
+)
+
+// Sentinel errors, mapped to HTTP status codes at the API edge.
+var (
+	ErrUnauthenticated = errors.New("unauthenticated")
+	ErrForbidden       = errors.New("forbidden")
+)
+
+// TokenConfig is one static token as configured: its hash and scopes.
+type TokenConfig struct {
+	// Name identifies the client in logs, commits and metrics.
+	Name string `json:"name" yaml:"name"`
+	// SHA256 is the hex SHA-256 of the token (`mgo token hash`).
+	SHA256 string `json:"sha256" yaml:"sha256"`
+	// Clusters the token may deploy to and sync; patterns, "*" for all.
+	Clusters []string `json:"clusters" yaml:"clusters"`
+	// TriggerRepos the token may deploy; patterns, "*" for all.
+	TriggerRepos []string `json:"triggerRepos" yaml:"triggerRepos"`
+}
+
+// Principal is an authenticated caller.
+type Principal struct {
+	Name         string
+	Clusters     []string
+	TriggerRepos []string
+}
+
+// Tokens authenticates static bearer tokens.
+type Tokens struct {
+	byHash map[[sha256.Size]byte]Principal
+}
+
+// NewTokens validates the configured tokens: every one needs a name, a
+// well-formed hash, at least one cluster and one trigger repo pattern, and
+// valid patterns. Names and hashes must be unique.
+func NewTokens(cfgs []TokenConfig) (*Tokens, error) {
+	t := &Tokens{byHash: map[[sha256.Size]byte]Principal{}}
+	names := map[string]bool{}
+	var errs []error
+	for i, c := range cfgs {
+		where := fmt.Sprintf("tokens[%d]", i)
+		if c.Name != "" {
+			where += " (" + c.Name + ")"
+		}
+		b, err := hex.DecodeString(strings.TrimPrefix(c.SHA256, "sha256:"))
+		switch {
+		case c.Name == "":
+			errs = append(errs, fmt.Errorf("%s: name is missing", where))
+			continue
+		case names[c.Name]:
+			errs = append(errs, fmt.Errorf("%s: name used twice", where))
+			continue
+		case err != nil || len(b) != sha256.Size:
+			errs = append(errs, fmt.Errorf("%s: sha256 must be 64 hex digits (the hash of the token, not the token)", where))
+			continue
+		case len(c.Clusters) == 0 || len(c.TriggerRepos) == 0:
+			errs = append(errs, fmt.Errorf("%s: clusters and triggerRepos are required (\"*\" allows all)", where))
+			continue
+		}
+		for _, p := range append(append([]string{}, c.Clusters...), c.TriggerRepos...) {
+			if _, err := path.Match(p, ""); err != nil {
+				errs = append(errs, fmt.Errorf("%s: bad pattern %q: %w", where, p, err))
+			}
+		}
+		var key [sha256.Size]byte
+		copy(key[:], b)
+		if _, dup := t.byHash[key]; dup {
+			errs = append(errs, fmt.Errorf("%s: the same token hash is configured twice", where))
+			continue
+		}
+		names[c.Name] = true
+		t.byHash[key] = Principal{Name: c.Name, Clusters: c.Clusters, TriggerRepos: c.TriggerRepos}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return t, nil
+}
+
+// Len is the number of configured tokens.
+func (t *Tokens) Len() int { return len(t.byHash) }
+
+// Authenticate returns the principal of a presented token.
+func (t *Tokens) Authenticate(token string) (Principal, error) {
+	if token == "" {
+		return Principal{}, fmt.Errorf("%w: no bearer token", ErrUnauthenticated)
+	}
+	// Looking up the hash of the presented token leaks nothing useful by
+	// its timing: an attacker learns about hashes of guesses, not tokens.
+	p, ok := t.byHash[sha256.Sum256([]byte(token))]
+	if !ok {
+		return Principal{}, fmt.Errorf("%w: unknown token", ErrUnauthenticated)
+	}
+	return p, nil
+}
+
+// AuthenticateRequest reads the bearer token of an HTTP request
+// (Authorization: Bearer <token>).
+func (t *Tokens) AuthenticateRequest(r *http.Request) (Principal, error) {
+	h := r.Header.Get("Authorization")
+	scheme, token, ok := strings.Cut(h, " ")
+	if h == "" {
+		return Principal{}, fmt.Errorf("%w: no Authorization header", ErrUnauthenticated)
+	}
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return Principal{}, fmt.Errorf("%w: Authorization must be \"Bearer <token>\"", ErrUnauthenticated)
+	}
+	return t.Authenticate(strings.TrimSpace(token))
+}
+
+// AllowCluster checks that the principal may act on a cluster.
+func (p Principal) AllowCluster(cluster string) error {
+	if !matchAny(p.Clusters, cluster) {
+		return fmt.Errorf("%w: %s may not act on cluster %q", ErrForbidden, p.Name, cluster)
+	}
+	return nil
+}
+
+// AllowDeploy checks that the principal may deploy a trigger repo to a
+// cluster.
+func (p Principal) AllowDeploy(cluster, triggerRepo string) error {
+	if err := p.AllowCluster(cluster); err != nil {
+		return err
+	}
+	if !matchAny(p.TriggerRepos, triggerRepo) {
+		return fmt.Errorf("%w: %s may not deploy trigger repo %q", ErrForbidden, p.Name, triggerRepo)
+	}
+	return nil
+}
+
+func matchAny(patterns []string, s string) bool {
+	for _, p := range patterns {
+		if ok, _ := path.Match(p, s); ok || p == "*" {
+			return true
+		}
+	}
+	return false
+}
+
+// Hash returns the hex SHA-256 of a token, as configured.
+func Hash(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+// NewToken returns a random token (32 bytes, hex, prefixed "mgo_").
+func NewToken() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return "mgo_" + hex.EncodeToString(b)
+}

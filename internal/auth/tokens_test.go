@@ -1,0 +1,98 @@
+package auth
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+func TestTokens(t *testing.T) {
+	ciToken, adminToken := NewToken(), NewToken()
+	tokens, err := NewTokens([]TokenConfig{
+		{Name: "gitlab-ci", SHA256: Hash(ciToken), Clusters: []string{"staging", "prod-*"}, TriggerRepos: []string{"gitlab.com/acme/*"}},
+		{Name: "admin", SHA256: "sha256:" + Hash(adminToken), Clusters: []string{"*"}, TriggerRepos: []string{"*"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := tokens.Authenticate(ciToken)
+	if err != nil || p.Name != "gitlab-ci" {
+		t.Fatalf("ci token: %v %v", p, err)
+	}
+	tests := []struct {
+		cluster, trigger string
+		allowed          bool
+	}{
+		{"staging", "gitlab.com/acme/app", true},
+		{"prod-eu", "gitlab.com/acme/worker", true},
+		{"prod-eu", "gitlab.com/other/app", false},
+		{"dev", "gitlab.com/acme/app", false},
+		{"staging", "gitlab.com/acme/app/sub", false}, // * does not cross '/'
+	}
+	for _, tt := range tests {
+		err := p.AllowDeploy(tt.cluster, tt.trigger)
+		if (err == nil) != tt.allowed || (err != nil && !errors.Is(err, ErrForbidden)) {
+			t.Errorf("%s %s: %v, want allowed=%v", tt.cluster, tt.trigger, err, tt.allowed)
+		}
+	}
+	admin, err := tokens.Authenticate(adminToken)
+	if err != nil || admin.AllowDeploy("anything", "any/where/deep") != nil {
+		t.Errorf("admin: %v", err)
+	}
+
+	for _, bad := range []string{"", "nope", ciToken + "x", strings.ToUpper(ciToken)} {
+		if _, err := tokens.Authenticate(bad); !errors.Is(err, ErrUnauthenticated) {
+			t.Errorf("token %q: %v", bad, err)
+		}
+	}
+}
+
+func TestAuthenticateRequest(t *testing.T) {
+	tok := NewToken()
+	tokens, err := NewTokens([]TokenConfig{{Name: "ci", SHA256: Hash(tok), Clusters: []string{"*"}, TriggerRepos: []string{"*"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for header, ok := range map[string]bool{
+		"Bearer " + tok: true,
+		"bearer " + tok: true,
+		"Basic " + tok:  false,
+		tok:             false,
+		"":              false,
+	} {
+		r, _ := http.NewRequest("GET", "/", nil)
+		if header != "" {
+			r.Header.Set("Authorization", header)
+		}
+		_, err := tokens.AuthenticateRequest(r)
+		if (err == nil) != ok {
+			t.Errorf("Authorization %q: %v", header, err)
+		}
+		if err != nil && strings.Contains(err.Error(), tok) {
+			t.Errorf("error shows the token: %v", err)
+		}
+	}
+}
+
+func TestNewTokensValidates(t *testing.T) {
+	h := Hash("x")
+	_, err := NewTokens([]TokenConfig{
+		{Name: "", SHA256: h, Clusters: []string{"*"}, TriggerRepos: []string{"*"}},
+		{Name: "short", SHA256: "abc", Clusters: []string{"*"}, TriggerRepos: []string{"*"}},
+		{Name: "noscope", SHA256: Hash("y")},
+		{Name: "badpattern", SHA256: Hash("z"), Clusters: []string{"["}, TriggerRepos: []string{"*"}},
+		{Name: "a", SHA256: h, Clusters: []string{"*"}, TriggerRepos: []string{"*"}},
+		{Name: "b", SHA256: h, Clusters: []string{"*"}, TriggerRepos: []string{"*"}},
+	})
+	if err == nil {
+		t.Fatal("invalid tokens accepted")
+	}
+	for _, want := range []string{"tokens[0]: name is missing", "tokens[1] (short): sha256 must be 64 hex digits",
+		"tokens[2] (noscope): clusters and triggerRepos are required", `tokens[3] (badpattern): bad pattern "["`,
+		"tokens[5] (b): the same token hash is configured twice"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+}
