@@ -8,8 +8,6 @@ import (
 	"runtime/debug"
 	"time"
 
-	git "github.com/go-git/go-git/v5"
-	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
 )
@@ -150,7 +148,7 @@ func (r *Repo) commitAndPush(ctx context.Context, res *BatchResult, changes []pr
 			return nil
 		}
 		res.Attempts = attempt
-		pushErr := r.push(ctx, base)
+		pushErr := r.push(ctx, base, r.head)
 		if pushErr == nil {
 			head := r.head
 			_ = r.repo.Storer.SetReference(plumbing.NewHashReference(r.remote, head))
@@ -184,14 +182,11 @@ func (r *Repo) commitAndPush(ctx context.Context, res *BatchResult, changes []pr
 	}
 }
 
-// commitAll resets to base and commits each prepared change, recording its
-// result. It returns how many commits it made.
+// commitAll checks base out and commits each prepared change on top of
+// the previous one, recording its result. It returns how many commits it
+// made.
 func (r *Repo) commitAll(base plumbing.Hash, res *BatchResult, changes []prepared) (int, error) {
-	if err := r.resetTo(base); err != nil {
-		return 0, err
-	}
-	wt, err := r.repo.Worktree()
-	if err != nil {
+	if err := r.resetTo(base, false); err != nil {
 		return 0, err
 	}
 	commits := 0
@@ -202,10 +197,10 @@ func (r *Repo) commitAll(base plumbing.Hash, res *BatchResult, changes []prepare
 		}
 		cr := &res.Changes[i]
 		*cr = ChangeResult{}
-		h, err := r.commitOne(wt, p)
+		h, err := r.commitOne(p)
 		if errors.Is(err, ErrChange) {
 			cr.Err = err
-			err = r.resetTo(r.head) // drop what the failed change left behind
+			err = r.resetTo(r.head, true) // drop what the failed change left behind
 		}
 		if err != nil {
 			if cr.Err == nil {
@@ -221,33 +216,40 @@ func (r *Repo) commitAll(base plumbing.Hash, res *BatchResult, changes []prepare
 	return commits, nil
 }
 
-// commitOne runs one change and commits the result; a zero hash means it
-// changed nothing. Errors of the ChangeFunc wrap ErrChange.
-func (r *Repo) commitOne(wt *git.Worktree, p *prepared) (plumbing.Hash, error) {
-	changed, err := runChange(p.fn, r.opts.Dir)
+// commitOne runs one change on the work tree and commits the result on
+// top of the branch head; a zero hash means it changed nothing. Errors of
+// the ChangeFunc wrap ErrChange.
+func (r *Repo) commitOne(p *prepared) (plumbing.Hash, error) {
+	changed, err := runChange(p.fn, r.treeDir)
 	if err != nil {
 		return plumbing.ZeroHash, fmt.Errorf("%w: %w", ErrChange, err)
 	}
 	if !changed {
 		// Discard anything it touched while saying it changed nothing.
-		return plumbing.ZeroHash, r.resetTo(r.head)
-	}
-	if err := wt.AddWithOptions(&git.AddOptions{All: true}); err != nil {
-		return plumbing.ZeroHash, fmt.Errorf("stage: %w", err)
+		return plumbing.ZeroHash, r.resetTo(r.head, true)
 	}
 	now := r.opts.Now()
-	h, err := wt.Commit(p.msg, &git.CommitOptions{
-		Author:    &object.Signature{Name: p.author.Name, Email: p.author.Email, When: now},
-		Committer: &object.Signature{Name: r.opts.Committer.Name, Email: r.opts.Committer.Email, When: now},
-	})
-	if errors.Is(err, git.ErrEmptyCommit) {
-		return plumbing.ZeroHash, r.resetTo(r.head)
-	}
+	h, err := r.commitTree(p.msg,
+		object.Signature{Name: p.author.Name, Email: p.author.Email, When: now},
+		object.Signature{Name: r.opts.Committer.Name, Email: r.opts.Committer.Email, When: now})
 	if err != nil {
+		// The work tree is in an unknown state; the next checkout compares
+		// every file.
+		r.wtTree = plumbing.ZeroHash
 		return plumbing.ZeroHash, fmt.Errorf("commit: %w", err)
 	}
-	r.head = h
 	return h, nil
+}
+
+// resetTo checks out h: the branch points at it and the work tree holds
+// its tree. dirty says a ChangeFunc may have edited the work tree since it
+// was last checked out or committed, so every file is compared with h's
+// tree rather than only the difference between the two trees applied.
+func (r *Repo) resetTo(h plumbing.Hash, dirty bool) error {
+	if dirty {
+		r.wtTree = plumbing.ZeroHash
+	}
+	return r.checkout(h)
 }
 
 // runChange calls fn, turning a panic into an error so that the clone is
@@ -261,35 +263,6 @@ func runChange(fn ChangeFunc, dir string) (changed bool, err error) {
 	return fn(dir)
 }
 
-// push pushes the local branch, never forced, and only if the remote
-// branch is still at base (RequireRemoteRefs), so a moved branch is noticed
-// before the pack is built.
-func (r *Repo) push(ctx context.Context, base plumbing.Hash) error {
-	auth, err := r.opts.Auth.method(r.ep)
-	if err != nil {
-		return fmt.Errorf("push: %w", err)
-	}
-	ca, err := r.caBundle()
-	if err != nil {
-		return fmt.Errorf("push: %w", err)
-	}
-	pctx, cancel := context.WithTimeout(ctx, r.opts.Timeout)
-	defer cancel()
-	ref := r.branch.String()
-	err = r.repo.PushContext(pctx, &git.PushOptions{
-		RemoteName:        remoteName,
-		RemoteURL:         r.opts.URL,
-		RefSpecs:          []config.RefSpec{config.RefSpec(ref + ":" + ref)},
-		RequireRemoteRefs: []config.RefSpec{config.RefSpec(base.String() + ":" + ref)},
-		Auth:              auth,
-		CABundle:          ca,
-	})
-	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
-		return r.netErr(ctx, "push", err)
-	}
-	return nil
-}
-
 // restore puts the clone back at the last fetched head after a failure and
 // returns cause (joined with the reset's own error, if any).
 func (r *Repo) restore(cause error) error {
@@ -298,7 +271,7 @@ func (r *Repo) restore(cause error) error {
 	}
 	h, err := r.trackingHead()
 	if err == nil {
-		err = r.resetTo(h)
+		err = r.resetTo(h, true)
 	}
 	if err != nil {
 		return errors.Join(cause, fmt.Errorf("restoring the clone: %w", err))

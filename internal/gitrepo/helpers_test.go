@@ -100,6 +100,9 @@ func (f *httpFixture) repo(t *testing.T) (*Repo, *logBuffer) {
 	return r, buf
 }
 
+// workTree is where a Repo with opts keeps its checked-out files.
+func workTree(opts Options) string { return filepath.Join(opts.Dir, "tree") }
+
 var tagLine = regexp.MustCompile(`(?m)^(\s+tag: )"[^"]*"`)
 
 // setTag is a ChangeFunc that sets the image tag in the seeded values file.

@@ -110,7 +110,7 @@ func TestNoChangeNoCommit(t *testing.T) {
 	if res, err = r.Apply(ctx, stray, info("jane", "stray", "dep-3")); err != nil || res.Changed {
 		t.Fatalf("result %+v, %v", res, err)
 	}
-	if _, err := os.Stat(filepath.Join(f.opts.Dir, "stray.txt")); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(workTree(f.opts), "stray.txt")); !os.IsNotExist(err) {
 		t.Errorf("stray.txt left in the work tree: %v", err)
 	}
 	if head := f.remote.Head(t); head != seed {
@@ -240,8 +240,14 @@ func TestReopen(t *testing.T) {
 	fetches := f.server.Count("upload-pack")
 
 	// Leave a mess, as a crash in the middle of a change would.
-	os.WriteFile(filepath.Join(f.opts.Dir, valuesFile), []byte("half-written"), 0o644)
-	os.WriteFile(filepath.Join(f.opts.Dir, "untracked.txt"), []byte("x"), 0o644)
+	for name, content := range map[string]string{valuesFile: "half-written", "untracked.txt": "x", "sub/.git/config": "x"} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(workTree(f.opts), name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(workTree(f.opts), name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	r2, logs := f.repo(t)
 	head, err := r2.Head(ctx)
@@ -262,8 +268,10 @@ func TestReopen(t *testing.T) {
 		if !strings.Contains(string(b), `tag: "1.5.0"`) {
 			t.Errorf("reopened tree not reset: %q", b)
 		}
-		if _, err := os.Stat(filepath.Join(dir, "untracked.txt")); !os.IsNotExist(err) {
-			t.Errorf("untracked file survived the reopen")
+		for _, name := range []string{"untracked.txt", "sub"} {
+			if _, err := os.Stat(filepath.Join(dir, name)); !os.IsNotExist(err) {
+				t.Errorf("%s survived the reopen", name)
+			}
 		}
 		return nil
 	})

@@ -50,9 +50,12 @@ type Repo struct {
 
 	// mu is held for writing by everything that touches the clone and for
 	// reading by Read and Head, which only look at the checked-out tree.
-	mu   sync.RWMutex
-	repo *git.Repository
-	head plumbing.Hash // checked out; equals the remote-tracking ref between operations
+	mu      sync.RWMutex
+	gitDir  string // <Dir>/repo.git, a bare repository
+	treeDir string // <Dir>/tree, the checked-out files
+	repo    *git.Repository
+	head    plumbing.Hash // checked out; equals the remote-tracking ref between operations
+	wtTree  plumbing.Hash // the tree the work tree holds; zero when unknown
 }
 
 // New validates opts (URL, branch, directory, committer, and every
@@ -74,8 +77,10 @@ func New(opts Options, logger *slog.Logger) (*Repo, error) {
 		opts:   opts,
 		ep:     ep,
 		log:    logger.With("repo", opts.URL, "branch", opts.Branch),
-		branch: plumbing.NewBranchReferenceName(opts.Branch),
-		remote: plumbing.NewRemoteReferenceName(remoteName, opts.Branch),
+		branch:  plumbing.NewBranchReferenceName(opts.Branch),
+		remote:  plumbing.NewRemoteReferenceName(remoteName, opts.Branch),
+		gitDir:  filepath.Join(opts.Dir, "repo.git"),
+		treeDir: filepath.Join(opts.Dir, "tree"),
 	}
 	if opts.Auth.InsecureIgnoreHostKey {
 		r.log.Warn("SSH host key checking is disabled (insecureIgnoreHostKey)")
@@ -115,10 +120,8 @@ func (r *Repo) Fetch(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if h != r.head {
-		if err := r.resetTo(h); err != nil {
-			return "", err
-		}
+	if err := r.checkout(h); err != nil {
+		return "", err
 	}
 	return h.String(), nil
 }
@@ -132,69 +135,112 @@ func (r *Repo) Read(ctx context.Context, fn func(dir, head string) error) error 
 	}
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	return fn(r.opts.Dir, r.head.String())
+	return fn(r.treeDir, r.head.String())
 }
 
 func (r *Repo) openLocked(ctx context.Context) error {
 	if r.repo != nil {
 		return nil
 	}
-	dir := r.opts.Dir
-	repo, err := git.PlainOpen(dir)
+	cloned := false
+	repo, err := git.PlainOpen(r.gitDir)
 	switch {
 	case errors.Is(err, git.ErrRepositoryNotExists):
-		if !emptyOrMissing(dir) {
-			return fmt.Errorf("%w: %s is neither empty nor a git repository", ErrWorkdir, dir)
+		if !r.emptyOrMissing() {
+			return fmt.Errorf("%w: %s is neither empty nor a clone made by mgo", ErrWorkdir, r.opts.Dir)
 		}
-		return r.cloneLocked(ctx)
-	case err != nil:
-		return fmt.Errorf("open clone %s: %w", dir, err)
+		if err := r.cloneLocked(ctx); err != nil {
+			return err
+		}
+		cloned = true
+		repo, err = git.PlainOpen(r.gitDir)
+	case err == nil:
+		err = r.checkClone(repo)
 	}
-	if err := r.checkClone(repo); err != nil {
-		return err
+	if err != nil {
+		return fmt.Errorf("open %s: %w", r.gitDir, err)
 	}
 	r.repo = repo
+	r.wtTree = plumbing.ZeroHash // unknown: compare every file
+	start := time.Now()
 	h, err := r.trackingHead()
 	if errors.Is(err, plumbing.ErrReferenceNotFound) {
 		h, err = r.fetchLocked(ctx)
 	}
 	if err == nil {
-		err = r.resetTo(h)
+		err = r.checkout(h)
 	}
 	if err != nil {
 		r.repo = nil
 		return err
 	}
-	r.log.Info("reopened clone", "dir", dir, "head", h.String())
+	msg := "reopened clone"
+	if cloned {
+		msg = "checked out"
+	}
+	r.log.Info(msg, "dir", r.opts.Dir, "head", h.String(), "duration", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
-func emptyOrMissing(dir string) bool {
-	entries, err := os.ReadDir(dir)
-	return os.IsNotExist(err) || (err == nil && len(entries) == 0)
-}
-
-// checkClone accepts a non-bare repository whose origin is the configured
-// URL.
-func (r *Repo) checkClone(repo *git.Repository) error {
-	if _, err := repo.Worktree(); err != nil {
-		return fmt.Errorf("%w: %s: %w", ErrWorkdir, r.opts.Dir, err)
+// emptyOrMissing reports whether the working directory is missing or holds
+// nothing but leftovers of interrupted clones (which it removes).
+func (r *Repo) emptyOrMissing() bool {
+	entries, err := os.ReadDir(r.opts.Dir)
+	if os.IsNotExist(err) {
+		return true
 	}
-	remote, err := repo.Remote(remoteName)
 	if err != nil {
-		return fmt.Errorf("%w: %s has no remote %s", ErrWorkdir, r.opts.Dir, remoteName)
+		return false
 	}
-	if urls := remote.Config().URLs; len(urls) == 0 || urls[0] != r.opts.URL {
-		return fmt.Errorf("%w: %s is a clone of %s, not %s", ErrWorkdir, r.opts.Dir, strings.Join(urls, ", "), r.opts.URL)
+	for _, e := range entries {
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), cloneTempPrefix) {
+			return false
+		}
+	}
+	for _, e := range entries {
+		os.RemoveAll(filepath.Join(r.opts.Dir, e.Name()))
+	}
+	return true
+}
+
+// checkClone accepts a bare repository whose origin is the configured URL.
+func (r *Repo) checkClone(repo *git.Repository) error {
+	cfg, err := repo.Config()
+	if err != nil {
+		return err
+	}
+	if !cfg.Core.IsBare {
+		return fmt.Errorf("%w: %s is not a bare repository", ErrWorkdir, r.gitDir)
+	}
+	remote, ok := cfg.Remotes[remoteName]
+	if !ok || len(remote.URLs) == 0 {
+		return fmt.Errorf("%w: %s has no remote %s", ErrWorkdir, r.gitDir, remoteName)
+	}
+	if remote.URLs[0] != r.opts.URL {
+		return fmt.Errorf("%w: %s is a clone of %s, not %s", ErrWorkdir, r.opts.Dir, remote.URLs[0], r.opts.URL)
 	}
 	return nil
 }
 
-// cloneLocked clones into a temporary sibling of the working directory and
-// renames it into place, so an interrupted clone never looks like a clone.
-func (r *Repo) cloneLocked(ctx context.Context) error {
-	dir := r.opts.Dir
-	tmp, err := os.MkdirTemp(filepath.Dir(dir), "."+filepath.Base(dir)+".clone-")
+const cloneTempPrefix = ".clone-"
+
+// cloneLocked clones the branch into a bare repository in a temporary
+// directory and renames it into place, so an interrupted clone never looks
+// like a clone. A failed clone leaves nothing behind (the working
+// directory is removed again when the clone created it). The work tree is
+// checked out by openLocked.
+func (r *Repo) cloneLocked(ctx context.Context) (err error) {
+	if _, statErr := os.Stat(r.opts.Dir); os.IsNotExist(statErr) {
+		defer func() {
+			if err != nil {
+				os.Remove(r.opts.Dir) // empty again: the temporary clone is gone
+			}
+		}()
+	}
+	if err := os.MkdirAll(r.opts.Dir, 0o755); err != nil {
+		return fmt.Errorf("clone: %w", err)
+	}
+	tmp, err := os.MkdirTemp(r.opts.Dir, cloneTempPrefix)
 	if err != nil {
 		return fmt.Errorf("clone: %w", err)
 	}
@@ -210,7 +256,7 @@ func (r *Repo) cloneLocked(ctx context.Context) error {
 	start := time.Now()
 	cctx, cancel := context.WithTimeout(ctx, r.opts.Timeout)
 	defer cancel()
-	_, err = git.PlainCloneContext(cctx, tmp, false, &git.CloneOptions{
+	_, err = git.PlainCloneContext(cctx, tmp, true, &git.CloneOptions{
 		URL:           r.opts.URL,
 		Auth:          auth,
 		RemoteName:    remoteName,
@@ -222,24 +268,10 @@ func (r *Repo) cloneLocked(ctx context.Context) error {
 	if err != nil {
 		return r.netErr(ctx, "clone", err)
 	}
-	if err := os.Remove(dir); err != nil && !os.IsNotExist(err) {
+	if err := os.Rename(tmp, r.gitDir); err != nil {
 		return fmt.Errorf("clone: %w", err)
 	}
-	if err := os.Rename(tmp, dir); err != nil {
-		return fmt.Errorf("clone: %w", err)
-	}
-	repo, err := git.PlainOpen(dir)
-	if err != nil {
-		return fmt.Errorf("open clone %s: %w", dir, err)
-	}
-	r.repo = repo
-	h, err := r.trackingHead()
-	if err != nil {
-		r.repo = nil
-		return err
-	}
-	r.head = h
-	r.log.Info("cloned", "dir", dir, "head", h.String(), "duration", time.Since(start).Round(time.Millisecond))
+	r.log.Info("cloned", "dir", r.gitDir, "duration", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
@@ -287,29 +319,6 @@ func (r *Repo) fetchLocked(ctx context.Context) (plumbing.Hash, error) {
 		return plumbing.ZeroHash, r.netErr(ctx, "fetch", err)
 	}
 	return r.trackingHead()
-}
-
-// resetTo points the branch and HEAD at h and makes the work tree and index
-// equal to h's tree, untracked files removed.
-func (r *Repo) resetTo(h plumbing.Hash) error {
-	if err := r.repo.Storer.SetReference(plumbing.NewHashReference(r.branch, h)); err != nil {
-		return fmt.Errorf("reset: %w", err)
-	}
-	if err := r.repo.Storer.SetReference(plumbing.NewSymbolicReference(plumbing.HEAD, r.branch)); err != nil {
-		return fmt.Errorf("reset: %w", err)
-	}
-	wt, err := r.repo.Worktree()
-	if err != nil {
-		return fmt.Errorf("reset: %w", err)
-	}
-	if err := wt.Reset(&git.ResetOptions{Commit: h, Mode: git.HardReset}); err != nil {
-		return fmt.Errorf("reset to %s: %w", h, err)
-	}
-	if err := wt.Clean(&git.CleanOptions{Dir: true}); err != nil {
-		return fmt.Errorf("clean: %w", err)
-	}
-	r.head = h
-	return nil
 }
 
 // netErr wraps an error of a network operation, marking authentication and

@@ -1,0 +1,262 @@
+package gitrepo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mygitops/mgo/internal/gittest"
+)
+
+// Someone pushes between mgo's fetch and its push: the push is refused
+// before any pack is sent (the remote ref is not at the base any more), the
+// ChangeFunc runs again on the new head, and both changes survive.
+func TestRetryAfterLostRace(t *testing.T) {
+	t.Parallel()
+	f := newHTTPFixture(t)
+	r, logs := f.repo(t)
+	ctx := testContext(t)
+	other := gittest.NewPerson(t, f.remote.Dir, "Other", "other@example.com")
+
+	var runs atomic.Int32
+	var theirs string
+	change := func(dir string) (bool, error) {
+		if runs.Add(1) == 1 {
+			var err error
+			theirs, err = other.PushChange(map[string]string{"other.txt": "theirs\n"}, "unrelated", 1)
+			if err != nil {
+				return false, err
+			}
+		}
+		return setTag("1.4.2")(dir)
+	}
+	res, err := r.Apply(ctx, change, info("jane", "deploy 1.4.2", "dep-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if runs.Load() != 2 || res.Attempts != 2 || !res.Changed {
+		t.Fatalf("runs %d, result %+v; want 2 runs, 2 attempts", runs.Load(), res)
+	}
+	if !f.remote.IsAncestor(t, theirs) {
+		t.Fatal("the other commit was lost")
+	}
+	log := logOf(t, f.remote, "-2")
+	if log[0].Hash != res.Commit || log[0].Parents[0] != theirs {
+		t.Fatalf("history %+v; want ours on top of theirs", log)
+	}
+	if !strings.Contains(logs.String(), "push lost a race") {
+		t.Errorf("log: %s", logs)
+	}
+}
+
+// The branch moves after the server advertised it but before it updates the
+// ref (a pre-receive hook plays the other pusher): git receive-pack refuses
+// the update, and mgo retries as above.
+func TestRetryAfterServerSideRejection(t *testing.T) {
+	t.Parallel()
+	f := newHTTPFixture(t)
+	hook := `#!/bin/sh
+[ -f race-once ] || exit 0
+rm -f race-once
+unset GIT_QUARANTINE_PATH GIT_OBJECT_DIRECTORY GIT_ALTERNATE_OBJECT_DIRECTORIES
+c=$(echo sneaky | GIT_AUTHOR_NAME=S GIT_AUTHOR_EMAIL=s@example.com GIT_COMMITTER_NAME=S GIT_COMMITTER_EMAIL=s@example.com \
+	git commit-tree refs/heads/main^{tree} -p refs/heads/main) || exit 1
+git update-ref refs/heads/main "$c" || exit 1
+echo "$c" > sneaky
+`
+	if err := os.WriteFile(filepath.Join(f.remote.Dir, "hooks", "pre-receive"), []byte(hook), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(f.remote.Dir, "race-once"), nil, 0o644)
+	r, logs := f.repo(t)
+	res, err := r.Apply(testContext(t), setTag("1.4.2"), info("jane", "deploy 1.4.2", "dep-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sneaky, _ := os.ReadFile(filepath.Join(f.remote.Dir, "sneaky"))
+	if len(sneaky) == 0 {
+		t.Fatal("the hook did not run")
+	}
+	if res.Attempts != 2 || !f.remote.IsAncestor(t, strings.TrimSpace(string(sneaky))) || f.remote.Head(t) != res.Commit {
+		t.Fatalf("result %+v, remote head %s", res, f.remote.Head(t))
+	}
+	if !strings.Contains(logs.String(), "command error on refs/heads/main") {
+		t.Errorf("the first push was not refused by the server: %s", logs)
+	}
+}
+
+// When the re-run finds that someone else already made the change, the
+// request succeeds without a commit, at their head.
+func TestRerunFindsNoChange(t *testing.T) {
+	t.Parallel()
+	f := newHTTPFixture(t)
+	r, _ := f.repo(t)
+	other := gittest.NewPerson(t, f.remote.Dir, "Other", "other@example.com")
+	var theirs string
+	var once sync.Once
+	change := func(dir string) (bool, error) {
+		var err error
+		once.Do(func() {
+			other.Sync()
+			setTag("1.4.2")(other.Dir)
+			theirs, err = other.Commit(nil, "same tag, first")
+			if err == nil {
+				err = other.Push()
+			}
+		})
+		if err != nil {
+			return false, err
+		}
+		return setTag("1.4.2")(dir)
+	}
+	res, err := r.Apply(testContext(t), change, info("jane", "deploy 1.4.2", "dep-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Changed || res.Commit != "" || res.Head != theirs || f.remote.Head(t) != theirs {
+		t.Fatalf("result %+v; want unchanged at their commit %s", res, theirs)
+	}
+}
+
+// Retries are bounded: against a remote that moves before every push,
+// the error is ErrTooManyRetries after PushRetries+1 attempts.
+func TestRetriesExhausted(t *testing.T) {
+	t.Parallel()
+	f := newHTTPFixture(t)
+	f.opts.PushRetries = 2
+	r, _ := f.repo(t)
+	other := gittest.NewPerson(t, f.remote.Dir, "Other", "other@example.com")
+	n := 0
+	change := func(dir string) (bool, error) {
+		n++
+		if _, err := other.PushChange(map[string]string{"other.txt": fmt.Sprint(n)}, "unrelated", 1); err != nil {
+			return false, err
+		}
+		return setTag("1.4.2")(dir)
+	}
+	res, err := r.Apply(testContext(t), change, info("jane", "deploy", "dep-1"))
+	if !errors.Is(err, ErrTooManyRetries) || res.Attempts != 3 || res.Changed {
+		t.Fatalf("result %+v, err %v; want ErrTooManyRetries after 3 attempts", res, err)
+	}
+	t.Logf("error: %v", err)
+	if f.remote.File(t, "other.txt") != "3" {
+		t.Fatal("the other pusher's commits were lost")
+	}
+}
+
+// 50 deploys through one Repo, concurrently, while another client pushes
+// unrelated commits to the same branch in a tight loop with the git CLI:
+// every deploy lands as its own commit with its own author, and every
+// commit of the other client stays in the history.
+func TestConcurrentDeploysAgainstAnotherPusher(t *testing.T) {
+	t.Parallel()
+	const deploys = 50
+	f := newHTTPFixture(t)
+	f.opts.PushRetries = 30 // the other pusher never pauses
+	r, _ := f.repo(t)
+	ctx := testContext(t)
+	if err := r.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// The other client.
+	other := gittest.NewPerson(t, f.remote.Dir, "Other", "other@example.com")
+	stop := make(chan struct{})
+	var theirs []string
+	var otherErr error
+	otherDone := make(chan struct{})
+	go func() {
+		defer close(otherDone)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			c, err := other.PushChange(map[string]string{fmt.Sprintf("other/%03d.txt", i): fmt.Sprintln(i)}, fmt.Sprint("unrelated ", i), 1000)
+			if err != nil {
+				otherErr = err
+				return
+			}
+			theirs = append(theirs, c)
+		}
+	}()
+
+	start := time.Now()
+	results := make([]Result, deploys)
+	errs := make([]error, deploys)
+	var wg sync.WaitGroup
+	for i := 0; i < deploys; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			key := fmt.Sprintf("svc-%02d", i)
+			results[i], errs[i] = r.Apply(ctx, setLine("installations/prod/images.txt", key, fmt.Sprintf("registry.acme.io/%s:1.0.%d", key, i)),
+				info(fmt.Sprintf("dev%02d@acme.io", i), "deploy "+key, fmt.Sprintf("dep-%02d", i)))
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	close(stop)
+	<-otherDone
+	if otherErr != nil {
+		t.Fatalf("other pusher: %v", otherErr)
+	}
+
+	retries, maxAttempts := 0, 0
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("deploy %d: %v", i, err)
+		}
+		if !results[i].Changed {
+			t.Fatalf("deploy %d made no commit: %+v", i, results[i])
+		}
+		retries += results[i].Attempts - 1
+		maxAttempts = max(maxAttempts, results[i].Attempts)
+	}
+	t.Logf("%d deploys in %v against %d pushes of another client: %d push retries (most attempts for one deploy: %d)",
+		deploys, elapsed.Round(time.Millisecond), len(theirs), retries, maxAttempts)
+
+	// Each deploy is exactly one commit, authored by its requester.
+	byDeployment := map[string][]commitRecord{}
+	for _, c := range logOf(t, f.remote, "main") {
+		if id := ParseMessage(c.Body).Trailers.DeploymentID; id != "" {
+			byDeployment[id] = append(byDeployment[id], c)
+		}
+	}
+	for i := 0; i < deploys; i++ {
+		id := fmt.Sprintf("dep-%02d", i)
+		cs := byDeployment[id]
+		if len(cs) != 1 {
+			t.Fatalf("%s: %d commits, want 1", id, len(cs))
+		}
+		if want := fmt.Sprintf("dev%02d@acme.io", i); cs[0].AuthorEmail != want || cs[0].CommitterName != "mgo" {
+			t.Errorf("%s: author %s, committer %s", id, cs[0].AuthorEmail, cs[0].CommitterName)
+		}
+		if cs[0].Hash != results[i].Commit {
+			t.Errorf("%s: landed %s, result says %s", id, cs[0].Hash, results[i].Commit)
+		}
+	}
+	// Every line is in the final file.
+	file := f.remote.File(t, "installations/prod/images.txt")
+	if n := strings.Count(file, "\n") + 1; n != deploys {
+		t.Errorf("images.txt has %d lines, want %d:\n%s", n, deploys, file)
+	}
+	// None of the other client's commits was lost.
+	for _, c := range theirs {
+		if !f.remote.IsAncestor(t, c) {
+			t.Fatalf("the other client's commit %s is not in the history", c)
+		}
+	}
+	if len(theirs) == 0 {
+		t.Fatal("the other client pushed nothing")
+	}
+	_ = context.Background
+}
