@@ -74,9 +74,9 @@ func New(opts Options, logger *slog.Logger) (*Repo, error) {
 		opts.Now = time.Now
 	}
 	r := &Repo{
-		opts:   opts,
-		ep:     ep,
-		log:    logger.With("repo", opts.URL, "branch", opts.Branch),
+		opts:    opts,
+		ep:      ep,
+		log:     logger.With("repo", opts.URL, "branch", opts.Branch),
 		branch:  plumbing.NewBranchReferenceName(opts.Branch),
 		remote:  plumbing.NewRemoteReferenceName(remoteName, opts.Branch),
 		gitDir:  filepath.Join(opts.Dir, "repo.git"),
