@@ -47,6 +47,10 @@ lint: ## gofmt and go vet
 	if [[ -n "$$out" ]]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
+.PHONY: bench
+bench: testenv ## benchmark mgo against a helm loop and helmfile (docs/benchmarks.md; BENCH_FLAGS="-n 1000")
+	$(GO) run ./bench $(BENCH_FLAGS)
+
 .PHONY: devcluster
 devcluster: testenv ## run a local control plane in the foreground for kubectl
 	$(GO) run ./hack/devcluster

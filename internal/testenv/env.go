@@ -41,6 +41,9 @@ type Options struct {
 	Users []User
 	// StartTimeout bounds Start. Default 90s.
 	StartTimeout time.Duration
+	// AuditLog makes the API server write an audit log of every request
+	// (see Env.AuditLogPath).
+	AuditLog bool
 }
 
 // User is an API identity authenticated by a static bearer token.
@@ -71,6 +74,7 @@ type Env struct {
 	pki       *pki
 	removeDir bool
 	stopOnce  sync.Once
+	auditLog  bool // Options.AuditLog
 }
 
 const (
@@ -105,7 +109,7 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 	defer cancel()
 
 	removeStaleDirs()
-	e := &Env{Context: opts.Context, tokens: map[string]string{}}
+	e := &Env{Context: opts.Context, tokens: map[string]string{}, auditLog: opts.AuditLog}
 	if opts.Dir == "" {
 		if e.Dir, err = os.MkdirTemp("", "mgo-testenv-"); err != nil {
 			return nil, err
@@ -283,7 +287,11 @@ func (e *Env) start(ctx context.Context, opts Options) error {
 
 // run starts a binary and records it; its output goes to logs/<name>.log.
 func (e *Env) run(name, bin string, env []string, args ...string) error {
-	p, err := startProcess(name, bin, args, env, filepath.Join(e.Dir, "logs", name+".log"))
+	extra, err := e.extraArgs(name)
+	if err != nil {
+		return err
+	}
+	p, err := startProcess(name, bin, append(args, extra...), env, filepath.Join(e.Dir, "logs", name+".log"))
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+)
+
+func fmtKiB(kib int64) string {
+	switch {
+	case kib <= 0:
+		return "-"
+	case kib >= 1<<20:
+		return fmt.Sprintf("%.1f GiB", float64(kib)/(1<<20))
+	default:
+		return fmt.Sprintf("%.0f MiB", float64(kib)/(1<<10))
+	}
+}
+
+func fmtSeconds(s float64) string {
+	switch {
+	case s >= 100:
+		return fmt.Sprintf("%.0f s", s)
+	case s >= 10:
+		return fmt.Sprintf("%.1f s", s)
+	default:
+		return fmt.Sprintf("%.2f s", s)
+	}
+}
+
+func fmtRatio(a, b float64) string {
+	r := ratio(a, b)
+	switch {
+	case r == nil && a == 0 && b == 0:
+		return "="
+	case r == nil:
+		return "-"
+	case *r >= 10:
+		return fmt.Sprintf("%.0f×", *r)
+	default:
+		return fmt.Sprintf("%.2f×", *r)
+	}
+}
+
+// printReport writes the results as Markdown tables: one row per scenario and
+// contender, a row of ratios mgo/contender under each contender, then the
+// deploy burst and the requests by verb.
+func printReport(w io.Writer, res *Results, scenarios []string) {
+	fmt.Fprintf(w, "\n%d releases over %d namespaces; %s; %v CPUs, %v; %s\n\n",
+		res.Releases, res.Namespaces, res.Chart, res.Machine["cpus"], res.Machine["memory"], res.Date.Format("2006-01-02 15:04 MST"))
+	for _, c := range res.Contenders {
+		state := c.Description
+		if c.Reason != "" {
+			state = strings.TrimSpace(state + " — " + c.Reason)
+		}
+		fmt.Fprintf(w, "- %s: %s\n", c.Name, state)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| scenario | contender | wall time | API requests | writes | new Helm revisions | peak RSS | CPU |")
+	fmt.Fprintln(w, "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+	find := func(c, s string) *Measure {
+		for i := range res.Measures {
+			if res.Measures[i].Contender == c && res.Measures[i].Scenario == s {
+				return &res.Measures[i]
+			}
+		}
+		return nil
+	}
+	var contenders []string
+	for _, c := range res.Contenders {
+		contenders = append(contenders, c.Name)
+	}
+	for _, s := range allScenarios {
+		if s == deployBurst || !slices.Contains(scenarios, s) {
+			continue
+		}
+		mgo := find("mgo", s)
+		for _, c := range contenders {
+			m := find(c, s)
+			if m == nil {
+				continue
+			}
+			if m.Status != "ok" {
+				fmt.Fprintf(w, "| %s | %s | %s: %s | | | | | |\n", s, c, m.Status, oneLine(m.Error, 120))
+				continue
+			}
+			fmt.Fprintf(w, "| %s | %s | %s | %d | %d | %d | %s | %s |\n", s, c, fmtSeconds(m.WallSeconds),
+				m.RequestsTotal, m.Writes, m.Revisions, fmtKiB(m.Usage.MaxRSSKiB), fmtSeconds(m.Usage.CPU.Seconds()))
+			if c != "mgo" && mgo != nil && mgo.Status == "ok" {
+				fmt.Fprintf(w, "| %s | mgo/%s | %s | %s | %s | %s | %s | %s |\n", s, c,
+					fmtRatio(mgo.WallSeconds, m.WallSeconds),
+					fmtRatio(float64(mgo.RequestsTotal), float64(m.RequestsTotal)),
+					fmtRatio(float64(mgo.Writes), float64(m.Writes)),
+					fmtRatio(float64(mgo.Revisions), float64(m.Revisions)),
+					fmtRatio(float64(mgo.Usage.MaxRSSKiB), float64(m.Usage.MaxRSSKiB)),
+					fmtRatio(mgo.Usage.CPU.Seconds(), m.Usage.CPU.Seconds()))
+			}
+		}
+	}
+	if slices.Contains(scenarios, deployBurst) {
+		if m := find("mgo", deployBurst); m != nil {
+			fmt.Fprintf(w, "\nDeploy API burst (mgo serve): ")
+			switch {
+			case m.Burst != nil:
+				b := m.Burst
+				fmt.Fprintf(w, "%d requests at once, %d succeeded; latency p50 %s, p95 %s, max %s; all answered in %s; %d API requests (%d writes), %d new Helm revisions; mgo serve peak RSS %s, CPU %s",
+					b.Requests, b.Succeeded, fmtSeconds(b.P50), fmtSeconds(b.P95), fmtSeconds(b.Max), fmtSeconds(b.Total),
+					m.RequestsTotal, m.Writes, m.Revisions, fmtKiB(m.Usage.MaxRSSKiB), fmtSeconds(m.Usage.CPU.Seconds()))
+				if m.Error != "" {
+					fmt.Fprintf(w, " (%s)", oneLine(m.Error, 300))
+				}
+				fmt.Fprintln(w)
+			default:
+				fmt.Fprintf(w, "%s: %s\n", m.Status, oneLine(m.Error, 300))
+			}
+		}
+	}
+	fmt.Fprintln(w, "\nAPI requests by verb (dryrun-* are server-side dry-runs, not writes):")
+	fmt.Fprintln(w)
+	for _, s := range allScenarios {
+		for _, c := range contenders {
+			if m := find(c, s); m != nil && m.Status == "ok" && slices.Contains(scenarios, s) {
+				fmt.Fprintf(w, "- %s, %s: %s\n", s, c, m.Requests)
+			}
+		}
+	}
+}
+
+func oneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	s = strings.ReplaceAll(s, "|", "/")
+	if len(s) > n {
+		s = s[:n] + "…"
+	}
+	return s
+}
