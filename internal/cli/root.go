@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/spf13/cobra"
 )
@@ -42,8 +43,11 @@ syncs the cluster, waits for the rollout and answers with the result.`,
 	root.SetOut(out)
 	root.SetErr(errOut)
 	root.AddCommand(
+		newDeployCommand(out, errOut),
 		newDiffCommand(out, errOut),
+		newServeCommand(errOut),
 		newSyncCommand(out, errOut),
+		newTokenCommand(os.Stdin, out),
 		newValidateCommand(out),
 		newVersionCommand(out),
 	)

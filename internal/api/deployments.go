@@ -1,0 +1,233 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/mygitops/mgo/internal/auth"
+	"github.com/mygitops/mgo/internal/deploy"
+)
+
+// createBody is the JSON of POST /api/v1/deployments. imageTag is accepted
+// as another name of tag, as in the form API.
+type createBody struct {
+	Cluster        string `json:"cluster"`
+	TriggerRepo    string `json:"triggerRepo"`
+	ImageRepo      string `json:"imageRepo"`
+	Tag            string `json:"tag"`
+	ImageTag       string `json:"imageTag"`
+	Digest         string `json:"digest"`
+	Author         string `json:"author"`
+	IdempotencyKey string `json:"idempotencyKey"`
+	Wait           bool   `json:"wait"`
+	Restart        bool   `json:"restart"`
+}
+
+// handleFormDeploy is POST /deploy with the original mgo's form fields. It
+// always waits for the rollout, so `curl --fail` fails a CI job whose
+// deploy or rollout fails.
+func (s *Server) handleFormDeploy(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	if err := r.ParseForm(); err != nil {
+		writeError(w, bodyError(err, "form"), nil)
+		return
+	}
+	f := r.PostForm
+	s.deploy(w, r, p, deploy.Request{
+		Cluster:        f.Get("cluster"),
+		TriggerRepo:    f.Get("triggerRepo"),
+		ImageRepo:      f.Get("imageRepo"),
+		Tag:            f.Get("imageTag"),
+		Author:         f.Get("author"),
+		IdempotencyKey: f.Get("idempotencyKey"),
+		Restart:        f.Get("restart") == "true",
+	}, true)
+}
+
+// dockerHubPush is the part of Docker Hub's push webhook mgo reads.
+type dockerHubPush struct {
+	PushData struct {
+		Tag    string `json:"tag"`
+		Pusher string `json:"pusher"`
+	} `json:"push_data"`
+	Repository struct {
+		RepoName string `json:"repo_name"`
+	} `json:"repository"`
+}
+
+// handleDockerHub is POST /deploy/dockerhub?triggerRepo=..&cluster=.. with
+// Docker Hub's push webhook body. Docker Hub cannot send headers, so this
+// endpoint also takes the token as ?token=.
+func (s *Server) handleDockerHub(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	var body dockerHubPush
+	if err := decodeJSON(r, &body, false); err != nil {
+		writeError(w, err, nil)
+		return
+	}
+	q := r.URL.Query()
+	repoName := body.Repository.RepoName
+	if repoName != "" && !strings.Contains(repoName, "/") {
+		repoName = "library/" + repoName
+	}
+	if repoName != "" {
+		repoName = "docker.io/" + repoName
+	}
+	s.deploy(w, r, p, deploy.Request{
+		Cluster:     q.Get("cluster"),
+		TriggerRepo: q.Get("triggerRepo"),
+		ImageRepo:   repoName,
+		Tag:         body.PushData.Tag,
+		Author:      body.PushData.Pusher,
+	}, true)
+}
+
+func (s *Server) handleCreateDeployment(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	var b createBody
+	if err := decodeJSON(r, &b, true); err != nil {
+		writeError(w, err, nil)
+		return
+	}
+	if b.Tag == "" {
+		b.Tag = b.ImageTag
+	} else if b.ImageTag != "" && b.ImageTag != b.Tag {
+		writeError(w, &deploy.FieldError{Field: "imageTag", Msg: "differs from tag; give one of them"}, nil)
+		return
+	}
+	s.deploy(w, r, p, deploy.Request{
+		Cluster: b.Cluster, TriggerRepo: b.TriggerRepo, ImageRepo: b.ImageRepo, Tag: b.Tag, Digest: b.Digest,
+		Author: b.Author, IdempotencyKey: b.IdempotencyKey, Restart: b.Restart,
+	}, b.Wait)
+}
+
+// deploy checks the caller's scope, submits req and, when wait is set,
+// answers once the deployment has finished.
+func (s *Server) deploy(w http.ResponseWriter, r *http.Request, p auth.Principal, req deploy.Request, wait bool) {
+	if err := p.AllowDeploy(strings.TrimSpace(req.Cluster), strings.TrimSpace(req.TriggerRepo)); err != nil {
+		writeError(w, err, nil)
+		return
+	}
+	req.Client = p.Name
+	d, err := s.svc.Submit(r.Context(), req)
+	if err != nil {
+		s.log.Info("deploy request refused", "client", p.Name, "cluster", req.Cluster, "triggerRepo", req.TriggerRepo, "error", err)
+		writeError(w, err, nil)
+		return
+	}
+	if wait {
+		if d, err = s.svc.Wait(r.Context(), d.ID); err != nil {
+			writeError(w, fmt.Errorf("waiting for deployment: %w", err), nil)
+			return
+		}
+	}
+	answerDeployment(w, d)
+}
+
+func answerDeployment(w http.ResponseWriter, d *deploy.Deployment) {
+	status := deploymentStatus(d)
+	if status >= 400 {
+		writeJSON(w, status, errorBody{Error: d.Error, Deployment: d})
+		return
+	}
+	writeJSON(w, status, d)
+}
+
+func (s *Server) handleGetDeployment(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	d, err := s.svc.Get(r.PathValue("id"))
+	if err == nil {
+		err = p.AllowCluster(d.Request.Cluster)
+	}
+	if err != nil {
+		writeError(w, err, nil)
+		return
+	}
+	if r.URL.Query().Get("wait") == "true" {
+		if d, err = s.svc.Wait(r.Context(), d.ID); err != nil {
+			writeError(w, err, nil)
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, d)
+}
+
+func (s *Server) handleListDeployments(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	limit := 50
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			writeError(w, &deploy.FieldError{Field: "limit", Msg: "must be a number from 1 to 1000"}, nil)
+			return
+		}
+		limit = n
+	}
+	all, err := s.svc.List(limit)
+	if err != nil {
+		writeError(w, err, nil)
+		return
+	}
+	out := []*deploy.Deployment{}
+	for _, d := range all {
+		if p.AllowCluster(d.Request.Cluster) == nil {
+			out = append(out, d)
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"deployments": out})
+}
+
+// rollbackBody is the optional JSON of a rollback.
+type rollbackBody struct {
+	Author string `json:"author"`
+	Wait   bool   `json:"wait"`
+}
+
+func (s *Server) handleRollback(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	var b rollbackBody
+	if r.ContentLength != 0 {
+		if err := decodeJSON(r, &b, true); err != nil {
+			writeError(w, err, nil)
+			return
+		}
+	}
+	orig, err := s.svc.Get(r.PathValue("id"))
+	if err == nil {
+		err = p.AllowDeploy(orig.Request.Cluster, orig.Request.TriggerRepo)
+	}
+	if err != nil {
+		writeError(w, err, nil)
+		return
+	}
+	d, err := s.svc.Rollback(r.Context(), orig.ID, p.Name, b.Author)
+	if err == nil && b.Wait {
+		d, err = s.svc.Wait(r.Context(), d.ID)
+	}
+	if err != nil {
+		writeError(w, err, nil)
+		return
+	}
+	answerDeployment(w, d)
+}
+
+// decodeJSON reads one JSON object; strict refuses unknown fields.
+func decodeJSON(r *http.Request, v any, strict bool) error {
+	dec := json.NewDecoder(r.Body)
+	if strict {
+		dec.DisallowUnknownFields()
+	}
+	if err := dec.Decode(v); err != nil {
+		return bodyError(err, "JSON")
+	}
+	if dec.More() {
+		return fmt.Errorf("%w: body holds more than one JSON value", deploy.ErrInvalid)
+	}
+	return nil
+}
+
+func bodyError(err error, what string) error {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return fmt.Errorf("body is larger than %d bytes: %w", MaxBody, err)
+	}
+	return fmt.Errorf("%w: body is not valid %s: %v", deploy.ErrInvalid, what, err)
+}

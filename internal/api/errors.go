@@ -1,0 +1,76 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/mygitops/mgo/internal/auth"
+	"github.com/mygitops/mgo/internal/deploy"
+)
+
+var errRoute = errors.New("no such endpoint")
+
+func errNoRoute(r *http.Request) error {
+	return fmt.Errorf("%w: %s %s", errRoute, r.Method, r.URL.Path)
+}
+
+// errorBody is every error answer: {"error": "..."} plus details.
+type errorBody struct {
+	Error      string             `json:"error"`
+	Field      string             `json:"field,omitempty"`
+	Deployment *deploy.Deployment `json:"deployment,omitempty"`
+}
+
+// statusOf maps an error to its status code: 4xx for what the caller or the
+// repo can fix, 5xx only for faults of mgo or what it depends on.
+func statusOf(err error) int {
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.Is(err, auth.ErrUnauthenticated):
+		return http.StatusUnauthorized
+	case errors.Is(err, auth.ErrForbidden):
+		return http.StatusForbidden
+	case errors.Is(err, deploy.ErrInvalid):
+		return http.StatusBadRequest
+	case errors.Is(err, deploy.ErrNotFound), errors.Is(err, errRoute):
+		return http.StatusNotFound
+	case errors.Is(err, deploy.ErrConflict):
+		return http.StatusConflict
+	case errors.As(err, &mbe):
+		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, deploy.ErrClosed):
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+// deploymentStatus is the status code of a finished (or queued) deployment.
+func deploymentStatus(d *deploy.Deployment) int {
+	switch {
+	case d.Status == deploy.Succeeded:
+		return http.StatusOK
+	case !d.Status.Terminal():
+		return http.StatusAccepted
+	}
+	switch d.Stage {
+	case deploy.StageCommit, deploy.StageValidate:
+		return http.StatusUnprocessableEntity // the repo cannot take this edit
+	case deploy.StageSync, deploy.StageRollout:
+		return http.StatusFailedDependency // the commit landed; the cluster did not roll it out
+	}
+	return http.StatusBadGateway // the git server or the cluster failed us
+}
+
+func writeError(w http.ResponseWriter, err error, d *deploy.Deployment) {
+	body := errorBody{Error: err.Error(), Deployment: d}
+	var fe *deploy.FieldError
+	if errors.As(err, &fe) {
+		body.Field = fe.Field
+	}
+	status := statusOf(err)
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="mgo"`)
+	}
+	writeJSON(w, status, body)
+}

@@ -1,0 +1,162 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/mygitops/mgo/internal/auth"
+	"github.com/mygitops/mgo/internal/deploy"
+)
+
+// MaxBody bounds every request body.
+const MaxBody = 1 << 20
+
+// Config wires a Server.
+type Config struct {
+	Service *deploy.Service
+	// Tokens authenticates bearer tokens; nil with InsecureNoAuth lets
+	// every caller in as "anonymous" with every scope (local demos only).
+	Tokens         *auth.Tokens
+	InsecureNoAuth bool
+	// GitHubSecret verifies X-Hub-Signature-256 of GitHub push events;
+	// GitLabToken is compared with X-Gitlab-Token. Empty: that hook is off.
+	GitHubSecret []byte
+	GitLabToken  []byte
+	// Ready reports whether the service can take requests (for /readyz).
+	Ready    func() error
+	Gatherer prometheus.Gatherer
+	Log      *slog.Logger
+}
+
+// Server is the HTTP handler of mgo serve.
+type Server struct {
+	cfg Config
+	svc *deploy.Service
+	log *slog.Logger
+	mux *http.ServeMux
+	// refresh is signalled by webhooks; one fetch serves every signal
+	// received while it runs.
+	refresh chan struct{}
+}
+
+// New returns the server; Run its RefreshLoop for webhooks to take effect.
+func New(cfg Config) (*Server, error) {
+	if cfg.Service == nil {
+		return nil, errors.New("api: a deploy service is required")
+	}
+	if cfg.Tokens == nil && !cfg.InsecureNoAuth {
+		return nil, errors.New("api: no tokens configured (use --insecure-no-auth only for a local demo)")
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Gatherer == nil {
+		cfg.Gatherer = prometheus.DefaultGatherer
+	}
+	s := &Server{cfg: cfg, svc: cfg.Service, log: cfg.Log, mux: http.NewServeMux(), refresh: make(chan struct{}, 1)}
+	s.routes()
+	return s, nil
+}
+
+// authedHandler is a handler that runs for an authenticated principal.
+type authedHandler func(w http.ResponseWriter, r *http.Request, p auth.Principal)
+
+func (s *Server) routes() {
+	m := s.mux
+	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
+	m.HandleFunc("GET /readyz", s.handleReady)
+	m.Handle("GET /metrics", s.authed(func(w http.ResponseWriter, r *http.Request, _ auth.Principal) {
+		promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{}).ServeHTTP(w, r)
+	}))
+	m.Handle("POST /deploy", s.authed(s.handleFormDeploy))
+	m.Handle("POST /deploy/dockerhub", s.authed(s.handleDockerHub))
+	m.Handle("POST /api/v1/deployments", s.authed(s.handleCreateDeployment))
+	m.Handle("GET /api/v1/deployments", s.authed(s.handleListDeployments))
+	m.Handle("GET /api/v1/deployments/{id}", s.authed(s.handleGetDeployment))
+	m.Handle("POST /api/v1/deployments/{id}/rollback", s.authed(s.handleRollback))
+	m.Handle("GET /api/v1/clusters", s.authed(s.handleClusters))
+	m.Handle("GET /api/v1/clusters/{cluster}/releases", s.authed(s.handleReleases))
+	m.Handle("GET /api/v1/clusters/{cluster}/diff", s.authed(s.handleDiff))
+	m.Handle("POST /api/v1/clusters/{cluster}/sync", s.authed(s.handleSync))
+	m.HandleFunc("POST /hooks/github", s.handleGitHub)
+	m.HandleFunc("POST /hooks/gitlab", s.handleGitLab)
+}
+
+// ServeHTTP limits the body and routes. Unknown paths get a JSON 404.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, MaxBody)
+	if _, pattern := s.mux.Handler(r); pattern == "" {
+		writeError(w, errNoRoute(r), nil)
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// authed authenticates the bearer token before h runs.
+func (s *Server) authed(h authedHandler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, err := s.principal(r)
+		if err != nil {
+			s.log.Info("request refused", "path", r.URL.Path, "remote", r.RemoteAddr, "error", err)
+			writeError(w, err, nil)
+			return
+		}
+		h(w, r, p)
+	})
+}
+
+func (s *Server) principal(r *http.Request) (auth.Principal, error) {
+	if s.cfg.Tokens == nil {
+		return auth.Principal{Name: "anonymous", Clusters: []string{"*"}, TriggerRepos: []string{"*"}}, nil
+	}
+	if r.URL.Path == "/deploy/dockerhub" && r.Header.Get("Authorization") == "" && r.URL.Query().Has("token") {
+		// Docker Hub webhooks are a bare URL: the token rides in it.
+		return s.cfg.Tokens.Authenticate(r.URL.Query().Get("token"))
+	}
+	return s.cfg.Tokens.AuthenticateRequest(r)
+}
+
+func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
+	if s.cfg.Ready != nil {
+		if err := s.cfg.Ready(); err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "error": err.Error()})
+			return
+		}
+	}
+	writeJSON(w, 200, map[string]string{"status": "ready"})
+}
+
+// RefreshLoop fetches and syncs changed clusters whenever a webhook
+// signals, until ctx ends.
+func (s *Server) RefreshLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.refresh:
+			rctx, cancel := context.WithTimeout(ctx, 30*time.Minute)
+			synced, err := s.svc.Refresh(rctx)
+			cancel()
+			if err != nil {
+				s.log.Error("refresh after push event failed", "error", err)
+			} else {
+				s.log.Info("refreshed after push event", "synced", synced)
+			}
+		}
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}

@@ -1,0 +1,136 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/mygitops/mgo/internal/auth"
+	"github.com/mygitops/mgo/internal/server"
+)
+
+// tokensFile is the file of --tokens-file.
+type tokensFile struct {
+	Tokens []auth.TokenConfig `yaml:"tokens"`
+}
+
+func newServeCommand(errOut io.Writer) *cobra.Command {
+	var (
+		g                         gitFlags
+		cfg                       server.Config
+		tokensPath, logLevel      string
+		githubSecret, gitlabToken string
+	)
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve the deploy API: commit image changes, sync clusters, answer CI",
+		Long: `Clones the gitops repository, connects to every cluster of the repo that has a
+kubeconfig context, syncs them, and serves the deploy API (see docs/api.md).
+Push events (webhooks) and polling sync clusters whose files changed; a
+periodic drift check follows each cluster's drift policy.
+
+Every endpoint but /healthz and /readyz needs a bearer token from
+--tokens-file (hashed tokens with scopes; see mgo token).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+				return &ExitError{Code: 2, Err: fmt.Errorf("--log-level: %w", err)}
+			}
+			log := slog.New(slog.NewJSONHandler(errOut, &slog.HandlerOptions{Level: level}))
+			if cfg.DataDir == "" {
+				cfg.DataDir = filepath.Join(cacheBase(), "serve")
+			}
+			var err error
+			if cfg.Git, err = g.options(cfg.DataDir); err != nil {
+				return &ExitError{Code: 2, Err: err}
+			}
+			if g.workdir == "" {
+				cfg.Git.Dir = filepath.Join(cfg.DataDir, "repo")
+			}
+			if tokensPath != "" {
+				if cfg.Tokens, err = readTokens(tokensPath); err != nil {
+					return &ExitError{Code: 2, Err: err}
+				}
+			}
+			if cfg.GitHubSecret, err = readSecretFile(githubSecret, "--github-webhook-secret-file"); err != nil {
+				return &ExitError{Code: 2, Err: err}
+			}
+			if cfg.GitLabToken, err = readSecretFile(gitlabToken, "--gitlab-webhook-token-file"); err != nil {
+				return &ExitError{Code: 2, Err: err}
+			}
+			if cfg.Kubeconfig == "" {
+				cfg.Kubeconfig = os.Getenv("KUBECONFIG")
+			}
+			cfg.Log = log
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			if err := server.Run(ctx, cfg); err != nil {
+				return &ExitError{Code: 2, Err: err}
+			}
+			return nil
+		},
+	}
+	fs := cmd.Flags()
+	g.register(fs, "repo-url")
+	fs.StringVar(&cfg.Listen, "listen", ":8080", "address to serve HTTP on")
+	fs.StringVar(&cfg.DataDir, "data-dir", "", "clone, deployment records and snapshots (default ~/.cache/mgo/serve)")
+	fs.StringVar(&cfg.Kubeconfig, "kubeconfig", "", "kubeconfig whose contexts are the repo's clusters (default $KUBECONFIG)")
+	fs.StringVar(&cfg.InCluster, "in-cluster", "", "name of the cluster mgo runs in (uses its service account)")
+	fs.StringVar(&cfg.ChartCache, "chart-cache", "", "chart cache directory (default <data-dir>/charts)")
+	fs.BoolVar(&cfg.PlainHTTP, "plain-http", false, "talk to OCI registries over plain HTTP (local registries only)")
+	fs.StringVar(&tokensPath, "tokens-file", "", "YAML file: tokens: [{name, sha256, clusters, triggerRepos}]")
+	fs.BoolVar(&cfg.InsecureNoAuth, "insecure-no-auth", false, "serve without authentication (local demos only)")
+	fs.StringVar(&githubSecret, "github-webhook-secret-file", "", "file holding the GitHub webhook secret (enables /hooks/github)")
+	fs.StringVar(&gitlabToken, "gitlab-webhook-token-file", "", "file holding the GitLab webhook token (enables /hooks/gitlab)")
+	fs.DurationVar(&cfg.PollInterval, "poll-interval", time.Minute, "fetch the repo this often and sync what changed (0: webhooks only)")
+	fs.DurationVar(&cfg.ResyncInterval, "resync-interval", 10*time.Minute, "drift check of every cluster this often (0: never)")
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 5*time.Minute, "on SIGTERM, how long deployments in flight may take to finish")
+	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	_ = cmd.MarkFlagRequired("repo-url")
+	return cmd
+}
+
+func readTokens(path string) ([]auth.TokenConfig, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--tokens-file: %w", err)
+	}
+	var tf tokensFile
+	dec := yaml.NewDecoder(strings.NewReader(string(b)))
+	dec.KnownFields(true)
+	if err := dec.Decode(&tf); err != nil {
+		return nil, fmt.Errorf("--tokens-file %s: %w", path, err)
+	}
+	if len(tf.Tokens) == 0 {
+		return nil, fmt.Errorf("--tokens-file %s: no tokens", path)
+	}
+	if _, err := auth.NewTokens(tf.Tokens); err != nil {
+		return nil, fmt.Errorf("--tokens-file %s: %w", path, err)
+	}
+	return tf.Tokens, nil
+}
+
+func readSecretFile(path, flag string) ([]byte, error) {
+	if path == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", flag, err)
+	}
+	s := strings.TrimRight(string(b), "\r\n")
+	if s == "" {
+		return nil, fmt.Errorf("%s: %s is empty", flag, path)
+	}
+	return []byte(s), nil
+}

@@ -1,0 +1,418 @@
+package deploy
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mygitops/mgo/internal/reconcile"
+	"github.com/mygitops/mgo/internal/repo"
+)
+
+// clusterSync serialises and coalesces the syncs of one cluster: whoever
+// asks while a sync runs is served by the next one, which covers every
+// request made before it started.
+type clusterSync struct {
+	s      *Service
+	name   string
+	engine *reconcile.Engine
+
+	mu      sync.Mutex
+	running bool
+	jobs    []*job
+	waiters []chan syncOutcome
+	full    bool
+	status  ClusterStatus
+	inputs  string // digest of the cluster's files at the last sync
+}
+
+// syncOutcome is the result of one sync of a cluster.
+type syncOutcome struct {
+	res     *reconcile.Result
+	head    string
+	started time.Time
+	timeout time.Duration // the cluster's rollout timeout
+	err     error
+}
+
+// ClusterStatus is what mgo knows of a cluster.
+type ClusterStatus struct {
+	Name       string            `json:"name"`
+	Head       string            `json:"head,omitempty"` // commit of the last sync
+	LastSync   time.Time         `json:"lastSync,omitzero"`
+	Failed     bool              `json:"failed"`
+	Error      string            `json:"error,omitempty"`
+	Releases   int               `json:"releases"`
+	LastResult *reconcile.Result `json:"-"`
+	// Drift is the number of objects that differed from the repo at the
+	// last drift check, and when that was.
+	Drift        int       `json:"drift"`
+	DriftChecked time.Time `json:"driftChecked,omitzero"`
+}
+
+func newClusterSync(s *Service, name string, e *reconcile.Engine) *clusterSync {
+	return &clusterSync{s: s, name: name, engine: e, status: ClusterStatus{Name: name}}
+}
+
+// add queues a pushed job for the next sync.
+func (c *clusterSync) add(j *job) {
+	c.mu.Lock()
+	c.jobs = append(c.jobs, j)
+	c.startLocked()
+	c.mu.Unlock()
+}
+
+// request asks for a sync (full: compare every release with the live
+// cluster) and returns where its outcome will be sent.
+func (c *clusterSync) request(full bool) <-chan syncOutcome {
+	ch := make(chan syncOutcome, 1)
+	c.mu.Lock()
+	c.waiters = append(c.waiters, ch)
+	c.full = c.full || full
+	c.startLocked()
+	c.mu.Unlock()
+	return ch
+}
+
+func (c *clusterSync) startLocked() {
+	if !c.running {
+		c.running = true
+		go c.loop()
+	}
+}
+
+func (c *clusterSync) loop() {
+	for {
+		c.mu.Lock()
+		jobs, waiters, full := c.jobs, c.waiters, c.full
+		c.jobs, c.waiters, c.full = nil, nil, false
+		if len(jobs) == 0 && len(waiters) == 0 {
+			c.running = false
+			c.mu.Unlock()
+			return
+		}
+		c.mu.Unlock()
+
+		out := c.sync(full)
+		for _, j := range jobs {
+			if c.restart(j, out); !j.restarted {
+				c.s.finishSynced(j, out)
+			}
+		}
+		for _, ch := range waiters {
+			ch <- out
+		}
+	}
+}
+
+// sync syncs the cluster from a snapshot of the tree at the current head.
+func (c *clusterSync) sync(full bool) syncOutcome {
+	ctx := c.s.ctx
+	out := syncOutcome{started: c.s.cfg.Now()}
+	var inputs string
+	err := c.s.withSnapshot(ctx, func(dir, head string) error {
+		out.head = head
+		var err error
+		if inputs, err = clusterInputs(dir, c.name); err != nil {
+			return err
+		}
+		r, err := repo.Load(dir, repo.LoadOptions{Cluster: c.name})
+		if err != nil {
+			return err
+		}
+		out.timeout = r.Config.Cluster(c.name).Timeout
+		out.res, err = c.engine.Sync(ctx, r, reconcile.Options{Full: full})
+		return err
+	})
+	out.err = err
+	result := "succeeded"
+	if err != nil || out.res.Failed() {
+		result = "failed"
+	}
+	c.s.cfg.Metrics.Syncs.WithLabelValues(c.name, result).Observe(c.s.cfg.Now().Sub(out.started).Seconds())
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := &c.status
+	st.LastSync, st.Head, st.Failed, st.Error = c.s.cfg.Now(), out.head, result == "failed", ""
+	if err != nil {
+		st.Error = err.Error()
+		c.s.log.Error("sync failed", "cluster", c.name, "error", err)
+		return out
+	}
+	c.inputs = inputs
+	st.LastResult, st.Releases = out.res, len(out.res.Releases)
+	if out.res.RawError != "" {
+		st.Error = "raw manifests: " + out.res.RawError
+	}
+	return out
+}
+
+// restart rolls the workloads of the job's releases when the job asked
+// for a restart and changed nothing (a changed image rolls them anyway).
+// Its results replace the sync's for those releases.
+func (c *clusterSync) restart(j *job, out syncOutcome) {
+	if !j.d.Request.Restart || j.d.Changed || out.err != nil {
+		return
+	}
+	for i, rr := range out.res.Releases {
+		if !slices.Contains(j.files, rr.File) || rr.Action == reconcile.Failed {
+			continue
+		}
+		objs, err := c.engine.Restart(c.s.ctx, rr.Namespace, rr.Name, out.timeout)
+		rr.Objects = objs
+		rr.Action = "restarted"
+		if err != nil {
+			rr.Action, rr.Stage, rr.Error = reconcile.Failed, reconcile.StageWait, err.Error()
+		}
+		// The outcome is shared by the batch: give this job its own copy.
+		res := *out.res
+		res.Releases = slices.Clone(out.res.Releases)
+		res.Releases[i] = rr
+		out.res = &res
+	}
+	c.s.finishSynced(j, out)
+	j.restarted = true
+}
+
+// Status returns what mgo knows of the cluster.
+func (c *clusterSync) Status() ClusterStatus {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.status
+}
+
+// finishSynced finishes a job with the outcome of its cluster's sync: the
+// results of the job's releases, failed when any of them failed.
+func (s *Service) finishSynced(j *job, out syncOutcome) {
+	end := s.cfg.Now()
+	s.finish(j, func(d *Deployment) {
+		d.Times.Synced = out.started
+		if out.err != nil {
+			d.Status, d.Stage, d.Error = Failed, StageSync, out.err.Error()
+			return
+		}
+		d.Releases = nil
+		var failed []string
+		stage := StageRollout
+		for _, rr := range out.res.Releases {
+			if !slices.Contains(j.files, rr.File) {
+				continue
+			}
+			d.Releases = append(d.Releases, ReleaseOutcome{File: rr.File, Name: rr.Name, Namespace: rr.Namespace,
+				Action: rr.Action, Revision: rr.Revision, Stage: rr.Stage, Error: rr.Error, Objects: rr.Objects})
+			if rr.Action == reconcile.Failed {
+				failed = append(failed, fmt.Sprintf("%s/%s: %s", rr.Namespace, rr.Name, rr.Error))
+				if rr.Stage != reconcile.StageWait {
+					stage = StageSync
+				}
+			}
+		}
+		if len(failed) > 0 {
+			d.Status, d.Stage = Failed, stage
+			d.Error = fmt.Errorf("%w: %s", ErrRollout, strings.Join(failed, "; ")).Error()
+			return
+		}
+		d.Status, d.Times.RolledOut = Succeeded, end
+	})
+}
+
+// Sync syncs a cluster now (full: compare every release with the live
+// cluster) and returns the result.
+func (s *Service) Sync(ctx context.Context, cluster string, full bool) (*reconcile.Result, error) {
+	c, ok := s.clusters[cluster]
+	if !ok {
+		return nil, fmt.Errorf("%w: cluster %q is not served here", ErrNotFound, cluster)
+	}
+	select {
+	case out := <-c.request(full):
+		return out.res, out.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// Diff compares a cluster with the repo at the current head.
+func (s *Service) Diff(ctx context.Context, cluster string) (*reconcile.DiffResult, error) {
+	c, ok := s.clusters[cluster]
+	if !ok {
+		return nil, fmt.Errorf("%w: cluster %q is not served here", ErrNotFound, cluster)
+	}
+	var res *reconcile.DiffResult
+	err := s.withSnapshot(ctx, func(dir, _ string) error {
+		r, err := repo.Load(dir, repo.LoadOptions{Cluster: cluster})
+		if err != nil {
+			return err
+		}
+		res, err = c.engine.Diff(ctx, r, reconcile.Options{})
+		return err
+	})
+	if err == nil {
+		n := 0
+		for _, rd := range res.Releases {
+			n += len(rd.Objects)
+		}
+		n += len(res.Raw)
+		c.mu.Lock()
+		c.status.Drift, c.status.DriftChecked = n, s.cfg.Now()
+		c.mu.Unlock()
+		s.cfg.Metrics.Drift.WithLabelValues(cluster).Set(float64(n))
+	}
+	return res, err
+}
+
+// ClusterStatus returns the status of one cluster.
+func (s *Service) ClusterStatus(cluster string) (ClusterStatus, error) {
+	c, ok := s.clusters[cluster]
+	if !ok {
+		return ClusterStatus{}, fmt.Errorf("%w: cluster %q is not served here", ErrNotFound, cluster)
+	}
+	return c.Status(), nil
+}
+
+// Refresh fetches the repo and syncs every cluster whose files changed
+// since its last sync (a push by a person, seen by a webhook or a poll).
+// It returns the clusters it synced.
+func (s *Service) Refresh(ctx context.Context) ([]string, error) {
+	if _, err := s.cfg.Git.Fetch(ctx); err != nil {
+		return nil, err
+	}
+	var changed []string
+	err := s.cfg.Git.Read(ctx, func(dir, _ string) error {
+		for _, name := range s.Clusters() {
+			d, err := clusterInputs(dir, name)
+			if err != nil {
+				return err
+			}
+			c := s.clusters[name]
+			c.mu.Lock()
+			if d != c.inputs {
+				changed = append(changed, name)
+			}
+			c.mu.Unlock()
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	var wg sync.WaitGroup
+	for _, name := range changed {
+		wg.Go(func() { _, _ = s.Sync(ctx, name, false) })
+	}
+	wg.Wait()
+	return changed, nil
+}
+
+// CheckDrift runs the periodic full check of one cluster, as its drift
+// policy in mygitops.yaml says: "repair" syncs every release against the
+// live cluster, "report" only diffs and records what differs.
+func (s *Service) CheckDrift(ctx context.Context, cluster string) error {
+	var policy string
+	err := s.cfg.Git.Read(ctx, func(dir, _ string) error {
+		r, err := repo.Load(dir, repo.LoadOptions{Cluster: cluster})
+		if err != nil {
+			return err
+		}
+		policy = r.Config.Cluster(cluster).Drift
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if policy == repo.DriftRepair {
+		_, err = s.Sync(ctx, cluster, true)
+		return err
+	}
+	res, err := s.Diff(ctx, cluster)
+	if err == nil && res.HasDifferences() {
+		s.log.Warn("drift: the cluster differs from the repo", "cluster", cluster, "objects", s.clusters[cluster].Status().Drift)
+	}
+	return err
+}
+
+// withSnapshot copies the checked-out tree (at the last fetched head) to a
+// private directory and runs fn on it, so fn may take as long as a rollout
+// without blocking commits.
+func (s *Service) withSnapshot(ctx context.Context, fn func(dir, head string) error) error {
+	if err := os.MkdirAll(s.cfg.SnapshotDir, 0o700); err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp(s.cfg.SnapshotDir, "tree-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	var head string
+	err = s.cfg.Git.Read(ctx, func(src, h string) error {
+		head = h
+		return copyTree(src, dir)
+	})
+	if err != nil {
+		return fmt.Errorf("snapshot of the repo: %w", err)
+	}
+	return fn(dir, head)
+}
+
+// copyTree copies regular files and directories (not .git, not symlinks
+// leaving the tree) from src to dst.
+func copyTree(src, dst string) error {
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		if d.Name() == ".git" && d.IsDir() {
+			return filepath.SkipDir
+		}
+		target := filepath.Join(dst, rel)
+		switch {
+		case d.IsDir():
+			return os.MkdirAll(target, 0o700)
+		case d.Type().IsRegular():
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(target, b, 0o600)
+		}
+		return nil // symlinks and other types are not followed
+	})
+}
+
+// clusterInputs digests everything a sync of cluster reads: its
+// installations directory, the repo's charts and mygitops.yaml.
+func clusterInputs(dir, cluster string) (string, error) {
+	h := sha256.New()
+	for _, root := range []string{filepath.Join(repo.InstallationsDir, cluster), "charts", repo.ConfigFile} {
+		err := filepath.WalkDir(filepath.Join(dir, root), func(p string, d fs.DirEntry, err error) error {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			if err != nil || !d.Type().IsRegular() {
+				return err
+			}
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			rel, _ := filepath.Rel(dir, p)
+			fmt.Fprintf(h, "%s\x00%d\x00", filepath.ToSlash(rel), len(b))
+			h.Write(b)
+			return nil
+		})
+		if err != nil {
+			return "", err
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}

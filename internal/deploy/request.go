@@ -1,0 +1,151 @@
+package deploy
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/mygitops/mgo/internal/gitrepo"
+	"github.com/mygitops/mgo/internal/values"
+)
+
+// Errors a Service returns for expected outcomes; the API maps them to
+// status codes.
+var (
+	ErrInvalid  = errors.New("invalid request")  // bad input: 400
+	ErrNotFound = errors.New("not found")        // unknown cluster, trigger repo or deployment: 404
+	ErrConflict = errors.New("conflict")         // idempotency key reused for another request: 409
+	ErrRollout  = errors.New("rollout failed")   // the change landed but did not become ready
+	ErrClosed   = errors.New("service stopping") // no new requests during shutdown: 503
+)
+
+// FieldError is a bad input field.
+type FieldError struct {
+	Field string
+	Msg   string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
+func (e *FieldError) Unwrap() error { return ErrInvalid }
+
+// Request asks to set the image of a trigger repo in a cluster.
+type Request struct {
+	Cluster     string `json:"cluster"`
+	TriggerRepo string `json:"triggerRepo"`
+	ImageRepo   string `json:"imageRepo"`
+	Tag         string `json:"tag,omitempty"`
+	Digest      string `json:"digest,omitempty"`
+	// Author is the person the commit is made for: "Name <email>", a bare
+	// name or a bare email (see gitrepo.ParseAuthor). Default: the client.
+	Author string `json:"author,omitempty"`
+	// Client is the authenticated caller; set by the API, not by the body.
+	Client string `json:"client,omitempty"`
+	// IdempotencyKey makes a retried request return the first one's
+	// deployment instead of deploying again (per client).
+	IdempotencyKey string `json:"idempotencyKey,omitempty"`
+	// Restart asks for a rolling restart of the affected workloads when the
+	// image is already set.
+	Restart bool `json:"restart,omitempty"`
+}
+
+// Image is the requested image.
+func (r Request) Image() values.Image {
+	return values.Image{Repository: r.ImageRepo, Tag: r.Tag, Digest: r.Digest}
+}
+
+// Ref is the image reference as people write it: repo:tag@digest.
+func (r Request) Ref() string {
+	s := r.ImageRepo
+	if r.Tag != "" {
+		s += ":" + r.Tag
+	}
+	if r.Digest != "" {
+		s += "@" + r.Digest
+	}
+	return s
+}
+
+var (
+	clusterName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:@-]{0,252}$`)
+	triggerRepo = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._~/-]{0,254}$`)
+)
+
+// Normalize trims every field and splits a digest out of the tag
+// ("1.4.2@sha256:..." or a bare "sha256:..."), then checks every field. The
+// error names the first bad field.
+func (r *Request) Normalize() error {
+	for _, f := range []*string{&r.Cluster, &r.TriggerRepo, &r.ImageRepo, &r.Tag, &r.Digest, &r.Author, &r.IdempotencyKey} {
+		*f = strings.TrimSpace(*f)
+	}
+	if tag, dig, ok := strings.Cut(r.Tag, "@"); ok {
+		if r.Digest != "" && r.Digest != dig {
+			return &FieldError{"digest", "differs from the digest in the tag"}
+		}
+		r.Tag, r.Digest = tag, dig
+	} else if strings.HasPrefix(r.Tag, "sha256:") && r.Digest == "" {
+		r.Tag, r.Digest = "", r.Tag
+	}
+	switch {
+	case r.Cluster == "":
+		return &FieldError{"cluster", "is required"}
+	case !clusterName.MatchString(r.Cluster):
+		return &FieldError{"cluster", fmt.Sprintf("%q is not a valid cluster name", r.Cluster)}
+	case r.TriggerRepo == "":
+		return &FieldError{"triggerRepo", "is required"}
+	case !triggerRepo.MatchString(r.TriggerRepo) || strings.Contains(r.TriggerRepo, ".."):
+		return &FieldError{"triggerRepo", fmt.Sprintf("%q is not a repository path like gitlab.com/group/project", r.TriggerRepo)}
+	case r.ImageRepo == "":
+		return &FieldError{"imageRepo", "is required"}
+	case r.Tag == "" && r.Digest == "":
+		return &FieldError{"imageTag", "a tag or a digest is required"}
+	case len(r.IdempotencyKey) > 128 || strings.IndexFunc(r.IdempotencyKey, unicode.IsControl) >= 0:
+		return &FieldError{"idempotencyKey", "must be at most 128 printable characters"}
+	}
+	if err := r.Image().Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if r.Author == "" {
+		r.Author = r.Client
+	}
+	if r.Author == "" {
+		return &FieldError{"author", "is required (a name, an email or \"Name <email>\")"}
+	}
+	if _, err := gitrepo.ParseAuthor(r.Author); err != nil {
+		return &FieldError{"author", err.Error()}
+	}
+	return nil
+}
+
+// Edit sets the requested image in every values file of the cluster that
+// lists the trigger repo, in the work tree at dir, and returns the files it
+// changed (none when the image was already set).
+func (r Request) Edit(dir string) ([]string, error) {
+	return values.EditCluster(dir, r.Cluster, r.TriggerRepo, r.Image())
+}
+
+// CommitInfo is the commit of the request: the requester as author, the
+// summary "deploy <image> to <cluster>/<releases>" and trailers naming the
+// trigger repo, the client and the deployment.
+func (r Request) CommitInfo(id string, files []string) gitrepo.CommitInfo {
+	names := make([]string, 0, len(files))
+	for _, f := range files {
+		names = append(names, releaseName(f))
+	}
+	return gitrepo.CommitInfo{
+		Author: r.Author,
+		Message: gitrepo.Message{
+			Summary: fmt.Sprintf("deploy %s to %s/%s", r.Ref(), r.Cluster, strings.Join(names, ",")),
+			Trailers: gitrepo.Trailers{
+				TriggerRepo:  r.TriggerRepo,
+				RequestedBy:  r.Client,
+				DeploymentID: id,
+			},
+		},
+	}
+}
+
+// NewID returns a new deployment id.
+func NewID() string { return newID(time.Now()) }

@@ -1,0 +1,453 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mygitops/mgo/internal/gitrepo"
+	"github.com/mygitops/mgo/internal/reconcile"
+	"github.com/mygitops/mgo/internal/repo"
+)
+
+// Config wires a Service.
+type Config struct {
+	// Git is the clone of the gitops repo.
+	Git *gitrepo.Repo
+	// Engines syncs each cluster this mgo serves, by name (kubeconfig
+	// context, installations/<name>).
+	Engines map[string]*reconcile.Engine
+	// Store keeps the deployment records.
+	Store *Store
+	// SnapshotDir holds the copies of the tree that syncs read, so a long
+	// rollout wait never blocks the next commit.
+	SnapshotDir string
+	// MaxBatch bounds how many queued requests one push carries (default 50).
+	MaxBatch int
+	// QueueSize bounds the requests waiting for the git worker (default
+	// 1000); a full queue refuses new requests.
+	QueueSize int
+	Log       *slog.Logger
+	Metrics   *Metrics
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// Service runs deploy requests. Start it with Run.
+type Service struct {
+	cfg Config
+	log *slog.Logger
+	// ctx is cancelled when Run returns: syncs in flight stop with it.
+	ctx      context.Context
+	cancel   context.CancelFunc
+	queue    chan *job
+	clusters map[string]*clusterSync
+
+	mu      sync.Mutex
+	closed  bool
+	waiters map[string]chan struct{} // closed when the deployment is finished
+	running sync.WaitGroup           // jobs accepted and not finished
+}
+
+// job is a deployment in flight.
+type job struct {
+	d *Deployment
+	// files are the values files the request concerns: those the edit
+	// changed, or, when nothing changed, those listing the trigger repo.
+	files []string
+	// revert is the commit a rollback reverts.
+	revert string
+	// restarted is set once the job was finished by its restart.
+	restarted bool
+}
+
+// New checks cfg and returns a Service. Deployments left unfinished by an
+// earlier run are marked failed.
+func New(cfg Config) (*Service, error) {
+	if cfg.Git == nil || cfg.Store == nil || cfg.SnapshotDir == "" {
+		return nil, errors.New("deploy: git, store and snapshot directory are required")
+	}
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = 50
+	}
+	if cfg.QueueSize <= 0 {
+		cfg.QueueSize = 1000
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics(nil)
+	}
+	s := &Service{
+		cfg:      cfg,
+		log:      cfg.Log,
+		queue:    make(chan *job, cfg.QueueSize),
+		clusters: map[string]*clusterSync{},
+		waiters:  map[string]chan struct{}{},
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	for name, e := range cfg.Engines {
+		s.clusters[name] = newClusterSync(s, name, e)
+	}
+	if n, err := cfg.Store.Interrupted(cfg.Now()); err != nil {
+		return nil, err
+	} else if n > 0 {
+		s.log.Warn("deployments left unfinished by the last run marked failed", "count", n)
+	}
+	return s, nil
+}
+
+// Clusters returns the names of the served clusters, sorted.
+func (s *Service) Clusters() []string { return slices.Sorted(maps.Keys(s.clusters)) }
+
+// Run processes queued requests until ctx ends. Requests still queued then
+// are failed; deployments in flight are cancelled with ctx.
+func (s *Service) Run(ctx context.Context) {
+	defer s.cancel()
+	for {
+		select {
+		case <-ctx.Done():
+			s.drain(ctx.Err())
+			return
+		case j := <-s.queue:
+			batch := []*job{j}
+		more:
+			for len(batch) < s.cfg.MaxBatch {
+				select {
+				case j := <-s.queue:
+					batch = append(batch, j)
+				default:
+					break more
+				}
+			}
+			s.cfg.Metrics.QueueDepth.Set(float64(len(s.queue)))
+			s.process(ctx, batch)
+		}
+	}
+}
+
+// Shutdown refuses new requests and waits until every accepted one has
+// finished or ctx ends.
+func (s *Service) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.running.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("deployments still in flight: %w", ctx.Err())
+	}
+}
+
+func (s *Service) drain(cause error) {
+	for {
+		select {
+		case j := <-s.queue:
+			s.fail(j, StageCommit, fmt.Errorf("not started: %w", cause))
+		default:
+			return
+		}
+	}
+}
+
+// Submit validates req completely, records it and queues it. It returns the
+// queued deployment (or, for a repeated idempotency key, the earlier one).
+// Nothing is recorded or written for a refused request.
+func (s *Service) Submit(ctx context.Context, req Request) (*Deployment, error) {
+	if err := req.Normalize(); err != nil {
+		s.cfg.Metrics.Deploys.WithLabelValues("refused").Inc()
+		return nil, err
+	}
+	files, err := s.check(ctx, req)
+	if err != nil {
+		s.cfg.Metrics.Deploys.WithLabelValues("refused").Inc()
+		return nil, err
+	}
+	d := &Deployment{ID: newID(s.cfg.Now()), Kind: KindDeploy, Request: req, Status: Queued}
+	return s.enqueue(&job{d: d, files: files})
+}
+
+// check finds the values files of req's cluster that list its trigger repo,
+// at the last fetched head.
+func (s *Service) check(ctx context.Context, req Request) ([]string, error) {
+	if _, ok := s.clusters[req.Cluster]; !ok {
+		return nil, fmt.Errorf("%w: cluster %q is not served here (clusters: %s)", ErrNotFound, req.Cluster, strings.Join(s.Clusters(), ", "))
+	}
+	var files []string
+	err := s.cfg.Git.Read(ctx, func(dir, _ string) error {
+		var err error
+		files, err = Targets(dir, req)
+		return err
+	})
+	return files, err
+}
+
+// Targets returns the values files (relative to dir) of req's cluster that
+// list its trigger repo. An unknown cluster or trigger repo is ErrNotFound,
+// with what was searched.
+func Targets(dir string, req Request) ([]string, error) {
+	r, err := repo.Load(dir, repo.LoadOptions{Cluster: req.Cluster})
+	if err != nil {
+		if errors.Is(err, repo.ErrUnknownCluster) {
+			err = fmt.Errorf("%w: %w", ErrNotFound, err)
+		}
+		return nil, err
+	}
+	rels, err := r.ReleasesForTrigger(req.Cluster, req.TriggerRepo)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNotFound, err)
+	}
+	var files []string
+	for _, rel := range rels {
+		files = append(files, rel.File)
+	}
+	return files, nil
+}
+
+func (s *Service) enqueue(j *job) (*Deployment, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	j.d.Times.Queued = s.cfg.Now()
+	prev, err := s.cfg.Store.Create(j.d)
+	if err != nil {
+		return nil, err
+	}
+	if prev != nil {
+		if !sameRequest(prev.Request, j.d.Request) {
+			return nil, fmt.Errorf("%w: idempotency key %q was used for deployment %s with another request",
+				ErrConflict, j.d.Request.IdempotencyKey, prev.ID)
+		}
+		return prev, nil
+	}
+	out := clone(j.d) // the worker owns j.d once it is queued
+	s.running.Add(1)
+	s.waiters[j.d.ID] = make(chan struct{})
+	select {
+	case s.queue <- j:
+	default:
+		s.running.Done()
+		delete(s.waiters, j.d.ID)
+		j.d.Status, j.d.Error, j.d.Times.Finished = Failed, "the deploy queue is full", s.cfg.Now()
+		_ = s.cfg.Store.Put(j.d)
+		return nil, fmt.Errorf("%w: the deploy queue is full (%d requests)", ErrClosed, cap(s.queue))
+	}
+	s.cfg.Metrics.QueueDepth.Set(float64(len(s.queue)))
+	s.log.Info("deployment queued", "id", out.ID, "kind", out.Kind, "cluster", out.Request.Cluster,
+		"triggerRepo", out.Request.TriggerRepo, "image", out.Request.Ref(), "client", out.Request.Client)
+	return out, nil
+}
+
+func sameRequest(a, b Request) bool {
+	a.Author, b.Author = "", ""
+	return a == b
+}
+
+// Get returns the deployment with id.
+func (s *Service) Get(id string) (*Deployment, error) { return s.cfg.Store.Get(id) }
+
+// List returns up to limit recent deployments, newest first.
+func (s *Service) List(limit int) ([]*Deployment, error) { return s.cfg.Store.List(limit) }
+
+// Wait waits until the deployment is finished or ctx ends, and returns it.
+func (s *Service) Wait(ctx context.Context, id string) (*Deployment, error) {
+	s.mu.Lock()
+	ch := s.waiters[id]
+	s.mu.Unlock()
+	if ch != nil {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return s.cfg.Store.Get(id)
+}
+
+// Rollback queues a deployment that reverts the commit of deployment id and
+// syncs its cluster.
+func (s *Service) Rollback(ctx context.Context, id, client, author string) (*Deployment, error) {
+	orig, err := s.cfg.Store.Get(id)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case !orig.Status.Terminal():
+		return nil, fmt.Errorf("%w: deployment %s is still %s", ErrConflict, id, orig.Status)
+	case !orig.Changed || orig.Commit == "":
+		return nil, fmt.Errorf("%w: deployment %s made no commit; there is nothing to revert", ErrConflict, id)
+	}
+	if _, ok := s.clusters[orig.Request.Cluster]; !ok {
+		return nil, fmt.Errorf("%w: cluster %q is not served here", ErrNotFound, orig.Request.Cluster)
+	}
+	req := orig.Request
+	req.Client, req.Author, req.IdempotencyKey, req.Restart = client, author, "", false
+	if req.Author == "" {
+		req.Author = client
+	}
+	if _, err := gitrepo.ParseAuthor(req.Author); err != nil {
+		return nil, &FieldError{"author", err.Error()}
+	}
+	d := &Deployment{ID: newID(s.cfg.Now()), Kind: KindRollback, Request: req, RollbackOf: id, Status: Queued}
+	return s.enqueue(&job{d: d, files: orig.Files, revert: orig.Commit})
+}
+
+// process runs one batch: deploys as one ApplyBatch (one push), rollbacks
+// one by one, then hands the jobs to their clusters' syncs.
+func (s *Service) process(ctx context.Context, batch []*job) {
+	var deploys []*job
+	for _, j := range batch {
+		if j.d.Kind == KindRollback {
+			s.revert(ctx, j)
+		} else {
+			deploys = append(deploys, j)
+		}
+	}
+	if len(deploys) == 0 {
+		return
+	}
+	changes := make([]gitrepo.Change, len(deploys))
+	for i, j := range deploys {
+		changes[i] = gitrepo.Change{Func: s.editFunc(j), Info: j.d.Request.CommitInfo(j.d.ID, j.files)}
+	}
+	start := s.cfg.Now()
+	res, err := s.cfg.Git.ApplyBatch(ctx, changes)
+	s.cfg.Metrics.Stage.WithLabelValues("push").Observe(s.cfg.Now().Sub(start).Seconds())
+	if err != nil {
+		for _, j := range deploys {
+			s.fail(j, StagePush, err)
+		}
+		return
+	}
+	now := s.cfg.Now()
+	for i, j := range deploys {
+		cr := res.Changes[i]
+		if cr.Err != nil {
+			s.fail(j, StageCommit, cr.Err)
+			continue
+		}
+		s.pushed(j, cr.Changed, cr.Commit, res.Head, now)
+	}
+}
+
+// editFunc is the request's edit as a gitrepo.ChangeFunc; it runs again on
+// a fresh tree after a lost push race.
+func (s *Service) editFunc(j *job) gitrepo.ChangeFunc {
+	req := j.d.Request
+	return func(dir string) (bool, error) {
+		changed, err := req.Edit(dir)
+		if err != nil {
+			return false, err
+		}
+		if len(changed) > 0 {
+			j.files = changed
+		}
+		j.d.Times.Committed = s.cfg.Now()
+		return len(changed) > 0, nil
+	}
+}
+
+// releaseName is "app" for installations/prod/app-values.yaml.
+func releaseName(file string) string {
+	base := file[strings.LastIndex(file, "/")+1:]
+	return strings.TrimSuffix(base, repo.ValuesSuffix)
+}
+
+func (s *Service) revert(ctx context.Context, j *job) {
+	req := j.d.Request
+	info := gitrepo.CommitInfo{Author: req.Author, Message: gitrepo.Message{
+		Summary:  fmt.Sprintf("rollback deployment %s on %s", j.d.RollbackOf, req.Cluster),
+		Trailers: gitrepo.Trailers{TriggerRepo: req.TriggerRepo, RequestedBy: req.Client, DeploymentID: j.d.ID},
+	}}
+	res, err := s.cfg.Git.Revert(ctx, j.revert, info)
+	if err != nil {
+		stage := StagePush
+		if errors.Is(err, gitrepo.ErrRevertConflict) || errors.Is(err, gitrepo.ErrUnknownCommit) {
+			stage = StageCommit
+			err = fmt.Errorf("%w: %w", ErrConflict, err)
+		}
+		s.fail(j, stage, err)
+		return
+	}
+	j.d.Times.Committed = s.cfg.Now()
+	s.pushed(j, res.Changed, res.Commit, res.Head, s.cfg.Now())
+}
+
+// pushed records the commit and hands the job to its cluster's sync.
+func (s *Service) pushed(j *job, changed bool, commit, head string, now time.Time) {
+	s.mu.Lock()
+	j.d.Status, j.d.Changed, j.d.Files = Pushed, changed, j.files
+	j.d.Commit = commit
+	if !changed {
+		j.d.Commit = head
+	}
+	j.d.Times.Pushed = now
+	if j.d.Times.Committed.IsZero() || !changed {
+		j.d.Times.Committed = now
+	}
+	err := s.cfg.Store.Put(j.d)
+	s.mu.Unlock()
+	if err != nil {
+		s.log.Error("storing deployment", "id", j.d.ID, "error", err)
+	}
+	s.log.Info("deployment pushed", "id", j.d.ID, "changed", changed, "commit", j.d.Commit)
+	s.clusters[j.d.Request.Cluster].add(j)
+}
+
+// fail finishes j as failed.
+func (s *Service) fail(j *job, stage Stage, err error) {
+	s.finish(j, func(d *Deployment) {
+		d.Status, d.Stage, d.Error = Failed, stage, err.Error()
+	})
+}
+
+// finish applies set to j's record, stores it and wakes its waiters.
+func (s *Service) finish(j *job, set func(*Deployment)) {
+	s.mu.Lock()
+	set(j.d)
+	j.d.Times.Finished = s.cfg.Now()
+	if err := s.cfg.Store.Put(j.d); err != nil {
+		s.log.Error("storing deployment", "id", j.d.ID, "error", err)
+	}
+	if ch := s.waiters[j.d.ID]; ch != nil {
+		close(ch)
+		delete(s.waiters, j.d.ID)
+	}
+	s.mu.Unlock()
+	result := "succeeded"
+	if j.d.Status == Failed {
+		result = "failed"
+		s.log.Warn("deployment failed", "id", j.d.ID, "stage", j.d.Stage, "error", j.d.Error)
+	} else {
+		s.log.Info("deployment succeeded", "id", j.d.ID, "commit", j.d.Commit, "duration", j.d.Times.Finished.Sub(j.d.Times.Queued))
+	}
+	m := s.cfg.Metrics
+	m.Deploys.WithLabelValues(result).Inc()
+	for stage, at := range map[string]time.Time{"commit": j.d.Times.Committed, "sync": j.d.Times.Synced, "rollout": j.d.Times.RolledOut, "total": j.d.Times.Finished} {
+		if !at.IsZero() {
+			m.StageFromQueued.WithLabelValues(stage).Observe(at.Sub(j.d.Times.Queued).Seconds())
+		}
+	}
+	s.running.Done()
+}
+
+func clone(d *Deployment) *Deployment {
+	c := *d
+	c.Seconds = c.Times.Durations()
+	return &c
+}

@@ -1,0 +1,279 @@
+// Package server assembles `mgo serve`: the clone of the gitops repo, one
+// sync engine per cluster the repo names, the deploy service, the HTTP API,
+// the poll and drift loops, and a graceful shutdown.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"k8s.io/client-go/rest"
+
+	"github.com/mygitops/mgo/internal/api"
+	"github.com/mygitops/mgo/internal/auth"
+	"github.com/mygitops/mgo/internal/deploy"
+	"github.com/mygitops/mgo/internal/gitrepo"
+	"github.com/mygitops/mgo/internal/kube"
+	"github.com/mygitops/mgo/internal/reconcile"
+	"github.com/mygitops/mgo/internal/render"
+	"github.com/mygitops/mgo/internal/repo"
+)
+
+// Config is everything `mgo serve` is told.
+type Config struct {
+	Listen string
+	// Git is the gitops repository; Git.Dir defaults to <DataDir>/repo.
+	Git gitrepo.Options
+	// DataDir holds the clone, the deployment store and sync snapshots.
+	DataDir string
+	// Kubeconfig and its contexts name the clusters; InCluster names the
+	// cluster mgo runs in (its service account), if any.
+	Kubeconfig string
+	InCluster  string
+	ChartCache string
+	PlainHTTP  bool
+
+	Tokens         []auth.TokenConfig
+	InsecureNoAuth bool
+	GitHubSecret   []byte
+	GitLabToken    []byte
+
+	// PollInterval fetches the repo this often (0: only webhooks);
+	// ResyncInterval runs the drift check of every cluster this often.
+	PollInterval    time.Duration
+	ResyncInterval  time.Duration
+	ShutdownTimeout time.Duration
+
+	Log *slog.Logger
+	// Started, when set, is called with the listening address.
+	Started func(addr string)
+}
+
+// Run serves until ctx ends, then shuts down gracefully: it stops
+// accepting connections, lets deployments in flight finish (up to
+// ShutdownTimeout) and answers their waiting clients, then cancels the rest.
+func Run(ctx context.Context, cfg Config) error {
+	log := cfg.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	if cfg.DataDir == "" {
+		return errors.New("a data directory is required")
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return err
+	}
+	if cfg.Git.Dir == "" {
+		cfg.Git.Dir = filepath.Join(cfg.DataDir, "repo")
+	}
+	var tokens *auth.Tokens
+	if len(cfg.Tokens) > 0 {
+		var err error
+		if tokens, err = auth.NewTokens(cfg.Tokens); err != nil {
+			return fmt.Errorf("tokens: %w", err)
+		}
+	} else if !cfg.InsecureNoAuth {
+		return errors.New("no API tokens configured: give --tokens-file (or --insecure-no-auth for a local demo)")
+	}
+
+	git, err := gitrepo.New(cfg.Git, log)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	if err := git.Open(ctx); err != nil {
+		return fmt.Errorf("cloning the gitops repo: %w", err)
+	}
+	head, _ := git.Head(ctx)
+	log.Info("gitops repo ready", "url", cfg.Git.URL, "branch", cfg.Git.Branch, "head", head, "duration", time.Since(start).Round(time.Millisecond))
+
+	engines, err := engines(ctx, cfg, git, log)
+	if err != nil {
+		return err
+	}
+	store, err := deploy.OpenStore(filepath.Join(cfg.DataDir, "deployments.db"))
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	svc, err := deploy.New(deploy.Config{
+		Git: git, Engines: engines, Store: store, SnapshotDir: filepath.Join(cfg.DataDir, "snapshots"),
+		Log: log, Metrics: deploy.NewMetrics(reg),
+	})
+	if err != nil {
+		return err
+	}
+	h, err := api.New(api.Config{
+		Service: svc, Tokens: tokens, InsecureNoAuth: cfg.InsecureNoAuth && tokens == nil,
+		GitHubSecret: cfg.GitHubSecret, GitLabToken: cfg.GitLabToken, Gatherer: reg, Log: log,
+		Ready: func() error { _, err := git.Head(ctx); return err },
+	})
+	if err != nil {
+		return err
+	}
+	if tokens == nil {
+		log.Warn("API authentication is OFF (--insecure-no-auth): anyone who reaches this port can deploy")
+	}
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+
+	work, stopWork := context.WithCancel(context.Background())
+	defer stopWork()
+	var wg sync.WaitGroup
+	wg.Go(func() { svc.Run(work) })
+	wg.Go(func() { h.RefreshLoop(work) })
+	wg.Go(func() { loops(work, cfg, svc, log) })
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	log.Info("serving", "addr", ln.Addr().String(), "clusters", svc.Clusters())
+	if cfg.Started != nil {
+		cfg.Started(ln.Addr().String())
+	}
+
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		stopWork()
+		wg.Wait()
+		return err
+	}
+	log.Info("shutting down: no new requests, finishing deployments in flight", "timeout", cfg.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	var errs []error
+	var sw sync.WaitGroup
+	sw.Go(func() {
+		if err := svc.Shutdown(sctx); err != nil {
+			errs = append(errs, err)
+		}
+	})
+	if err := srv.Shutdown(sctx); err != nil {
+		srv.Close()
+	}
+	sw.Wait()
+	stopWork()
+	wg.Wait()
+	log.Info("stopped")
+	return errors.Join(errs...)
+}
+
+// engines connects to every cluster of the repo that the kubeconfig (or
+// the in-cluster config) knows. A cluster without a context is reported and
+// left out; no cluster at all is an error.
+func engines(ctx context.Context, cfg Config, git *gitrepo.Repo, log *slog.Logger) (map[string]*reconcile.Engine, error) {
+	var r *repo.Repo
+	err := git.Read(ctx, func(dir, _ string) error {
+		var err error
+		r, err = repo.Load(dir, repo.LoadOptions{})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range r.Problems.Errors() {
+		log.Warn("gitops repo problem", "problem", p.String())
+	}
+	cacheDir := cfg.ChartCache
+	if cacheDir == "" {
+		cacheDir = filepath.Join(cfg.DataDir, "charts")
+	}
+	opts := render.DefaultOptions(cacheDir)
+	opts.PlainHTTP = cfg.PlainHTTP
+	charts, err := render.NewCharts(opts, log)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]*reconcile.Engine{}
+	for _, name := range r.ClusterNames() {
+		budget := r.Config.Cluster(name).Budget
+		var c *kube.Cluster
+		switch {
+		case name == cfg.InCluster:
+			rc, err := rest.InClusterConfig()
+			if err != nil {
+				return nil, fmt.Errorf("cluster %s (in-cluster): %w", name, err)
+			}
+			c, err = kube.NewCluster(name, rc, budget)
+			if err != nil {
+				return nil, err
+			}
+		case cfg.Kubeconfig != "":
+			c, err = kube.FromKubeconfig(cfg.Kubeconfig, name, budget)
+			if err != nil {
+				log.Warn("cluster of the repo not served: no usable kubeconfig context", "cluster", name, "error", err)
+				continue
+			}
+		default:
+			log.Warn("cluster of the repo not served: no kubeconfig", "cluster", name)
+			continue
+		}
+		e, err := reconcile.New(c, charts, log)
+		if err != nil {
+			return nil, err
+		}
+		out[name] = e
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("none of the repo's clusters (%v) has a kubeconfig context in %q", r.ClusterNames(), cfg.Kubeconfig)
+	}
+	return out, nil
+}
+
+// loops syncs every cluster once at start, then polls the repo and runs
+// drift checks on their intervals, until ctx ends.
+func loops(ctx context.Context, cfg Config, svc *deploy.Service, log *slog.Logger) {
+	for _, name := range svc.Clusters() {
+		go func() {
+			res, err := svc.Sync(ctx, name, true)
+			switch {
+			case err != nil:
+				log.Error("initial sync failed", "cluster", name, "error", err)
+			case res.Failed():
+				log.Warn("initial sync: some releases failed", "cluster", name, "result", res.String())
+			}
+		}()
+	}
+	tick := func(d time.Duration) <-chan time.Time {
+		if d <= 0 {
+			return nil
+		}
+		return time.Tick(d)
+	}
+	poll, resync := tick(cfg.PollInterval), tick(cfg.ResyncInterval)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-poll:
+			if synced, err := svc.Refresh(ctx); err != nil {
+				log.Warn("poll: fetch failed", "error", err)
+			} else if len(synced) > 0 {
+				log.Info("poll: synced clusters whose files changed", "clusters", synced)
+			}
+		case <-resync:
+			for _, name := range svc.Clusters() {
+				if err := svc.CheckDrift(ctx, name); err != nil {
+					log.Warn("drift check failed", "cluster", name, "error", err)
+				}
+			}
+		}
+	}
+}
