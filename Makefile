@@ -47,6 +47,10 @@ lint: ## gofmt and go vet
 	if [[ -n "$$out" ]]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
+.PHONY: demo
+demo: testenv build ## run the main job on the local control plane: gitops repo, mgo serve, a deploy, the rollout
+	$(GO) run ./hack/demo --mgo $(BIN_DIR)/mgo $(DEMO_FLAGS)
+
 .PHONY: bench
 bench: testenv ## benchmark mgo against a helm loop and helmfile (docs/benchmarks.md; BENCH_FLAGS="-n 1000")
 	$(GO) run ./bench $(BENCH_FLAGS)
