@@ -138,6 +138,7 @@ func (r *Repo) prepare(c Change) (prepared, error) {
 func (r *Repo) commitAndPush(ctx context.Context, res *BatchResult, changes []prepared, base plumbing.Hash) error {
 	res.Head = base.String()
 	for attempt := 1; ; attempt++ {
+		t0 := time.Now()
 		commits, err := r.commitAll(base, res, changes)
 		if err != nil {
 			return r.restore(err)
@@ -148,12 +149,18 @@ func (r *Repo) commitAndPush(ctx context.Context, res *BatchResult, changes []pr
 			return nil
 		}
 		res.Attempts = attempt
+		t1 := time.Now()
 		pushErr := r.push(ctx, base, r.head)
+		r.log.Debug("push attempt", "attempt", attempt, "base", base.String(), "commits", commits,
+			"commitDuration", t1.Sub(t0), "pushDuration", time.Since(t1), "ok", pushErr == nil)
 		if pushErr == nil {
-			head := r.head
-			_ = r.repo.Storer.SetReference(plumbing.NewHashReference(r.remote, head))
-			res.Head = head.String()
+			res.Head = r.head.String()
 			r.logPushed(res, attempt)
+			if err := r.landed(); err != nil {
+				// The push stands; the next fetch brings the commits back.
+				r.log.Error("storing pushed commits locally", "error", err.Error())
+				_ = r.restore(err)
+			}
 			return nil
 		}
 		if ctx.Err() != nil || errors.Is(pushErr, ErrAuth) || errors.Is(pushErr, ErrHostKey) {
@@ -189,6 +196,7 @@ func (r *Repo) commitAll(base plumbing.Hash, res *BatchResult, changes []prepare
 	if err := r.resetTo(base, false); err != nil {
 		return 0, err
 	}
+	r.objs.drop() // the commits of an earlier attempt
 	commits := 0
 	for i := range changes {
 		p := &changes[i]
@@ -263,6 +271,18 @@ func runChange(fn ChangeFunc, dir string) (changed bool, err error) {
 	return fn(dir)
 }
 
+// landed records pushed commits: their objects are written to the
+// repository and the branch and remote-tracking refs moved to r.head.
+func (r *Repo) landed() error {
+	if err := r.objs.flush(); err != nil {
+		return err
+	}
+	if err := r.repo.Storer.SetReference(plumbing.NewHashReference(r.remote, r.head)); err != nil {
+		return err
+	}
+	return r.setBranch(r.head)
+}
+
 // restore puts the clone back at the last fetched head after a failure and
 // returns cause (joined with the reset's own error, if any).
 func (r *Repo) restore(cause error) error {
@@ -273,6 +293,7 @@ func (r *Repo) restore(cause error) error {
 	if err == nil {
 		err = r.resetTo(h, true)
 	}
+	r.objs.drop()
 	if err != nil {
 		return errors.Join(cause, fmt.Errorf("restoring the clone: %w", err))
 	}

@@ -89,7 +89,7 @@ func (r *Repo) push(ctx context.Context, base, head plumbing.Hash) error {
 	req.Packfile = rd
 	encoded := make(chan error, 1)
 	go func() {
-		enc := packfile.NewEncoder(wr, r.repo.Storer, !adv.Capabilities.Supports(capability.OFSDelta))
+		enc := packfile.NewEncoder(wr, r.objs, !adv.Capabilities.Supports(capability.OFSDelta))
 		_, err := enc.Encode(objects, 10)
 		encoded <- wr.CloseWithError(err)
 	}()
@@ -123,7 +123,7 @@ func (r *Repo) newObjects(base, head plumbing.Hash) ([]plumbing.Hash, error) {
 			out = append(out, h)
 		}
 	}
-	c, err := r.repo.CommitObject(head)
+	c, err := object.GetCommit(r.objs, head)
 	for i := 0; err == nil && c.Hash != base; i++ {
 		if i == maxPushCommits || c.NumParents() != 1 {
 			return nil, fmt.Errorf("%s does not lead back to %s through single-parent commits", head, base)
@@ -173,13 +173,13 @@ func (r *Repo) treeDelta(t, old *object.Tree, add func(plumbing.Hash)) error {
 		case filemode.Submodule:
 			// A commit of another repository.
 		case filemode.Dir:
-			sub, err := r.repo.TreeObject(e.Hash)
+			sub, err := object.GetTree(r.objs, e.Hash)
 			if err != nil {
 				return err
 			}
 			var prevSub *object.Tree
 			if had && prev.Mode == filemode.Dir {
-				if prevSub, err = r.repo.TreeObject(prev.Hash); err != nil {
+				if prevSub, err = object.GetTree(r.objs, prev.Hash); err != nil {
 					return err
 				}
 			}

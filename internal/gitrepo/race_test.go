@@ -1,11 +1,11 @@
 package gitrepo
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -152,24 +152,32 @@ func TestRetriesExhausted(t *testing.T) {
 }
 
 // 50 deploys through one Repo, concurrently, while another client pushes
-// unrelated commits to the same branch in a tight loop with the git CLI:
-// every deploy lands as its own commit with its own author, and every
-// commit of the other client stays in the history.
+// unrelated commits to the same branch in a tight loop with the git CLI: every deploy lands as its own commit with its own
+// author, and the branch's full history is exactly the seed, the other
+// client's commits (unchanged, in their order) and the deploys.
 func TestConcurrentDeploysAgainstAnotherPusher(t *testing.T) {
 	t.Parallel()
 	const deploys = 50
 	f := newHTTPFixture(t)
-	f.opts.PushRetries = 30 // the other pusher never pauses
-	r, _ := f.repo(t)
+	f.opts.PushRetries = 50 // the other pusher never pauses
+	r, logs := f.repo(t)
 	ctx := testContext(t)
 	if err := r.Open(ctx); err != nil {
 		t.Fatal(err)
 	}
+	seed := f.remote.Head(t)
 
-	// The other client.
+	// The other client: a git CLI clone of the server's repository
+	// directory (faster than going through HTTP, so it wins races often).
 	other := gittest.NewPerson(t, f.remote.Dir, "Other", "other@example.com")
 	stop := make(chan struct{})
+	var mu sync.Mutex
 	var theirs []string
+	landed := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(theirs)
+	}
 	var otherErr error
 	otherDone := make(chan struct{})
 	go func() {
@@ -185,9 +193,24 @@ func TestConcurrentDeploysAgainstAnotherPusher(t *testing.T) {
 				otherErr = err
 				return
 			}
+			mu.Lock()
 			theirs = append(theirs, c)
+			mu.Unlock()
 		}
 	}()
+	// waitOther waits until the other client has landed n commits.
+	waitOther := func(n int) {
+		for landed() < n {
+			select {
+			case <-otherDone:
+				t.Fatalf("other pusher: %v", otherErr)
+			case <-ctx.Done():
+				t.Fatalf("the other client landed %d commits, want %d", landed(), n)
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}
+	waitOther(2)
 
 	start := time.Now()
 	results := make([]Result, deploys)
@@ -204,6 +227,8 @@ func TestConcurrentDeploysAgainstAnotherPusher(t *testing.T) {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	// The other client goes on a little on top of the deploys.
+	waitOther(landed() + 2)
 	close(stop)
 	<-otherDone
 	if otherErr != nil {
@@ -224,39 +249,59 @@ func TestConcurrentDeploysAgainstAnotherPusher(t *testing.T) {
 	t.Logf("%d deploys in %v against %d pushes of another client: %d push retries (most attempts for one deploy: %d)",
 		deploys, elapsed.Round(time.Millisecond), len(theirs), retries, maxAttempts)
 
-	// Each deploy is exactly one commit, authored by its requester.
-	byDeployment := map[string][]commitRecord{}
-	for _, c := range logOf(t, f.remote, "main") {
-		if id := ParseMessage(c.Body).Trailers.DeploymentID; id != "" {
-			byDeployment[id] = append(byDeployment[id], c)
+	// The full history, oldest first: a straight line of the seed, then
+	// the other client's commits in their order and the deploys in any
+	// order, nothing else.
+	history := logOf(t, f.remote, "main")
+	slices.Reverse(history)
+	if len(history) != 1+len(theirs)+deploys {
+		t.Fatalf("%d commits in the history, want 1 seed + %d theirs + %d deploys", len(history), len(theirs), deploys)
+	}
+	if history[0].Hash != seed {
+		t.Fatalf("history starts at %s, not at the seed %s", history[0].Hash, seed)
+	}
+	byDeployment := map[string]commitRecord{}
+	var otherOrder []string
+	for i, c := range history[1:] {
+		if len(c.Parents) != 1 || c.Parents[0] != history[i].Hash {
+			t.Fatalf("commit %s has parents %v, want [%s]", c.Hash, c.Parents, history[i].Hash)
 		}
+		if c.AuthorEmail == "other@example.com" {
+			otherOrder = append(otherOrder, c.Hash)
+			continue
+		}
+		id := ParseMessage(c.Body).Trailers.DeploymentID
+		if _, dup := byDeployment[id]; dup || id == "" {
+			t.Fatalf("commit %s: deployment %q is not a new deploy", c.Hash, id)
+		}
+		byDeployment[id] = c
+	}
+	if !slices.Equal(otherOrder, theirs) {
+		t.Fatalf("the other client's commits in the history:\n%v\nwant\n%v", otherOrder, theirs)
 	}
 	for i := 0; i < deploys; i++ {
 		id := fmt.Sprintf("dep-%02d", i)
-		cs := byDeployment[id]
-		if len(cs) != 1 {
-			t.Fatalf("%s: %d commits, want 1", id, len(cs))
+		c, ok := byDeployment[id]
+		if !ok {
+			t.Fatalf("%s: no commit", id)
 		}
-		if want := fmt.Sprintf("dev%02d@acme.io", i); cs[0].AuthorEmail != want || cs[0].CommitterName != "mgo" {
-			t.Errorf("%s: author %s, committer %s", id, cs[0].AuthorEmail, cs[0].CommitterName)
+		if want := fmt.Sprintf("dev%02d@acme.io", i); c.AuthorEmail != want || c.CommitterName != "mgo" {
+			t.Errorf("%s: author %s, committer %s", id, c.AuthorEmail, c.CommitterName)
 		}
-		if cs[0].Hash != results[i].Commit {
-			t.Errorf("%s: landed %s, result says %s", id, cs[0].Hash, results[i].Commit)
+		if c.Hash != results[i].Commit {
+			t.Errorf("%s: landed %s, result says %s", id, c.Hash, results[i].Commit)
 		}
 	}
-	// Every line is in the final file.
+	// Every deploy's line is in the final file, and every file of the
+	// other client is there.
 	file := f.remote.File(t, "installations/prod/images.txt")
 	if n := strings.Count(file, "\n") + 1; n != deploys {
 		t.Errorf("images.txt has %d lines, want %d:\n%s", n, deploys, file)
 	}
-	// None of the other client's commits was lost.
-	for _, c := range theirs {
-		if !f.remote.IsAncestor(t, c) {
-			t.Fatalf("the other client's commit %s is not in the history", c)
-		}
+	if files := f.remote.Git(t, "ls-tree", "--name-only", "main", "other/"); strings.Count(files, "\n")+1 != len(theirs) {
+		t.Errorf("%d files of the other client, want %d", strings.Count(files, "\n")+1, len(theirs))
 	}
-	if len(theirs) == 0 {
-		t.Fatal("the other client pushed nothing")
+	if strings.Contains(logs.String(), httpPass) {
+		t.Error("the password is in the log")
 	}
-	_ = context.Background
 }

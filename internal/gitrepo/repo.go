@@ -54,6 +54,7 @@ type Repo struct {
 	gitDir  string // <Dir>/repo.git, a bare repository
 	treeDir string // <Dir>/tree, the checked-out files
 	repo    *git.Repository
+	objs    *objects      // repo's objects and those of commits not pushed yet
 	head    plumbing.Hash // checked out; equals the remote-tracking ref between operations
 	wtTree  plumbing.Hash // the tree the work tree holds; zero when unknown
 }
@@ -161,6 +162,7 @@ func (r *Repo) openLocked(ctx context.Context) error {
 		return fmt.Errorf("open %s: %w", r.gitDir, err)
 	}
 	r.repo = repo
+	r.objs = newObjectStore(repo.Storer)
 	r.wtTree = plumbing.ZeroHash // unknown: compare every file
 	start := time.Now()
 	h, err := r.trackingHead()
@@ -307,6 +309,8 @@ func (r *Repo) fetchLocked(ctx context.Context) (plumbing.Hash, error) {
 	}
 	fctx, cancel := context.WithTimeout(ctx, r.opts.Timeout)
 	defer cancel()
+	start := time.Now()
+	defer func() { r.log.Debug("fetched", "duration", time.Since(start)) }()
 	err = r.repo.FetchContext(fctx, &git.FetchOptions{
 		RemoteName: remoteName,
 		RemoteURL:  r.opts.URL,

@@ -99,11 +99,11 @@ func (r *Repo) revertPlan(commit string, base plumbing.Hash) (*object.Commit, []
 	if !fullHash.MatchString(commit) {
 		return nil, nil, fmt.Errorf("%w: %q is not a full commit hash", ErrUnknownCommit, truncate(commit, 80))
 	}
-	target, err := r.repo.CommitObject(plumbing.NewHash(commit))
+	target, err := object.GetCommit(r.objs, plumbing.NewHash(commit))
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %s: %w", ErrUnknownCommit, commit, err)
 	}
-	head, err := r.repo.CommitObject(base)
+	head, err := object.GetCommit(r.objs, base)
 	if err != nil {
 		return nil, nil, fmt.Errorf("revert: %w", err)
 	}
@@ -162,7 +162,7 @@ func sameEntry(a, b *object.TreeEntry) bool {
 // checked-out head with the reverted commit's version and writes the
 // parent's version.
 func (r *Repo) revertFiles(dir, commit string, files []revertFile) (bool, error) {
-	head, err := r.repo.CommitObject(r.head)
+	head, err := object.GetCommit(r.objs, r.head)
 	if err != nil {
 		return false, err
 	}
@@ -224,7 +224,7 @@ func (r *Repo) writeEntry(dir, path string, e *object.TreeEntry) error {
 	default:
 		return fmt.Errorf("cannot restore an entry of mode %s", e.Mode)
 	}
-	blob, err := r.repo.BlobObject(e.Hash)
+	blob, err := object.GetBlob(r.objs, e.Hash)
 	if err != nil {
 		return err
 	}

@@ -39,24 +39,28 @@ type entry struct {
 	mode filemode.FileMode
 }
 
-// treeFiles maps every non-directory path of tree to its entry.
-func (r *Repo) treeFiles(tree plumbing.Hash) (map[string]entry, error) {
-	t, err := r.repo.TreeObject(tree)
+// treeFiles maps every non-directory path of tree to its entry. It also
+// returns the hashes of tree and of every tree under it.
+func (r *Repo) treeFiles(tree plumbing.Hash) (map[string]entry, map[plumbing.Hash]bool, error) {
+	t, err := object.GetTree(r.objs, tree)
 	if err != nil {
-		return nil, fmt.Errorf("tree %s: %w", tree, err)
+		return nil, nil, fmt.Errorf("tree %s: %w", tree, err)
 	}
 	files := map[string]entry{}
+	trees := map[plumbing.Hash]bool{tree: true}
 	w := object.NewTreeWalker(t, true, nil)
 	defer w.Close()
 	for {
 		name, e, err := w.Next()
 		if err == io.EOF {
-			return files, nil
+			return files, trees, nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("tree %s: %w", tree, err)
+			return nil, nil, fmt.Errorf("tree %s: %w", tree, err)
 		}
-		if e.Mode != filemode.Dir {
+		if e.Mode == filemode.Dir {
+			trees[e.Hash] = true
+		} else {
 			files[name] = entry{hash: e.Hash, mode: e.Mode}
 		}
 	}
@@ -124,18 +128,18 @@ func (r *Repo) scan() (files map[string]scannedFile, junk []string, err error) {
 	return files, junk, nil
 }
 
-// checkout makes commit the branch head and the work tree equal to its
-// tree.
+// checkout makes the work tree equal to commit's tree and commit the
+// branch head (the local branch ref is moved only to commits in the
+// repository, not to pending ones).
 func (r *Repo) checkout(commit plumbing.Hash) error {
-	c, err := r.repo.CommitObject(commit)
+	c, err := object.GetCommit(r.objs, commit)
 	if err != nil {
 		return fmt.Errorf("checkout %s: %w", commit, err)
 	}
-	if err := r.repo.Storer.SetReference(plumbing.NewHashReference(r.branch, commit)); err != nil {
-		return fmt.Errorf("checkout: %w", err)
-	}
-	if err := r.repo.Storer.SetReference(plumbing.NewSymbolicReference(plumbing.HEAD, r.branch)); err != nil {
-		return fmt.Errorf("checkout: %w", err)
+	if _, pending := r.objs.pending[commit]; !pending {
+		if err := r.setBranch(commit); err != nil {
+			return fmt.Errorf("checkout: %w", err)
+		}
 	}
 	if r.wtTree != c.TreeHash {
 		if r.wtTree.IsZero() {
@@ -153,14 +157,28 @@ func (r *Repo) checkout(commit plumbing.Hash) error {
 	return nil
 }
 
+// setBranch points the local branch (and HEAD) at commit, writing only
+// what differs.
+func (r *Repo) setBranch(commit plumbing.Hash) error {
+	if ref, err := r.repo.Storer.Reference(plumbing.HEAD); err != nil || ref.Type() != plumbing.SymbolicReference || ref.Target() != r.branch {
+		if err := r.repo.Storer.SetReference(plumbing.NewSymbolicReference(plumbing.HEAD, r.branch)); err != nil {
+			return err
+		}
+	}
+	if ref, err := r.repo.Storer.Reference(r.branch); err == nil && ref.Hash() == commit {
+		return nil
+	}
+	return r.repo.Storer.SetReference(plumbing.NewHashReference(r.branch, commit))
+}
+
 // switchTree turns the work tree, known to hold tree from, into tree to by
 // applying their difference.
 func (r *Repo) switchTree(from, to plumbing.Hash) error {
-	a, err := r.repo.TreeObject(from)
+	a, err := object.GetTree(r.objs, from)
 	if err != nil {
 		return err
 	}
-	b, err := r.repo.TreeObject(to)
+	b, err := object.GetTree(r.objs, to)
 	if err != nil {
 		return err
 	}
@@ -193,7 +211,7 @@ func (r *Repo) restoreTree(tree plumbing.Hash) error {
 	if err := os.MkdirAll(r.treeDir, 0o755); err != nil {
 		return err
 	}
-	want, err := r.treeFiles(tree)
+	want, _, err := r.treeFiles(tree)
 	if err != nil {
 		return err
 	}
@@ -286,7 +304,7 @@ func (r *Repo) writeFile(rel string, e entry) error {
 	default:
 		return fmt.Errorf("%s: cannot check out mode %s", rel, e.mode)
 	}
-	blob, err := r.repo.BlobObject(e.hash)
+	blob, err := object.GetBlob(r.objs, e.hash)
 	if err != nil {
 		return fmt.Errorf("%s: %w", rel, err)
 	}
@@ -337,15 +355,16 @@ func (r *Repo) safePath(rel string) (string, error) {
 	return filepath.Join(r.treeDir, filepath.FromSlash(rel)), nil
 }
 
-// commitTree records the work tree as a commit on top of the branch head.
-// It returns the zero hash when the tree equals the head's. The work tree
-// then holds exactly the new commit's tree.
+// commitTree records the work tree as a commit on top of r.head, in memory
+// (see objects) until it is pushed. It returns the zero hash when the tree
+// equals the head's. The work tree then holds exactly the new commit's
+// tree.
 func (r *Repo) commitTree(msg string, author, committer object.Signature) (plumbing.Hash, error) {
-	parent, err := r.repo.CommitObject(r.head)
+	parent, err := object.GetCommit(r.objs, r.head)
 	if err != nil {
 		return plumbing.ZeroHash, err
 	}
-	base, err := r.treeFiles(parent.TreeHash)
+	base, known, err := r.treeFiles(parent.TreeHash)
 	if err != nil {
 		return plumbing.ZeroHash, err
 	}
@@ -373,7 +392,7 @@ func (r *Repo) commitTree(msg string, author, committer object.Signature) (plumb
 			next[p] = e
 		}
 	}
-	tree, err := r.buildTree(next)
+	tree, err := r.buildTree(next, known)
 	if err != nil {
 		return plumbing.ZeroHash, err
 	}
@@ -388,26 +407,21 @@ func (r *Repo) commitTree(msg string, author, committer object.Signature) (plumb
 		TreeHash:     tree,
 		ParentHashes: []plumbing.Hash{parent.Hash},
 	}
-	obj := r.repo.Storer.NewEncodedObject()
+	obj := r.objs.NewEncodedObject()
 	if err := c.Encode(obj); err != nil {
 		return plumbing.ZeroHash, err
 	}
-	h, err := r.repo.Storer.SetEncodedObject(obj)
+	h, err := r.objs.SetEncodedObject(obj)
 	if err != nil {
-		return plumbing.ZeroHash, err
-	}
-	if err := r.repo.Storer.SetReference(plumbing.NewHashReference(r.branch, h)); err != nil {
 		return plumbing.ZeroHash, err
 	}
 	r.head, r.wtTree = h, tree
 	return h, nil
 }
 
+// storeBlob stores a file's content (in memory until pushed).
 func (r *Repo) storeBlob(f scannedFile) error {
-	if r.repo.Storer.HasEncodedObject(f.hash) == nil {
-		return nil
-	}
-	obj := r.repo.Storer.NewEncodedObject()
+	obj := r.objs.NewEncodedObject()
 	obj.SetType(plumbing.BlobObject)
 	obj.SetSize(int64(len(f.content)))
 	w, err := obj.Writer()
@@ -420,13 +434,14 @@ func (r *Repo) storeBlob(f scannedFile) error {
 	if err := w.Close(); err != nil {
 		return err
 	}
-	_, err = r.repo.Storer.SetEncodedObject(obj)
+	_, err = r.objs.SetEncodedObject(obj)
 	return err
 }
 
-// buildTree writes the tree objects for files (path -> entry) and returns
-// the root tree's hash.
-func (r *Repo) buildTree(files map[string]entry) (plumbing.Hash, error) {
+// buildTree stores the tree objects for files (path -> entry) that are not
+// among known (trees the repository holds) and returns the root tree's
+// hash.
+func (r *Repo) buildTree(files map[string]entry, known map[plumbing.Hash]bool) (plumbing.Hash, error) {
 	type dir struct {
 		files map[string]entry
 		dirs  map[string]*dir
@@ -471,14 +486,14 @@ func (r *Repo) buildTree(files map[string]entry) (plumbing.Hash, error) {
 		}
 		sort.Slice(entries, func(i, j int) bool { return key(entries[i]) < key(entries[j]) })
 		t := &object.Tree{Entries: entries}
-		obj := r.repo.Storer.NewEncodedObject()
+		obj := r.objs.NewEncodedObject()
 		if err := t.Encode(obj); err != nil {
 			return plumbing.ZeroHash, err
 		}
-		if r.repo.Storer.HasEncodedObject(obj.Hash()) == nil {
+		if known[obj.Hash()] {
 			return obj.Hash(), nil
 		}
-		return r.repo.Storer.SetEncodedObject(obj)
+		return r.objs.SetEncodedObject(obj)
 	}
 	return write(root)
 }
