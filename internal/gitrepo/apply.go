@@ -141,7 +141,7 @@ func (r *Repo) commitAndPush(ctx context.Context, res *BatchResult, changes []pr
 		t0 := time.Now()
 		commits, err := r.commitAll(base, res, changes)
 		if err != nil {
-			return r.restore(err)
+			return r.fail(res, err)
 		}
 		if commits == 0 {
 			// Nothing to push; the tree is at base.
@@ -164,24 +164,24 @@ func (r *Repo) commitAndPush(ctx context.Context, res *BatchResult, changes []pr
 			return nil
 		}
 		if ctx.Err() != nil || errors.Is(pushErr, ErrAuth) || errors.Is(pushErr, ErrHostKey) {
-			return r.restore(pushErr)
+			return r.fail(res, pushErr)
 		}
 		// The push failed: it lost a race if the branch moved since base.
 		last := attempt > r.opts.PushRetries
 		if !last {
 			if err := sleep(ctx, r.backoff(attempt)); err != nil {
-				return r.restore(fmt.Errorf("push: %w (waiting to retry: %w)", pushErr, err))
+				return r.fail(res, fmt.Errorf("push: %w (waiting to retry: %w)", pushErr, err))
 			}
 		}
 		newBase, err := r.fetchLocked(ctx)
 		if err != nil {
-			return r.restore(fmt.Errorf("push: %w; then %w", pushErr, err))
+			return r.fail(res, fmt.Errorf("push: %w; then %w", pushErr, err))
 		}
 		if newBase == base {
-			return r.restore(fmt.Errorf("%w: %w", ErrPushRejected, pushErr))
+			return r.fail(res, fmt.Errorf("%w: %w", ErrPushRejected, pushErr))
 		}
 		if last {
-			return r.restore(fmt.Errorf("%w: the branch moved during each of %d attempts; last error: %w", ErrTooManyRetries, attempt, pushErr))
+			return r.fail(res, fmt.Errorf("%w: the branch moved during each of %d attempts; last error: %w", ErrTooManyRetries, attempt, pushErr))
 		}
 		r.log.Info("push lost a race, re-applying on the new head",
 			"attempt", attempt, "base", base.String(), "newHead", newBase.String(), "cause", pushErr.Error())
@@ -269,6 +269,20 @@ func runChange(fn ChangeFunc, dir string) (changed bool, err error) {
 		}
 	}()
 	return fn(dir)
+}
+
+// fail restores the clone after a failure of the batch and records in res
+// that nothing was pushed: no change has a commit, and Head is the remote
+// head as last fetched.
+func (r *Repo) fail(res *BatchResult, cause error) error {
+	err := r.restore(cause)
+	for i := range res.Changes {
+		res.Changes[i].Changed, res.Changes[i].Commit = false, ""
+	}
+	if !r.head.IsZero() {
+		res.Head = r.head.String()
+	}
+	return err
 }
 
 // landed records pushed commits: their objects are written to the

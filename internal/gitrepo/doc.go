@@ -2,31 +2,77 @@
 // that fetches, commits and pushes. It is built on go-git; no git binary is
 // needed.
 //
-// A Repo clones the repository once into a working directory it owns and
-// keeps it (reopening it after a restart when it is a clone of the same
-// URL). Every change follows one straight line, under a lock (one writer
-// per repository):
+// # Layout
 //
-//	fetch -> hard-reset the work tree to the remote branch -> run the
-//	ChangeFunc -> stage everything (deletions too) -> commit -> push
+// A Repo owns its working directory (Options.Dir) and keeps two things in
+// it:
+//
+//   - repo.git, a bare repository cloned once (into a temporary directory
+//     renamed into place, so an interrupted clone never looks like one) and
+//     reopened after a restart when its origin is the configured URL;
+//   - tree, a plain directory of the branch's files, without .git, that mgo
+//     checks out and reads back itself. There is no git index: a checkout
+//     applies the difference between the tree the directory is known to
+//     hold and the target tree, or, when its state is unknown (after a
+//     ChangeFunc, a failure or a restart), compares every file with the
+//     target and fixes what differs (extra files, .git directories and empty
+//     directories removed). After a ChangeFunc every file is hashed and
+//     compared with the base tree, so an edit is seen whatever its size or
+//     timestamp, and the new tree is built from the result.
+//
+// A directory that is neither empty nor such a clone is refused
+// (ErrWorkdir); a failed first clone leaves nothing behind.
+//
+// # Changes
+//
+// Every change follows one straight line, under a lock (one writer per
+// repository):
+//
+//	fetch -> check out the remote branch head -> run the ChangeFunc ->
+//	hash the tree -> commit -> push
 //
 // A ChangeFunc is the caller's edit (the image editor, a revert): it gets
 // the work tree's path, edits files and reports whether it changed
-// anything. A push that loses a race with another pusher is retried: fetch,
-// reset to the new remote head and run the ChangeFunc again on that tree
-// (no textual rebase), with bounded, jittered backoff. mgo never
+// anything. ApplyBatch runs several in order, each its own commit with its
+// own author, and pushes once. New commits are built in memory on top of
+// the repository's objects and written to it only once their push landed,
+// so the time between the fetch and the push (when someone else can push
+// first) holds no object writes, and a lost attempt leaves nothing behind.
+//
+// The push is mgo's own receive-pack exchange: it checks that the
+// advertised branch is still at the fetched base and sends a pack of
+// exactly the objects the new commits introduce (go-git's push would walk
+// the whole history to find them); the ref update names the base as the
+// old value, so the server refuses it if the branch moved meanwhile. A push
+// that loses such a race is retried: fetch, check out the new remote head
+// and run the ChangeFunc again on that tree (no textual rebase), with
+// bounded, jittered backoff (Options.PushRetries, RetryBackoff,
+// MaxRetryBackoff; then ErrTooManyRetries). A refusal with the branch not
+// moved (a hook, a protected branch) is ErrPushRejected at once. mgo never
 // force-pushes and never makes an empty commit: when nothing changed (or
 // the re-run finds that someone else already made the change) the result
 // has Changed=false and the current remote head.
+//
+// Revert makes a new commit undoing a given commit on the current head: the
+// files it changed go back to their parent version; files changed again
+// since make it a *RevertConflictError (ErrRevertConflict). It pushes like
+// Apply, redoing the conflict check on the new head after a lost race.
 //
 // Each commit's author is the requester (ParseAuthor), its committer mgo
 // itself (Options.Committer), and its message ends with trailers naming the
 // trigger repo, the API client and the deployment (Message, ParseMessage).
 //
-// Credentials (HTTPS basic auth or bearer token, SSH key with known_hosts
-// checking) come from files or environment variables named in Options and
-// are re-read on every use; they never appear in logs or errors.
+// # Credentials
 //
-// Read gives the sync engine the checked-out tree at the last fetched head
-// while no change is running.
+// HTTPS basic auth or bearer token, or an SSH key with host keys checked
+// against a known_hosts file (InsecureIgnoreHostKey only for tests, with a
+// warning logged). They come from files, environment variables or
+// already-read Secrets named in Options, are re-read on every network
+// operation (so a rotated secret is picked up) and never appear in logs,
+// errors or printed options. Failures are ErrAuth and ErrHostKey.
+//
+// # Reading
+//
+// Read gives the sync engine the checked-out tree at the last fetched (or
+// pushed) head while no change is running; Head returns that head.
 package gitrepo

@@ -32,7 +32,7 @@ func TestLargeHistory(t *testing.T) {
 	if testing.Short() {
 		t.Skip("large repository")
 	}
-	t.Parallel()
+	// Not parallel: timed alone, it is not slowed down by other tests.
 	n := largeHistory(t)
 	remote := gittest.NewRemote(t, gittest.Skeleton())
 	start := time.Now()
