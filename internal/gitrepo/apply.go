@@ -146,6 +146,9 @@ func (r *Repo) commitAndPush(ctx context.Context, res *BatchResult, changes []pr
 		if commits == 0 {
 			// Nothing to push; the tree is at base.
 			res.Head = base.String()
+			if err := r.persist(); err != nil {
+				return r.fail(res, err)
+			}
 			return nil
 		}
 		res.Attempts = attempt
@@ -285,29 +288,27 @@ func (r *Repo) fail(res *BatchResult, cause error) error {
 	return err
 }
 
-// landed records pushed commits: their objects are written to the
-// repository and the branch and remote-tracking refs moved to r.head.
+// landed records pushed commits: r.head is the remote head, the objects
+// are written to the repository and the refs moved there.
 func (r *Repo) landed() error {
-	if err := r.objs.flush(); err != nil {
-		return err
-	}
-	if err := r.repo.Storer.SetReference(plumbing.NewHashReference(r.remote, r.head)); err != nil {
-		return err
-	}
-	return r.setBranch(r.head)
+	r.remoteHead = r.head
+	return r.persist()
 }
 
-// restore puts the clone back at the last fetched head after a failure and
-// returns cause (joined with the reset's own error, if any).
+// restore puts the clone back at the last known remote head after a
+// failure, forgetting commits not pushed, and returns cause (joined with
+// restore's own error, if any).
 func (r *Repo) restore(cause error) error {
 	if r.repo == nil {
 		return cause
 	}
-	h, err := r.trackingHead()
-	if err == nil {
-		err = r.resetTo(h, true)
-	}
+	h := r.knownRemoteHead()
+	err := r.resetTo(h, true)
 	r.objs.drop()
+	if err == nil {
+		r.remoteHead = h
+		err = r.persist()
+	}
 	if err != nil {
 		return errors.Join(cause, fmt.Errorf("restoring the clone: %w", err))
 	}

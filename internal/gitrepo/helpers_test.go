@@ -199,3 +199,43 @@ func logOf(t *testing.T, r *gittest.Remote, rng string) []commitRecord {
 	}
 	return recs
 }
+
+// checkClone checks the clone in opts.Dir with the git CLI once a Repo is
+// idle: the repository is sound (git fsck), its remote-tracking ref and
+// branch are at the remote's head, the work tree holds that commit's files
+// and fetches have not piled up packfiles.
+func checkClone(t *testing.T, opts Options, remote *gittest.Remote) {
+	t.Helper()
+	gitDir := filepath.Join(opts.Dir, "repo.git")
+	if out, err := gittest.Run(gitDir, nil, nil, "fsck", "--strict", "--no-progress", "--no-dangling"); err != nil {
+		t.Fatalf("git fsck of the clone: %v\n%s", err, out)
+	}
+	head := remote.Head(t)
+	for _, ref := range []string{"refs/remotes/origin/" + remote.Branch, "refs/heads/" + remote.Branch, "HEAD"} {
+		if got := gittest.Git(t, gitDir, "rev-parse", ref); got != head {
+			t.Errorf("clone's %s at %s, want the remote head %s", ref, got, head)
+		}
+	}
+	want := map[string]string{}
+	for _, line := range strings.Split(gittest.Git(t, gitDir, "ls-tree", "-r", "HEAD"), "\n") {
+		meta, path, _ := strings.Cut(line, "\t")
+		want[path] = strings.Fields(meta)[2]
+	}
+	got := map[string]string{}
+	root := workTree(opts)
+	filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		got[filepath.ToSlash(rel)] = gittest.Git(t, "", "hash-object", p)
+		return nil
+	})
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("work tree:\n%v\nwant\n%v", got, want)
+	}
+	packs, _ := filepath.Glob(filepath.Join(gitDir, "objects", "pack", "*.pack"))
+	if len(packs) > 1 {
+		t.Errorf("%d packfiles in the clone, want the clone's one", len(packs))
+	}
+}

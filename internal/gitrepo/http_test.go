@@ -67,6 +67,7 @@ func TestHTTPApplyCommitAndPush(t *testing.T) {
 	if strings.Contains(logs.String(), httpPass) {
 		t.Errorf("the password is in the log:\n%s", logs)
 	}
+	checkClone(t, f.opts, f.remote)
 }
 
 // Nothing to change means no commit, whether the ChangeFunc says so or
@@ -183,6 +184,7 @@ func TestStagingAndFailedChanges(t *testing.T) {
 	if res, err := r.Apply(ctx, setTag("2.0.1"), info("jane", "deploy 2.0.1", "dep-4")); err != nil || !res.Changed {
 		t.Fatalf("result %+v, %v", res, err)
 	}
+	checkClone(t, f.opts, f.remote)
 }
 
 // A wrong password fails with ErrAuth; neither the error nor the log holds
@@ -323,6 +325,7 @@ func TestPushRejectedByHook(t *testing.T) {
 		}
 		return nil
 	})
+	checkClone(t, f.opts, f.remote)
 }
 
 // A file:// URL needs no credentials.

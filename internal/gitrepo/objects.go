@@ -5,25 +5,38 @@ import (
 	"fmt"
 
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/format/packfile"
 	"github.com/go-git/go-git/v5/plumbing/storer"
 )
 
-// objects is the repository's object store with the objects of commits not
-// pushed yet kept in memory on top. Commits are built there and pushed from
-// there; only once a push has landed are its objects written to the
-// repository (flush). So the time between the fetch that gives a change its
-// base and the push that publishes it (when another pusher can get in
-// first) holds no file writes of git objects, and the objects of an attempt
-// that lost the race are simply dropped.
+// objects is the repository's object store with objects not written to it
+// yet kept in memory on top: those of fetched commits and those of commits
+// mgo built and has not pushed yet. Fetches land there and commits are
+// built and pushed from there; only afterwards are the objects written to
+// the repository (flush). So the time between the fetch that gives a change
+// its base and the push that publishes it (when another pusher can get in
+// first) holds no object writes, and the objects of an attempt that lost
+// the race are simply dropped.
 type objects struct {
 	storer.EncodedObjectStorer // the repository's
 
-	pending map[plumbing.Hash]plumbing.EncodedObject
-	order   []plumbing.Hash // insertion order, for flush
+	pending  map[plumbing.Hash]pendingObject
+	order    []plumbing.Hash // insertion order
+	fetching bool            // objects stored now come from the remote
 }
 
+type pendingObject struct {
+	obj plumbing.EncodedObject
+	// fetched objects came from the remote: drop keeps them.
+	fetched bool
+}
+
+// flushPackMin is the number of objects from which flush writes one
+// packfile instead of loose objects.
+const flushPackMin = 512
+
 func newObjectStore(s storer.EncodedObjectStorer) *objects {
-	return &objects{EncodedObjectStorer: s, pending: map[plumbing.Hash]plumbing.EncodedObject{}}
+	return &objects{EncodedObjectStorer: s, pending: map[plumbing.Hash]pendingObject{}}
 }
 
 // NewEncodedObject returns an in-memory object.
@@ -32,20 +45,23 @@ func (o *objects) NewEncodedObject() plumbing.EncodedObject { return &plumbing.M
 // SetEncodedObject keeps obj in memory until flush or drop.
 func (o *objects) SetEncodedObject(obj plumbing.EncodedObject) (plumbing.Hash, error) {
 	h := obj.Hash()
-	if _, ok := o.pending[h]; !ok {
-		o.pending[h] = obj
+	p, ok := o.pending[h]
+	if !ok {
 		o.order = append(o.order, h)
+		p.obj = obj
 	}
+	p.fetched = p.fetched || o.fetching
+	o.pending[h] = p
 	return h, nil
 }
 
 // EncodedObject looks in memory first, then in the repository.
 func (o *objects) EncodedObject(t plumbing.ObjectType, h plumbing.Hash) (plumbing.EncodedObject, error) {
-	if obj, ok := o.pending[h]; ok {
-		if t != plumbing.AnyObject && obj.Type() != t {
+	if p, ok := o.pending[h]; ok {
+		if t != plumbing.AnyObject && p.obj.Type() != t {
 			return nil, plumbing.ErrObjectNotFound
 		}
-		return obj, nil
+		return p.obj, nil
 	}
 	return o.EncodedObjectStorer.EncodedObject(t, h)
 }
@@ -60,8 +76,8 @@ func (o *objects) HasEncodedObject(h plumbing.Hash) error {
 
 // EncodedObjectSize looks in memory first, then in the repository.
 func (o *objects) EncodedObjectSize(h plumbing.Hash) (int64, error) {
-	if obj, ok := o.pending[h]; ok {
-		return obj.Size(), nil
+	if p, ok := o.pending[h]; ok {
+		return p.obj.Size(), nil
 	}
 	return o.EncodedObjectStorer.EncodedObjectSize(h)
 }
@@ -72,23 +88,59 @@ func (o *objects) IterEncodedObjects(plumbing.ObjectType) (storer.EncodedObjectI
 	return nil, errors.New("iterating objects is not supported")
 }
 
-// flush writes the pending objects the repository lacks to it and forgets
-// them.
+// isPending reports whether h is only in memory.
+func (o *objects) isPending(h plumbing.Hash) bool {
+	_, ok := o.pending[h]
+	return ok
+}
+
+// flush writes the pending objects the repository lacks to it (as loose
+// objects, or one packfile when there are many) and forgets them.
 func (o *objects) flush() error {
+	var missing []plumbing.Hash
 	for _, h := range o.order {
-		if o.EncodedObjectStorer.HasEncodedObject(h) == nil {
-			continue
+		if o.EncodedObjectStorer.HasEncodedObject(h) != nil {
+			missing = append(missing, h)
 		}
-		if _, err := o.EncodedObjectStorer.SetEncodedObject(o.pending[h]); err != nil {
+	}
+	if pw, ok := o.EncodedObjectStorer.(storer.PackfileWriter); ok && len(missing) >= flushPackMin {
+		w, err := pw.PackfileWriter()
+		if err != nil {
+			return fmt.Errorf("store objects: %w", err)
+		}
+		_, err = packfile.NewEncoder(w, o, false).Encode(missing, 0)
+		if cerr := w.Close(); err == nil {
+			err = cerr // the index is built on close
+		}
+		if err != nil {
+			return fmt.Errorf("store objects: %w", err)
+		}
+		o.clear()
+		return nil
+	}
+	for _, h := range missing {
+		if _, err := o.EncodedObjectStorer.SetEncodedObject(o.pending[h].obj); err != nil {
 			return fmt.Errorf("store object %s: %w", h, err)
 		}
 	}
-	o.drop()
+	o.clear()
 	return nil
 }
 
-// drop forgets the pending objects.
-func (o *objects) drop() {
+func (o *objects) clear() {
 	clear(o.pending)
 	o.order = o.order[:0]
+}
+
+// drop forgets the pending objects mgo built (not the fetched ones).
+func (o *objects) drop() {
+	kept := o.order[:0]
+	for _, h := range o.order {
+		if o.pending[h].fetched {
+			kept = append(kept, h)
+		} else {
+			delete(o.pending, h)
+		}
+	}
+	o.order = kept
 }

@@ -54,6 +54,7 @@ func TestRetryAfterLostRace(t *testing.T) {
 	if !strings.Contains(logs.String(), "push lost a race") {
 		t.Errorf("log: %s", logs)
 	}
+	checkClone(t, f.opts, f.remote)
 }
 
 // The branch moves after the server advertised it but before it updates the
@@ -149,6 +150,7 @@ func TestRetriesExhausted(t *testing.T) {
 	if f.remote.File(t, "other.txt") != "3" {
 		t.Fatal("the other pusher's commits were lost")
 	}
+	checkClone(t, f.opts, f.remote)
 }
 
 // 50 deploys through one Repo, concurrently, while another client pushes
@@ -305,4 +307,8 @@ func TestConcurrentDeploysAgainstAnotherPusher(t *testing.T) {
 	if strings.Contains(logs.String(), httpPass) {
 		t.Error("the password is in the log")
 	}
+	if _, err := r.Fetch(ctx); err != nil {
+		t.Fatal(err)
+	}
+	checkClone(t, f.opts, f.remote)
 }

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	git "github.com/go-git/go-git/v5"
-	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	xknownhosts "golang.org/x/crypto/ssh/knownhosts"
@@ -55,8 +54,11 @@ type Repo struct {
 	treeDir string // <Dir>/tree, the checked-out files
 	repo    *git.Repository
 	objs    *objects      // repo's objects and those of commits not pushed yet
-	head    plumbing.Hash // checked out; equals the remote-tracking ref between operations
-	wtTree  plumbing.Hash // the tree the work tree holds; zero when unknown
+	head    plumbing.Hash // checked out; equals remoteHead between operations
+	// remoteHead is the remote branch head as last fetched or pushed; its
+	// objects may still be in memory (objs) until persist.
+	remoteHead plumbing.Hash
+	wtTree     plumbing.Hash // the tree the work tree holds; zero when unknown
 }
 
 // New validates opts (URL, branch, directory, committer, and every
@@ -118,11 +120,14 @@ func (r *Repo) Fetch(ctx context.Context) (string, error) {
 		return "", err
 	}
 	h, err := r.fetchLocked(ctx)
-	if err != nil {
-		return "", err
+	if err == nil {
+		err = r.checkout(h)
 	}
-	if err := r.checkout(h); err != nil {
-		return "", err
+	if err == nil {
+		err = r.persist()
+	}
+	if err != nil {
+		return "", r.restore(err)
 	}
 	return h.String(), nil
 }
@@ -164,16 +169,21 @@ func (r *Repo) openLocked(ctx context.Context) error {
 	r.repo = repo
 	r.objs = newObjectStore(repo.Storer)
 	r.wtTree = plumbing.ZeroHash // unknown: compare every file
+	r.remoteHead = plumbing.ZeroHash
 	start := time.Now()
 	h, err := r.trackingHead()
 	if errors.Is(err, plumbing.ErrReferenceNotFound) {
 		h, err = r.fetchLocked(ctx)
 	}
 	if err == nil {
+		r.remoteHead = h
 		err = r.checkout(h)
 	}
+	if err == nil {
+		err = r.persist()
+	}
 	if err != nil {
-		r.repo = nil
+		r.repo, r.objs = nil, nil
 		return err
 	}
 	msg := "reopened clone"
@@ -294,35 +304,6 @@ func (r *Repo) trackingHead() (plumbing.Hash, error) {
 		return plumbing.ZeroHash, fmt.Errorf("remote branch %s: %w", r.opts.Branch, err)
 	}
 	return ref.Hash(), nil
-}
-
-// fetchLocked fetches the branch into its remote-tracking ref and returns
-// the new remote head. The work tree is left alone.
-func (r *Repo) fetchLocked(ctx context.Context) (plumbing.Hash, error) {
-	auth, err := r.opts.Auth.method(r.ep)
-	if err != nil {
-		return plumbing.ZeroHash, fmt.Errorf("fetch: %w", err)
-	}
-	ca, err := r.caBundle()
-	if err != nil {
-		return plumbing.ZeroHash, fmt.Errorf("fetch: %w", err)
-	}
-	fctx, cancel := context.WithTimeout(ctx, r.opts.Timeout)
-	defer cancel()
-	start := time.Now()
-	defer func() { r.log.Debug("fetched", "duration", time.Since(start)) }()
-	err = r.repo.FetchContext(fctx, &git.FetchOptions{
-		RemoteName: remoteName,
-		RemoteURL:  r.opts.URL,
-		RefSpecs:   []config.RefSpec{config.RefSpec("+" + r.branch.String() + ":" + r.remote.String())},
-		Auth:       auth,
-		Tags:       git.NoTags,
-		CABundle:   ca,
-	})
-	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
-		return plumbing.ZeroHash, r.netErr(ctx, "fetch", err)
-	}
-	return r.trackingHead()
 }
 
 // netErr wraps an error of a network operation, marking authentication and

@@ -69,6 +69,7 @@ func TestRevert(t *testing.T) {
 	if f.server.Count("receive-pack") != pushes || f.remote.Head(t) != res.Commit {
 		t.Error("the second revert pushed")
 	}
+	checkClone(t, f.opts, f.remote)
 }
 
 // A revert of a commit whose files were changed again since is a conflict

@@ -136,7 +136,7 @@ func (r *Repo) checkout(commit plumbing.Hash) error {
 	if err != nil {
 		return fmt.Errorf("checkout %s: %w", commit, err)
 	}
-	if _, pending := r.objs.pending[commit]; !pending {
+	if !r.objs.isPending(commit) {
 		if err := r.setBranch(commit); err != nil {
 			return fmt.Errorf("checkout: %w", err)
 		}
