@@ -180,6 +180,17 @@ func (r *Repo) commitAndPush(ctx context.Context, res *BatchResult, changes []pr
 		if err != nil {
 			return r.fail(res, fmt.Errorf("push: %w; then %w", pushErr, err))
 		}
+		if newBase == r.head {
+			// The push landed although its answer was lost.
+			r.log.Info("push failed but its commits are on the remote", "cause", pushErr.Error())
+			res.Head = r.head.String()
+			r.logPushed(res, attempt)
+			if err := r.landed(); err != nil {
+				r.log.Error("storing pushed commits locally", "error", err.Error())
+				_ = r.restore(err)
+			}
+			return nil
+		}
 		if newBase == base {
 			return r.fail(res, fmt.Errorf("%w: %w", ErrPushRejected, pushErr))
 		}

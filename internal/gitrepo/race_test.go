@@ -57,6 +57,31 @@ func TestRetryAfterLostRace(t *testing.T) {
 	checkClone(t, f.opts, f.remote)
 }
 
+// A push that lands but whose answer is lost is recognised on the next
+// fetch: the result names the commit, and the change is not made again.
+func TestPushLandedAnswerLost(t *testing.T) {
+	t.Parallel()
+	f := newHTTPFixture(t)
+	r, logs := f.repo(t)
+	f.server.LoseNextPushResponse()
+	var runs atomic.Int32
+	change := func(dir string) (bool, error) {
+		runs.Add(1)
+		return setTag("1.4.2")(dir)
+	}
+	res, err := r.Apply(testContext(t), change, info("jane", "deploy 1.4.2", "dep-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Changed || res.Commit == "" || res.Commit != f.remote.Head(t) || runs.Load() != 1 || f.server.Count("receive-pack") != 1 {
+		t.Fatalf("result %+v, remote head %s, %d runs, %d pushes", res, f.remote.Head(t), runs.Load(), f.server.Count("receive-pack"))
+	}
+	if !strings.Contains(logs.String(), "its commits are on the remote") {
+		t.Errorf("log: %s", logs)
+	}
+	checkClone(t, f.opts, f.remote)
+}
+
 // The branch moves after the server advertised it but before it updates the
 // ref (a pre-receive hook plays the other pusher): git receive-pack refuses
 // the update, and mgo retries as above.

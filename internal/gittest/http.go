@@ -27,6 +27,7 @@ type HTTPServer struct {
 	password string
 	counts   map[string]int // "upload-pack", "receive-pack", "unauthorized"
 	stderr   bytes.Buffer
+	losePush bool
 }
 
 // NewHTTPServer serves remote over HTTP; every request must carry basic
@@ -53,6 +54,15 @@ func (s *HTTPServer) SetCredentials(user, password string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.user, s.password = user, password
+}
+
+// LoseNextPushResponse makes the server carry out the next push but answer
+// it with 502 Bad Gateway, as when a proxy or the network loses the answer
+// after the server updated the branch.
+func (s *HTTPServer) LoseNextPushResponse() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.losePush = true
 }
 
 // Count returns how many requests of a kind the server answered:
@@ -84,6 +94,7 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 func (s *HTTPServer) serve(w http.ResponseWriter, r *http.Request) {
 	user, password, ok := r.BasicAuth()
 	s.mu.Lock()
+	lose := false
 	authorized := ok &&
 		subtle.ConstantTimeCompare([]byte(user), []byte(s.user)) == 1 &&
 		subtle.ConstantTimeCompare([]byte(password), []byte(s.password)) == 1
@@ -95,6 +106,7 @@ func (s *HTTPServer) serve(w http.ResponseWriter, r *http.Request) {
 			s.counts["upload-pack"]++
 		case strings.HasSuffix(r.URL.Path, "/git-receive-pack"):
 			s.counts["receive-pack"]++
+			lose, s.losePush = s.losePush, false
 		}
 	}
 	s.mu.Unlock()
@@ -111,6 +123,11 @@ func (s *HTTPServer) serve(w http.ResponseWriter, r *http.Request) {
 			"REMOTE_USER="+user,
 		),
 		Stderr: lockedWriter{&s.mu, &s.stderr},
+	}
+	if lose {
+		h.ServeHTTP(httptest.NewRecorder(), r)
+		http.Error(w, "bad gateway", http.StatusBadGateway)
+		return
 	}
 	h.ServeHTTP(w, r)
 }
