@@ -358,12 +358,15 @@ func own(m *yaml.Node, key string) (field, error) {
 // find returns the pair of mapping m for key: its own pair, or else the
 // first one found through its merge keys (marked with the merge key).
 func find(m *yaml.Node, key string) (field, error) {
-	return findDepth(m, key, 0)
+	return findIn(m, key, map[*yaml.Node]bool{})
 }
 
-func findDepth(m *yaml.Node, key string, depth int) (field, error) {
+// findIn is find that skips the mappings already searched (merge keys can
+// reach one mapping many times).
+func findIn(m *yaml.Node, key string, seen map[*yaml.Node]bool) (field, error) {
+	seen[m] = true
 	f, err := own(m, key)
-	if err != nil || f.present() || depth > 20 {
+	if err != nil || f.present() {
 		return f, err
 	}
 	for i := 0; i+1 < len(m.Content); i += 2 {
@@ -378,10 +381,10 @@ func findDepth(m *yaml.Node, key string, depth int) (field, error) {
 		}
 		for _, s := range srcs {
 			s = resolve(s)
-			if s == nil || s.Kind != yaml.MappingNode {
+			if s == nil || s.Kind != yaml.MappingNode || seen[s] {
 				continue
 			}
-			mf, err := findDepth(s, key, depth+1)
+			mf, err := findIn(s, key, seen)
 			if err != nil {
 				return field{}, err
 			}
