@@ -34,24 +34,32 @@
 // A ChangeFunc is the caller's edit (the image editor, a revert): it gets
 // the work tree's path, edits files and reports whether it changed
 // anything. ApplyBatch runs several in order, each its own commit with its
-// own author, and pushes once. New commits are built in memory on top of
-// the repository's objects and written to it only once their push landed,
-// so the time between the fetch and the push (when someone else can push
-// first) holds no object writes, and a lost attempt leaves nothing behind.
+// own author, and pushes once.
 //
-// The push is mgo's own receive-pack exchange: it checks that the
-// advertised branch is still at the fetched base and sends a pack of
-// exactly the objects the new commits introduce (go-git's push would walk
-// the whole history to find them); the ref update names the base as the
-// old value, so the server refuses it if the branch moved meanwhile. A push
-// that loses such a race is retried: fetch, check out the new remote head
+// Fetch and push are mgo's own upload-pack and receive-pack exchanges over
+// go-git's transports (go-git's Fetch writes a packfile per fetch, and its
+// Push walks the whole history to find what to send). A fetch asks for the
+// branch head, offering the last known remote head, and keeps the objects
+// in memory; new commits are built in memory on top of them. A push checks
+// that the advertised branch is still at the fetched base and sends a pack
+// of exactly the objects the new commits introduce; the ref update names
+// the base as the old value, so the server refuses it if the branch moved
+// meanwhile. Only once the push landed (or there was nothing to push) are
+// the objects written to the repository and the refs moved. So the time
+// between the fetch and the push, when someone else can push first, holds
+// no writes to the repository, and an attempt that lost leaves nothing
+// behind.
+//
+// A push that loses a race is retried: fetch, check out the new remote head
 // and run the ChangeFunc again on that tree (no textual rebase), with
 // bounded, jittered backoff (Options.PushRetries, RetryBackoff,
 // MaxRetryBackoff; then ErrTooManyRetries). A refusal with the branch not
-// moved (a hook, a protected branch) is ErrPushRejected at once. mgo never
-// force-pushes and never makes an empty commit: when nothing changed (or
-// the re-run finds that someone else already made the change) the result
-// has Changed=false and the current remote head.
+// moved (a hook, a protected branch) is ErrPushRejected at once; a push
+// whose answer was lost but whose commits the next fetch finds on the
+// remote counts as pushed. mgo never force-pushes and never makes an empty
+// commit: when nothing changed (or the re-run finds that someone else
+// already made the change) the result has Changed=false and the current
+// remote head. After a failure no change result claims a commit.
 //
 // Revert makes a new commit undoing a given commit on the current head: the
 // files it changed go back to their parent version; files changed again

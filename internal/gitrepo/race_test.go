@@ -240,6 +240,38 @@ func TestConcurrentDeploysAgainstAnotherPusher(t *testing.T) {
 	}
 	waitOther(2)
 
+	// A reader, as the sync engine: every tree it sees is a whole commit.
+	readDone := make(chan struct{})
+	stopRead := make(chan struct{})
+	reads := 0
+	go func() {
+		defer close(readDone)
+		for {
+			select {
+			case <-stopRead:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			err := r.Read(ctx, func(dir, head string) error {
+				reads++
+				b, err := os.ReadFile(filepath.Join(dir, "installations/prod/images.txt"))
+				if os.IsNotExist(err) {
+					return nil
+				}
+				for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+					if !strings.HasPrefix(l, "svc-") {
+						return fmt.Errorf("at %s images.txt holds %q", head, b)
+					}
+				}
+				return err
+			})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+
 	start := time.Now()
 	results := make([]Result, deploys)
 	errs := make([]error, deploys)
@@ -255,6 +287,11 @@ func TestConcurrentDeploysAgainstAnotherPusher(t *testing.T) {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	close(stopRead)
+	<-readDone
+	if reads < 5 {
+		t.Errorf("%d reads while %d deploys ran: Read waits for the whole queue of changes", reads, deploys)
+	}
 	// The other client goes on a little on top of the deploys.
 	waitOther(landed() + 2)
 	close(stop)
@@ -274,8 +311,8 @@ func TestConcurrentDeploysAgainstAnotherPusher(t *testing.T) {
 		retries += results[i].Attempts - 1
 		maxAttempts = max(maxAttempts, results[i].Attempts)
 	}
-	t.Logf("%d deploys in %v against %d pushes of another client: %d push retries (most attempts for one deploy: %d)",
-		deploys, elapsed.Round(time.Millisecond), len(theirs), retries, maxAttempts)
+	t.Logf("%d deploys in %v against %d pushes of another client: %d push retries (most attempts for one deploy: %d); %d reads",
+		deploys, elapsed.Round(time.Millisecond), len(theirs), retries, maxAttempts, reads)
 
 	// The full history, oldest first: a straight line of the seed, then
 	// the other client's commits in their order and the deploys in any

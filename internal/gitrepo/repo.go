@@ -101,10 +101,23 @@ func (r *Repo) Open(ctx context.Context) error {
 	return r.openLocked(ctx)
 }
 
+// ensureOpen opens the clone unless it is open already; an open clone
+// stays open. Unlike Open it does not queue behind running changes when
+// the clone is open.
+func (r *Repo) ensureOpen(ctx context.Context) error {
+	r.mu.RLock()
+	open := r.repo != nil
+	r.mu.RUnlock()
+	if open {
+		return nil
+	}
+	return r.Open(ctx)
+}
+
 // Head returns the head of the remote branch as last fetched (no network
 // I/O once open).
 func (r *Repo) Head(ctx context.Context) (string, error) {
-	if err := r.Open(ctx); err != nil {
+	if err := r.ensureOpen(ctx); err != nil {
 		return "", err
 	}
 	r.mu.RLock()
@@ -136,7 +149,7 @@ func (r *Repo) Fetch(ctx context.Context) (string, error) {
 // fetched head of the branch, while no change runs. fn must only read, and
 // should load what it needs and return: changes wait until it does.
 func (r *Repo) Read(ctx context.Context, fn func(dir, head string) error) error {
-	if err := r.Open(ctx); err != nil {
+	if err := r.ensureOpen(ctx); err != nil {
 		return err
 	}
 	r.mu.RLock()
