@@ -12,6 +12,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp/capability"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp/sideband"
+	"github.com/go-git/go-git/v5/plumbing/storer"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/go-git/go-git/v5/plumbing/transport/client"
 )
@@ -142,8 +143,12 @@ func (r *Repo) knownRemoteHead() plumbing.Hash {
 // too when it is checked out). Called when nothing of mgo's own is pending
 // any more: after a push landed, or when there was nothing to push.
 func (r *Repo) persist() error {
-	if err := r.objs.flush(); err != nil {
+	n, err := r.objs.flush()
+	if err != nil {
 		return err
+	}
+	if r.loose += n; r.loose >= r.packLooseMin {
+		r.packLoose()
 	}
 	if r.remoteHead.IsZero() {
 		return nil
@@ -157,4 +162,36 @@ func (r *Repo) persist() error {
 		return r.setBranch(r.head)
 	}
 	return nil
+}
+
+// packLoose packs the repository's loose objects (those of commits pushed
+// or fetched since the clone) into one packfile and removes them, as git gc
+// would. A failure is logged and leaves them loose.
+func (r *Repo) packLoose() {
+	los, ok := r.repo.Storer.(storer.LooseObjectStorer)
+	pw, ok2 := r.repo.Storer.(storer.PackfileWriter)
+	if !ok || !ok2 {
+		return
+	}
+	start := time.Now()
+	var hs []plumbing.Hash
+	err := los.ForEachObjectHash(func(h plumbing.Hash) error {
+		hs = append(hs, h)
+		return nil
+	})
+	if err == nil && len(hs) > 0 {
+		err = writePack(pw, r.repo.Storer, hs)
+	}
+	if err != nil {
+		r.log.Warn("packing loose objects", "objects", len(hs), "error", err.Error())
+		return
+	}
+	for _, h := range hs {
+		if err := los.DeleteLooseObject(h); err != nil {
+			r.log.Warn("removing a packed loose object", "object", h.String(), "error", err.Error())
+			return
+		}
+	}
+	r.loose = 0
+	r.log.Info("packed loose objects", "objects", len(hs), "duration", time.Since(start).Round(time.Millisecond))
 }

@@ -206,6 +206,27 @@ func logOf(t *testing.T, r *gittest.Remote, rng string) []commitRecord {
 // and fetches have not piled up packfiles.
 func checkClone(t *testing.T, opts Options, remote *gittest.Remote) {
 	t.Helper()
+	checkCloneState(t, opts, remote)
+	if packs := packfiles(opts); len(packs) > 1 {
+		t.Errorf("%d packfiles in the clone, want the clone's one", len(packs))
+	}
+}
+
+// packfiles lists the clone's packfiles.
+func packfiles(opts Options) []string {
+	packs, _ := filepath.Glob(filepath.Join(opts.Dir, "repo.git", "objects", "pack", "*.pack"))
+	return packs
+}
+
+// looseObjects counts the clone's loose objects.
+func looseObjects(opts Options) int {
+	loose, _ := filepath.Glob(filepath.Join(opts.Dir, "repo.git", "objects", "??", "*"))
+	return len(loose)
+}
+
+// checkCloneState is checkClone without the packfile count.
+func checkCloneState(t *testing.T, opts Options, remote *gittest.Remote) {
+	t.Helper()
 	gitDir := filepath.Join(opts.Dir, "repo.git")
 	if out, err := gittest.Run(gitDir, nil, nil, "fsck", "--strict", "--no-progress", "--no-dangling"); err != nil {
 		t.Fatalf("git fsck of the clone: %v\n%s", err, out)
@@ -233,9 +254,5 @@ func checkClone(t *testing.T, opts Options, remote *gittest.Remote) {
 	})
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("work tree:\n%v\nwant\n%v", got, want)
-	}
-	packs, _ := filepath.Glob(filepath.Join(gitDir, "objects", "pack", "*.pack"))
-	if len(packs) > 1 {
-		t.Errorf("%d packfiles in the clone, want the clone's one", len(packs))
 	}
 }

@@ -35,6 +35,10 @@ type pendingObject struct {
 // packfile instead of loose objects.
 const flushPackMin = 512
 
+// packLooseMin is the number of loose objects in the repository from which
+// they are packed into one packfile.
+const packLooseMin = 4096
+
 func newObjectStore(s storer.EncodedObjectStorer) *objects {
 	return &objects{EncodedObjectStorer: s, pending: map[plumbing.Hash]pendingObject{}}
 }
@@ -95,8 +99,9 @@ func (o *objects) isPending(h plumbing.Hash) bool {
 }
 
 // flush writes the pending objects the repository lacks to it (as loose
-// objects, or one packfile when there are many) and forgets them.
-func (o *objects) flush() error {
+// objects, or one packfile when there are many) and forgets them. It
+// returns how many loose objects it wrote.
+func (o *objects) flush() (int, error) {
 	var missing []plumbing.Hash
 	for _, h := range o.order {
 		if o.EncodedObjectStorer.HasEncodedObject(h) != nil {
@@ -104,27 +109,33 @@ func (o *objects) flush() error {
 		}
 	}
 	if pw, ok := o.EncodedObjectStorer.(storer.PackfileWriter); ok && len(missing) >= flushPackMin {
-		w, err := pw.PackfileWriter()
-		if err != nil {
-			return fmt.Errorf("store objects: %w", err)
-		}
-		_, err = packfile.NewEncoder(w, o, false).Encode(missing, 0)
-		if cerr := w.Close(); err == nil {
-			err = cerr // the index is built on close
-		}
-		if err != nil {
-			return fmt.Errorf("store objects: %w", err)
+		if err := writePack(pw, o, missing); err != nil {
+			return 0, fmt.Errorf("store objects: %w", err)
 		}
 		o.clear()
-		return nil
+		return 0, nil
 	}
 	for _, h := range missing {
 		if _, err := o.EncodedObjectStorer.SetEncodedObject(o.pending[h].obj); err != nil {
-			return fmt.Errorf("store object %s: %w", h, err)
+			return 0, fmt.Errorf("store object %s: %w", h, err)
 		}
 	}
 	o.clear()
-	return nil
+	return len(missing), nil
+}
+
+// writePack writes the objects hs of s as one packfile (with deltas) into
+// the repository through pw.
+func writePack(pw storer.PackfileWriter, s storer.EncodedObjectStorer, hs []plumbing.Hash) error {
+	w, err := pw.PackfileWriter()
+	if err != nil {
+		return err
+	}
+	_, err = packfile.NewEncoder(w, s, false).Encode(hs, 10)
+	if cerr := w.Close(); err == nil {
+		err = cerr // the index is built on close
+	}
+	return err
 }
 
 func (o *objects) clear() {

@@ -13,6 +13,7 @@ import (
 
 	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/storer"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	xknownhosts "golang.org/x/crypto/ssh/knownhosts"
 )
@@ -58,7 +59,10 @@ type Repo struct {
 	// remoteHead is the remote branch head as last fetched or pushed; its
 	// objects may still be in memory (objs) until persist.
 	remoteHead plumbing.Hash
-	wtTree     plumbing.Hash // the tree the work tree holds; zero when unknown
+	// loose counts the loose objects written since the last packing
+	// (packLoose runs once there are packLooseMin).
+	loose, packLooseMin int
+	wtTree              plumbing.Hash // the tree the work tree holds; zero when unknown
 }
 
 // New validates opts (URL, branch, directory, committer, and every
@@ -84,6 +88,8 @@ func New(opts Options, logger *slog.Logger) (*Repo, error) {
 		remote:  plumbing.NewRemoteReferenceName(remoteName, opts.Branch),
 		gitDir:  filepath.Join(opts.Dir, "repo.git"),
 		treeDir: filepath.Join(opts.Dir, "tree"),
+
+		packLooseMin: packLooseMin,
 	}
 	if opts.Auth.InsecureIgnoreHostKey {
 		r.log.Warn("SSH host key checking is disabled (insecureIgnoreHostKey)")
@@ -181,6 +187,7 @@ func (r *Repo) openLocked(ctx context.Context) error {
 	}
 	r.repo = repo
 	r.objs = newObjectStore(repo.Storer)
+	r.loose = countLoose(repo)
 	r.wtTree = plumbing.ZeroHash // unknown: compare every file
 	r.remoteHead = plumbing.ZeroHash
 	start := time.Now()
@@ -337,4 +344,13 @@ func (r *Repo) netErr(ctx context.Context, op string, err error) error {
 		return fmt.Errorf("%s %s: %w: %s holds no key for the host (%w)", op, r.opts.URL, ErrHostKey, r.opts.Auth.KnownHosts, err)
 	}
 	return fmt.Errorf("%s %s: %w", op, r.opts.URL, err)
+}
+
+// countLoose returns the number of loose objects in repo.
+func countLoose(repo *git.Repository) int {
+	n := 0
+	if los, ok := repo.Storer.(storer.LooseObjectStorer); ok {
+		_ = los.ForEachObjectHash(func(plumbing.Hash) error { n++; return nil })
+	}
+	return n
 }

@@ -47,6 +47,43 @@ func TestReapplyIsNoOp(t *testing.T) {
 	}
 }
 
+// Loose objects (those of pushed and fetched commits) are packed into one
+// packfile once there are enough of them; the clone stays sound and usable,
+// also after a restart.
+func TestPackLooseObjects(t *testing.T) {
+	t.Parallel()
+	f := newHTTPFixture(t)
+	r, logs := f.repo(t)
+	r.packLooseMin = 12
+	ctx := testContext(t)
+	other := gittest.NewPerson(t, f.remote.Dir, "Other", "other@example.com")
+	for i := 0; i < 6; i++ {
+		if _, err := other.PushChange(map[string]string{fmt.Sprintf("other/%d.txt", i): "x\n"}, "other", 1); err != nil {
+			t.Fatal(err)
+		}
+		if res, err := r.Apply(ctx, setTag(fmt.Sprint("3.0.", i)), info("jane", "deploy", fmt.Sprint("dep-", i))); err != nil || !res.Changed {
+			t.Fatalf("apply %d: %+v, %v", i, res, err)
+		}
+	}
+	if !strings.Contains(logs.String(), "packed loose objects") {
+		t.Fatalf("nothing was packed: %s", logs)
+	}
+	checkCloneState(t, f.opts, f.remote)
+	if n := looseObjects(f.opts); n >= 12 {
+		t.Errorf("%d loose objects left", n)
+	}
+	if n := len(packfiles(f.opts)); n < 2 {
+		t.Errorf("%d packfiles, want the clone's and at least one more", n)
+	}
+
+	// A restart reads the packed objects.
+	r2, _ := f.repo(t)
+	if _, err := r2.Revert(ctx, f.remote.Git(t, "rev-parse", "main~1"), info("ops", "", "rollback")); err != nil {
+		t.Fatal(err)
+	}
+	checkCloneState(t, f.opts, f.remote)
+}
+
 // No credential shows up in a log line (debug level included), in an
 // error, or when options are printed or marshalled, whether operations
 // succeed or fail: HTTPS password and bearer token, SSH key and
