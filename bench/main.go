@@ -62,6 +62,9 @@ type Measure struct {
 	// after the contender had finished (0: it waited for the rollout).
 	NotReadySeconds float64     `json:"notReadySeconds"`
 	Burst           *BurstStats `json:"burst,omitempty"`
+	// Load1 is the machine's 1-minute load average when the scenario ended:
+	// other work on the machine slows every contender down.
+	Load1 float64 `json:"load1"`
 }
 
 func (m *Measure) setRequests(r Requests) {
@@ -372,9 +375,11 @@ func runContender(ctx context.Context, o options, k contender, mgoBin string, lo
 				m.NotReadySeconds = waited.Seconds()
 			}
 		}
+		m.Load1 = load1()
 		logf("%s: %s %s in %.1fs: %d requests (%d writes), %d new revisions, peak RSS %s, CPU %.1fs%s",
 			k.Name(), s, m.Status, m.WallSeconds, m.RequestsTotal, m.Writes, m.Revisions,
 			fmtKiB(m.Usage.MaxRSSKiB), m.Usage.CPU.Seconds(), errSuffix(m.Error))
+		logf("load average %.1f", m.Load1)
 		if s == firstSync && m.Status == "failed" {
 			failedFirst = m.Error
 		}
@@ -461,4 +466,13 @@ func machine() map[string]any {
 		}
 	}
 	return m
+}
+
+// load1 is the 1-minute load average.
+func load1() float64 {
+	var l float64
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		_, _ = fmt.Sscanf(string(b), "%f", &l)
+	}
+	return l
 }
