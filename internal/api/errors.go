@@ -55,6 +55,9 @@ func deploymentStatus(d *deploy.Deployment) int {
 	}
 	switch d.Stage {
 	case deploy.StageCommit, deploy.StageValidate:
+		if d.Kind == deploy.KindRollback {
+			return http.StatusConflict // the revert conflicts with later changes
+		}
 		return http.StatusUnprocessableEntity // the repo cannot take this edit
 	case deploy.StageSync, deploy.StageRollout:
 		return http.StatusFailedDependency // the commit landed; the cluster did not roll it out

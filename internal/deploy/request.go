@@ -104,6 +104,22 @@ func (r *Request) Normalize() error {
 	case len(r.IdempotencyKey) > 128 || strings.IndexFunc(r.IdempotencyKey, unicode.IsControl) >= 0:
 		return &FieldError{"idempotencyKey", "must be at most 128 printable characters"}
 	}
+	// Each part on its own, so the error names the field.
+	for _, c := range []struct {
+		field string
+		img   values.Image
+	}{
+		{"imageRepo", values.Image{Repository: r.ImageRepo, Tag: "latest"}},
+		{"imageTag", values.Image{Repository: r.ImageRepo, Tag: r.Tag}},
+		{"digest", values.Image{Repository: r.ImageRepo, Digest: r.Digest}},
+	} {
+		if c.img.Tag == "" && c.img.Digest == "" {
+			continue
+		}
+		if err := c.img.Validate(); err != nil {
+			return &FieldError{c.field, err.Error()}
+		}
+	}
 	if err := r.Image().Validate(); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}

@@ -75,6 +75,7 @@ type Engine struct {
 	syncMu  sync.Mutex // one sync of a cluster at a time
 	mu      sync.Mutex
 	applied map[string]string // namespace/name -> digest of the last successful sync
+	failed  map[string]failure // namespace/name -> the last failed sync
 	rawDone string            // digest of the raw manifests at their last successful apply
 	relSet  string            // the releases of the repo at the last uninstall check
 	caps    *render.Capabilities
@@ -89,7 +90,7 @@ func New(cluster *kube.Cluster, charts *render.Charts, log *slog.Logger) (*Engin
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Engine{cluster: cluster, charts: charts, log: log.With("cluster", cluster.Name), applied: map[string]string{}}, nil
+	return &Engine{cluster: cluster, charts: charts, log: log.With("cluster", cluster.Name), applied: map[string]string{}, failed: map[string]failure{}}, nil
 }
 
 // Sync makes the cluster equal to the repo and reports what it did. An
@@ -218,10 +219,16 @@ func (e *Engine) syncRelease(ctx context.Context, r *repo.Repo, rel *repo.Releas
 	start := time.Now()
 	rr = ReleaseResult{File: rel.File, Name: rel.Header.Name, Namespace: rel.Header.Namespace, Chart: rel.Header.Chart}
 	log := e.log.With("release", rel.Header.Name, "namespace", rel.Header.Namespace)
+	var digest string // of the rendered release, once rendered
 	fail := func(stage Stage, err error) ReleaseResult {
 		rr.Action, rr.Stage, rr.Error = Failed, stage, err.Error()
 		rr.Duration = time.Since(start)
 		log.Error("release sync failed", "stage", stage, "error", err)
+		if digest != "" && stage != StageDiff {
+			e.mu.Lock()
+			e.failed[rel.Header.Namespace+"/"+rel.Header.Name] = failure{digest: digest, at: time.Now(), result: rr}
+			e.mu.Unlock()
+		}
 		return rr
 	}
 	defer func() { rr.Duration = time.Since(start) }()
@@ -247,6 +254,20 @@ func (e *Engine) syncRelease(ctx context.Context, r *repo.Repo, rel *repo.Releas
 		rr.Action = UpToDate
 		return rr
 	}
+	// A release that failed with this very rendering is not tried again
+	// (and waited for again) on every sync of its cluster: only when its
+	// rendering changes or on a full sync.
+	e.mu.Lock()
+	f, failedBefore := e.failed[key]
+	e.mu.Unlock()
+	if failedBefore && f.digest == rendered.Digest && !opts.Full && !opts.DryRun {
+		prev := f.result
+		prev.Error = fmt.Sprintf("unchanged since its failed sync at %s (retried on the next full sync): %s",
+			f.at.UTC().Format(time.RFC3339), prev.Error)
+		prev.Duration = time.Since(start)
+		return prev
+	}
+	digest = rendered.Digest
 
 	// Compare with the live cluster.
 	cfg, err := e.cluster.Helm(rel.Header.Namespace, log)
@@ -338,9 +359,17 @@ func (e *Engine) syncRelease(ctx context.Context, r *repo.Repo, rel *repo.Releas
 	return rr
 }
 
+// failure is a release's last failed sync.
+type failure struct {
+	digest string
+	at     time.Time
+	result ReleaseResult
+}
+
 func (e *Engine) remember(key, digest string) {
 	e.mu.Lock()
 	e.applied[key] = digest
+	delete(e.failed, key)
 	e.mu.Unlock()
 }
 

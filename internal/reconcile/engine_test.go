@@ -137,6 +137,18 @@ func TestSyncFailuresDoNotBlockOthers(t *testing.T) {
 	if stuck.Action != Failed || stuck.Stage != StageWait || !contains(stuck.Error, "Deployment/"+ns+"/stuck-hello") {
 		t.Errorf("stuck: %+v", stuck)
 	}
+
+	// The next sync does not wait for the stuck rollout again: its
+	// rendering did not change. It still reports the failure.
+	start := time.Now()
+	res = syncOnce(t, e, g.load(), Options{Timeout: 8 * time.Second})
+	again := mustRelease(t, res, ns, "stuck")
+	if again.Action != Failed || !contains(again.Error, "unchanged since its failed sync") || time.Since(start) > 6*time.Second {
+		t.Errorf("second sync after %s: stuck %+v", time.Since(start), again)
+	}
+	if res.Requests.Writes() != 0 {
+		t.Errorf("second sync wrote: %+v", res.Requests)
+	}
 }
 
 func TestSyncUninstallsRemovedReleases(t *testing.T) {

@@ -1,4 +1,4 @@
-package server
+package server_test
 
 import (
 	"bytes"
@@ -24,6 +24,7 @@ import (
 	"github.com/mygitops/mgo/internal/deploy"
 	"github.com/mygitops/mgo/internal/gitrepo"
 	"github.com/mygitops/mgo/internal/gittest"
+	"github.com/mygitops/mgo/internal/server"
 	"github.com/mygitops/mgo/internal/testenv"
 )
 
@@ -106,7 +107,7 @@ func startMgo(t *testing.T, gitURL, passwordFile, dataDir string) *mgo {
 	started := make(chan string, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	m.cancel = cancel
-	cfg := Config{
+	cfg := server.Config{
 		Listen: "127.0.0.1:0", Git: opts, DataDir: dataDir, Kubeconfig: env.Kubeconfig,
 		ChartCache: filepath.Join(dataDir, "charts"),
 		Tokens: []auth.TokenConfig{
@@ -118,7 +119,7 @@ func startMgo(t *testing.T, gitURL, passwordFile, dataDir string) *mgo {
 		Log:             slog.New(slog.NewTextHandler(syncWriter{m.logs}, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Started:         func(addr string) { started <- addr },
 	}
-	go func() { m.done <- Run(ctx, cfg) }()
+	go func() { m.done <- server.Run(ctx, cfg) }()
 	select {
 	case addr := <-started:
 		m.url = "http://" + addr

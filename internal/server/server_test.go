@@ -1,4 +1,4 @@
-package server
+package server_test
 
 import (
 	"bytes"
@@ -12,6 +12,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/mygitops/mgo/internal/cli"
 	"github.com/mygitops/mgo/internal/deploy"
 	"github.com/mygitops/mgo/internal/gittest"
 	"github.com/mygitops/mgo/internal/reconcile"
@@ -77,7 +78,7 @@ func TestServe(t *testing.T) {
 		if code := m.postForm("/deploy", ciToken, unknown, &e); code != http.StatusNotFound || !strings.Contains(e.Error, "searched") {
 			t.Errorf("unlisted trigger repo: %d %s, want 404 saying what was searched", code, e.Error)
 		}
-		big := bytes.Repeat([]byte("x"), 2<<20)
+		big := []byte(`{"author": "` + strings.Repeat("x", 2<<20) + `"}`)
 		if code := m.call(http.MethodPost, "/api/v1/deployments", ciToken, "application/json", bytes.NewReader(big), &e); code != http.StatusRequestEntityTooLarge {
 			t.Errorf("2 MiB body: %d, want 413", code)
 		}
@@ -196,7 +197,7 @@ func TestServe(t *testing.T) {
 		var e errorAnswer
 		// The concurrent deploys changed app since; reverting the first
 		// deploy conflicts with them and must say so.
-		if code := m.postJSON("/api/v1/deployments/"+first.ID+"/rollback", ciToken, map[string]any{"wait": true}, &e); code != http.StatusConflict && code != http.StatusUnprocessableEntity {
+		if code := m.postJSON("/api/v1/deployments/"+first.ID+"/rollback", ciToken, map[string]any{"wait": true}, &e); code != http.StatusConflict {
 			t.Errorf("rollback over later changes: %d %+v", code, e)
 		}
 		// Deploy, then roll that back.
@@ -246,6 +247,25 @@ func TestServe(t *testing.T) {
 			d, err := env.Client.AppsV1().Deployments("e2e-worker").Get(t.Context(), "worker-hello", metav1.GetOptions{})
 			return err == nil && d.Spec.Replicas != nil && *d.Spec.Replicas == 3
 		})
+	})
+
+	t.Run("mgo deploy --server follows the deployment", func(t *testing.T) {
+		t.Setenv("MGO_TOKEN", ciToken)
+		run := func(name, tag string) (int, string) {
+			var out, errOut bytes.Buffer
+			code := cli.Execute([]string{"deploy", "--server", m.url, "--cluster", cluster, "--trigger-repo", "gitlab.com/acme/" + name,
+				"--image", "registry.example.com/acme/" + name, "--tag", tag, "--author", "gina@example.com", "--poll-interval", "200ms"}, &out, &errOut)
+			return code, out.String() + errOut.String()
+		}
+		if code, out := run("app", "5.0.0"); code != 0 || !strings.Contains(out, "deployed registry.example.com/acme/app:5.0.0") {
+			t.Errorf("deploy: exit %d\n%s", code, out)
+		}
+		if code, out := run("stuck", "0.3.0"); code != 2 || !strings.Contains(out, "FAILED at rollout") {
+			t.Errorf("stuck rollout: exit %d, want 2\n%s", code, out)
+		}
+		if code, out := run("nobody", "1.0.0"); code != 1 || !strings.Contains(out, "404") {
+			t.Errorf("unlisted trigger repo: exit %d, want 1\n%s", code, out)
+		}
 	})
 
 	t.Run("records survive a restart", func(t *testing.T) {
