@@ -92,9 +92,10 @@ type mgo struct {
 }
 
 const (
-	ciToken    = "mgo_ci_token_for_tests"
-	otherToken = "mgo_other_token_for_tests"
-	gitlabHook = "gitlab-hook-token"
+	ciToken      = "mgo_ci_token_for_tests"
+	otherToken   = "mgo_other_token_for_tests"
+	gitlabHook   = "gitlab-hook-token"
+	githubSecret = "github-hook-secret"
 )
 
 func startMgo(t *testing.T, gitURL, passwordFile, dataDir string) *mgo {
@@ -115,6 +116,7 @@ func startMgo(t *testing.T, gitURL, passwordFile, dataDir string) *mgo {
 			{Name: "other", SHA256: auth.Hash(otherToken), Clusters: []string{"staging"}, TriggerRepos: []string{"*"}},
 		},
 		GitLabToken:     []byte(gitlabHook),
+		GitHubSecret:    []byte(githubSecret),
 		ShutdownTimeout: time.Minute,
 		Log:             slog.New(slog.NewTextHandler(syncWriter{m.logs}, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Started:         func(addr string) { started <- addr },

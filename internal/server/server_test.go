@@ -2,7 +2,11 @@ package server_test
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -249,6 +253,73 @@ func TestServe(t *testing.T) {
 		})
 	})
 
+	t.Run("GitHub push events must carry a valid signature", func(t *testing.T) {
+		body := []byte(`{"ref":"refs/heads/main"}`)
+		post := func(sig, event string) int {
+			req, _ := http.NewRequest(http.MethodPost, m.url+"/hooks/github", bytes.NewReader(body))
+			req.Header.Set("X-GitHub-Event", event)
+			if sig != "" {
+				req.Header.Set("X-Hub-Signature-256", sig)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			return resp.StatusCode
+		}
+		mac := hmac.New(sha256.New, []byte(githubSecret))
+		mac.Write(body)
+		good := "sha256=" + hex.EncodeToString(mac.Sum(nil))
+		if code := post("", "push"); code != http.StatusUnauthorized {
+			t.Errorf("unsigned: %d", code)
+		}
+		if code := post("sha256="+strings.Repeat("0", 64), "push"); code != http.StatusUnauthorized {
+			t.Errorf("wrong signature: %d", code)
+		}
+		if code := post(good, "ping"); code != http.StatusOK {
+			t.Errorf("ping: %d", code)
+		}
+		if code := post(good, "push"); code != http.StatusAccepted {
+			t.Errorf("signed push: %d", code)
+		}
+	})
+
+	t.Run("Docker Hub push webhook deploys", func(t *testing.T) {
+		hook := `{"push_data": {"tag": "6.0.0", "pusher": "hub-user"}, "repository": {"repo_name": "acme/worker"}}`
+		var e errorAnswer
+		// The header form repository is docker.io/acme/worker, not the one the
+		// values file names: the registry differs, so the repository changes too.
+		code := m.call(http.MethodPost, "/deploy/dockerhub?cluster="+cluster+"&triggerRepo=gitlab.com/acme/worker&token="+ciToken,
+			"", "application/json", strings.NewReader(hook), &e)
+		if code != http.StatusOK {
+			t.Fatalf("docker hub hook: %d %+v", code, e)
+		}
+		if got := image(t, "e2e-worker", "worker"); got != "docker.io/acme/worker:6.0.0" {
+			t.Errorf("worker runs %s", got)
+		}
+		if code := m.call(http.MethodPost, "/deploy/dockerhub?cluster="+cluster+"&triggerRepo=gitlab.com/acme/worker&token=wrong",
+			"", "application/json", strings.NewReader(hook), &e); code != http.StatusUnauthorized {
+			t.Errorf("wrong token: %d", code)
+		}
+	})
+
+	t.Run("metrics count deploys", func(t *testing.T) {
+		req, _ := http.NewRequest(http.MethodGet, m.url+"/metrics", nil)
+		req.Header.Set("Authorization", "Bearer "+ciToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, want := range []string{`mgo_deploys_total{result="succeeded"}`, `mgo_deploys_total{result="refused"}`, "mgo_sync_duration_seconds_bucket", "mgo_deploy_queue_depth"} {
+			if !strings.Contains(string(b), want) {
+				t.Errorf("/metrics has no %s", want)
+			}
+		}
+	})
+
 	t.Run("mgo deploy --server follows the deployment", func(t *testing.T) {
 		t.Setenv("MGO_TOKEN", ciToken)
 		run := func(name, tag string) (int, string) {
@@ -268,9 +339,25 @@ func TestServe(t *testing.T) {
 		}
 	})
 
-	t.Run("records survive a restart", func(t *testing.T) {
+	t.Run("a graceful stop answers deployments in flight; records survive a restart", func(t *testing.T) {
+		answered := make(chan int, 1)
+		var inflight errorAnswer
+		go func() {
+			answered <- m.postJSON("/api/v1/deployments", ciToken, map[string]any{"cluster": cluster, "triggerRepo": "gitlab.com/acme/stuck",
+				"imageRepo": "registry.example.com/acme/stuck", "tag": "0.4.0", "author": "hal", "wait": true}, &inflight)
+		}()
+		waitFor(t, "the in-flight deployment to be pushed", 30*time.Second, func() bool {
+			var list struct {
+				Deployments []deploy.Deployment `json:"deployments"`
+			}
+			m.call(http.MethodGet, "/api/v1/deployments?limit=1", ciToken, "", nil, &list)
+			return len(list.Deployments) == 1 && list.Deployments[0].Request.Tag == "0.4.0" && list.Deployments[0].Status == deploy.Pushed
+		})
 		if err := m.stop(); err != nil {
 			t.Fatalf("graceful stop: %v", err)
+		}
+		if code := <-answered; code != http.StatusFailedDependency || inflight.Deployment == nil || inflight.Deployment.Stage != deploy.StageRollout {
+			t.Errorf("in-flight request answered %d %+v", code, inflight)
 		}
 		m2 := startMgo(t, gitSrv.URL, pw, dataDir)
 		var d deploy.Deployment
