@@ -189,8 +189,7 @@ func (f *deployFlags) syncAfter(ctx context.Context, g *gitrepo.Repo, cluster st
 				if rr.File != file {
 					continue
 				}
-				d.Releases = append(d.Releases, deploy.ReleaseOutcome{File: rr.File, Name: rr.Name, Namespace: rr.Namespace,
-					Action: rr.Action, Revision: rr.Revision, Stage: rr.Stage, Error: rr.Error, Objects: rr.Objects})
+				d.Releases = append(d.Releases, deploy.Outcome(rr))
 				if rr.Action == reconcile.Failed {
 					d.Status, d.Stage, d.Error = deploy.Failed, deploy.StageRollout, fmt.Sprintf("%s/%s: %s", rr.Namespace, rr.Name, rr.Error)
 				}

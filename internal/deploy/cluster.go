@@ -208,8 +208,7 @@ func (s *Service) finishSynced(j *job, out syncOutcome) {
 			if !slices.Contains(j.files, rr.File) {
 				continue
 			}
-			d.Releases = append(d.Releases, ReleaseOutcome{File: rr.File, Name: rr.Name, Namespace: rr.Namespace,
-				Action: rr.Action, Revision: rr.Revision, Stage: rr.Stage, Error: rr.Error, Objects: rr.Objects})
+			d.Releases = append(d.Releases, Outcome(rr))
 			if rr.Action == reconcile.Failed {
 				failed = append(failed, fmt.Sprintf("%s/%s: %s", rr.Namespace, rr.Name, rr.Error))
 				if rr.Stage != reconcile.StageWait {

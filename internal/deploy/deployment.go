@@ -83,6 +83,12 @@ type ReleaseOutcome struct {
 	Objects   []reconcile.ObjectResult `json:"objects,omitempty"`
 }
 
+// Outcome is the deployment's view of a release's sync result.
+func Outcome(rr reconcile.ReleaseResult) ReleaseOutcome {
+	return ReleaseOutcome{File: rr.File, Name: rr.Name, Namespace: rr.Namespace,
+		Action: rr.Action, Revision: rr.Revision, Stage: rr.Stage, Error: rr.Error, Objects: rr.Objects}
+}
+
 // Deployment is the record of one request: what was asked, what happened.
 type Deployment struct {
 	ID      string  `json:"id"`
