@@ -74,10 +74,10 @@ type Engine struct {
 
 	syncMu  sync.Mutex // one sync of a cluster at a time
 	mu      sync.Mutex
-	applied map[string]string // namespace/name -> digest of the last successful sync
+	applied map[string]string  // namespace/name -> digest of the last successful sync
 	failed  map[string]failure // namespace/name -> the last failed sync
-	rawDone string            // digest of the raw manifests at their last successful apply
-	relSet  string            // the releases of the repo at the last uninstall check
+	rawDone string             // digest of the raw manifests at their last successful apply
+	relSet  string             // the releases of the repo at the last uninstall check
 	caps    *render.Capabilities
 	capsAt  time.Time
 }
