@@ -79,8 +79,11 @@ func setImage(src []byte, triggerRepo string, img Image) ([]byte, []edit, error)
 			break
 		}
 	}
-	if root == nil {
-		return nil, nil, errorf(ErrNoHeader, 0, "no %s header: no YAML document of the file (%d) has it as a top-level key",
+	switch {
+	case len(docs) == 0:
+		return nil, nil, errorf(ErrNoHeader, 0, "no %s header: the file is empty", repo.HeaderKey)
+	case root == nil:
+		return nil, nil, errorf(ErrNoHeader, 0, "no %s header: none of the file's YAML documents (%d) has it as a top-level key",
 			repo.HeaderKey, len(docs))
 	}
 	flow := root.Style&yaml.FlowStyle != 0
