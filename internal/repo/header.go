@@ -31,6 +31,7 @@ type ImageSource struct {
 	TriggerRepo string // the source repository key, e.g. gitlab.com/acme/app
 	Repository  string // repository+tag form
 	Tag         string
+	Digest      string // repository+tag form with its own digest key (sha256:...)
 	Image       string // single-string form: registry/app:tag
 	Line        int
 }
@@ -40,10 +41,17 @@ func (s ImageSource) Reference() string {
 	if s.Image != "" {
 		return s.Image
 	}
-	if strings.HasPrefix(s.Tag, "sha256:") {
-		return s.Repository + "@" + s.Tag
+	ref := s.Repository
+	switch {
+	case strings.HasPrefix(s.Tag, "sha256:"):
+		ref += "@" + s.Tag
+	case s.Tag != "":
+		ref += ":" + s.Tag
 	}
-	return s.Repository + ":" + s.Tag
+	if s.Digest != "" {
+		ref += "@" + s.Digest
+	}
+	return ref
 }
 
 // Image returns the header's entry for a trigger repo.
@@ -229,16 +237,18 @@ func parseImages(file string, n *yaml.Node, ps *problems) []ImageSource {
 		for _, f := range fields {
 			v, isScalar := scalar(f.Value)
 			switch {
-			case f.Key != "repository" && f.Key != "tag" && f.Key != "image":
-				ps.errorf(file, f.KeyN.Line, "header: images.%s: unknown key %q (known: repository, tag, image)", e.Key, f.Key)
+			case f.Key != "repository" && f.Key != "tag" && f.Key != "digest" && f.Key != "image":
+				ps.errorf(file, f.KeyN.Line, "header: images.%s: unknown key %q (known: repository, tag, digest, image)", e.Key, f.Key)
 				valid = false
-			case !isScalar && !(f.Key == "tag" && resolve(f.Value).Tag == "!!null"):
+			case !isScalar && !((f.Key == "tag" || f.Key == "digest") && resolve(f.Value).Tag == "!!null"):
 				ps.errorf(file, f.Value.Line, "header: images.%s.%s must be a string, not %s", e.Key, f.Key, kindName(f.Value))
 				valid = false
 			case f.Key == "repository":
 				src.Repository = v
 			case f.Key == "tag":
 				src.Tag = v
+			case f.Key == "digest":
+				src.Digest = v
 			case f.Key == "image":
 				src.Image = v
 			}
@@ -247,7 +257,7 @@ func parseImages(file string, n *yaml.Node, ps *problems) []ImageSource {
 			continue
 		}
 		switch {
-		case src.Image != "" && (src.Repository != "" || src.Tag != ""):
+		case src.Image != "" && (src.Repository != "" || src.Tag != "" || src.Digest != ""):
 			ps.errorf(file, src.Line, "header: images.%s: give repository and tag, or image, not both forms", e.Key)
 			continue
 		case src.Image != "":
@@ -272,10 +282,10 @@ func parseImages(file string, n *yaml.Node, ps *problems) []ImageSource {
 				ps.errorf(file, src.Line, "header: images.%s: repository %q must not carry a tag or digest; put it in tag", e.Key, src.Repository)
 				continue
 			}
-			if src.Tag == "" {
+			if src.Tag == "" && src.Digest == "" {
 				ps.warnf(file, src.Line, "header: images.%s: tag is empty (the chart's default applies until the first deploy)", e.Key)
 			} else if _, err := reference.ParseNormalizedNamed(src.Reference()); err != nil {
-				ps.errorf(file, src.Line, "header: images.%s: invalid tag %q: %v", e.Key, src.Tag, err)
+				ps.errorf(file, src.Line, "header: images.%s: invalid tag or digest %q: %v", e.Key, src.Reference(), err)
 				continue
 			}
 		}

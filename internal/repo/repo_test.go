@@ -247,3 +247,41 @@ func TestLoadBadFindsEveryProblem(t *testing.T) {
 		}
 	}
 }
+
+func TestHeaderDigestKey(t *testing.T) {
+	dir := t.TempDir()
+	write := func(rel, content string) {
+		t.Helper()
+		p := filepath.Join(dir, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("mygitops.yaml", "{}\n")
+	write("installations/prod/app-values.yaml", `__mygitops:
+  chart: ./charts/app
+  name: app
+  namespace: app
+  images:
+    gitlab.com/acme/app:
+      repository: registry.acme.io/acme/app
+      tag: "1.4.1"
+      digest: sha256:a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90
+`)
+	r, err := Load(dir, LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range r.Problems {
+		if strings.Contains(p.String(), "digest") {
+			t.Errorf("problem: %s", p)
+		}
+	}
+	src, ok := r.Clusters["prod"].Releases[0].Header.Image("gitlab.com/acme/app")
+	if want := "registry.acme.io/acme/app:1.4.1@sha256:a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90"; !ok || src.Reference() != want {
+		t.Errorf("reference %q, want %q", src.Reference(), want)
+	}
+}
