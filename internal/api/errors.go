@@ -37,6 +37,8 @@ func statusOf(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, deploy.ErrConflict):
 		return http.StatusConflict
+	case errors.Is(err, deploy.ErrUnprocessable):
+		return http.StatusUnprocessableEntity
 	case errors.As(err, &mbe):
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, deploy.ErrClosed):

@@ -71,6 +71,21 @@ func TestDeployCommand(t *testing.T) {
 		t.Fatal("a refused deploy moved the remote head")
 	}
 
+	// A values file with errors is not edited: the deploy would not sync.
+	p := gittest.NewPerson(t, remote.Dir, "Ops", "ops@example.com")
+	broken := strings.Replace(remote.File(t, "installations/prod/app-values.yaml"), "chart: acme/app", "chart: nowhere/app", 1)
+	if _, err := p.Commit(map[string]string{"installations/prod/app-values.yaml": broken}, "break the chart reference"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Push(); err != nil {
+		t.Fatal(err)
+	}
+	head = remote.Head(t)
+	code, out, errOut = run("--tag", "1.8.0", "--author", "bob")
+	if code != 1 || !strings.Contains(errOut, "app-values.yaml") || !strings.Contains(errOut, "nowhere") || remote.Head(t) != head {
+		t.Errorf("values file with errors: exit %d, want 1 naming the file\n%s%s", code, out, errOut)
+	}
+
 	srv.SetCredentials("mgo", "rotated-password")
 	code, out, errOut = run("--tag", "1.7.0", "--author", "bob")
 	if code != 2 || strings.Contains(out+errOut, "right-password") {

@@ -15,11 +15,14 @@ import (
 // Errors a Service returns for expected outcomes; the API maps them to
 // status codes.
 var (
-	ErrInvalid  = errors.New("invalid request")  // bad input: 400
-	ErrNotFound = errors.New("not found")        // unknown cluster, trigger repo or deployment: 404
-	ErrConflict = errors.New("conflict")         // idempotency key reused for another request: 409
-	ErrRollout  = errors.New("rollout failed")   // the change landed but did not become ready
-	ErrClosed   = errors.New("service stopping") // no new requests during shutdown: 503
+	ErrInvalid  = errors.New("invalid request") // bad input: 400
+	ErrNotFound = errors.New("not found")       // unknown cluster, trigger repo or deployment: 404
+	ErrConflict = errors.New("conflict")        // idempotency key reused for another request: 409
+	// ErrUnprocessable: a valid request the repository cannot take (a
+	// values file it would edit has errors): 422.
+	ErrUnprocessable = errors.New("the repository cannot take this change")
+	ErrRollout       = errors.New("rollout failed")   // the change landed but did not become ready
+	ErrClosed        = errors.New("service stopping") // no new requests during shutdown: 503
 )
 
 // FieldError is a bad input field.

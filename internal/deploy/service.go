@@ -210,9 +210,17 @@ func Targets(dir string, req Request) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNotFound, err)
 	}
-	var files []string
+	var files, problems []string
 	for _, rel := range rels {
 		files = append(files, rel.File)
+		for _, p := range r.Problems.Errors() {
+			if p.File == rel.File || p.File == rel.SecretsFile {
+				problems = append(problems, p.String())
+			}
+		}
+	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("%w: fix these first (mgo validate): %s", ErrUnprocessable, strings.Join(problems, "; "))
 	}
 	return files, nil
 }
