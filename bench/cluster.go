@@ -27,11 +27,11 @@ type cluster struct {
 	audit      auditTail
 }
 
-// startCluster starts a control plane named context with user as an extra
+// startCluster starts a control plane whose context is name, with user as an extra
 // identity (cluster administrator, as the tools usually are).
-func startCluster(ctx context.Context, context_, user, dir string) (*cluster, error) {
+func startCluster(ctx context.Context, name, user, dir string) (*cluster, error) {
 	env, err := testenv.Start(ctx, testenv.Options{
-		Context:      context_,
+		Context:      name,
 		Nodes:        2,
 		AuditLog:     true,
 		Users:        []testenv.User{{Name: user, Groups: []string{"system:masters"}}},

@@ -73,3 +73,27 @@ func TestCountAudit(t *testing.T) {
 		t.Errorf("String() = %q", got)
 	}
 }
+
+func TestSpread(t *testing.T) {
+	for _, c := range []struct{ n, k int }{{100, 1}, {100, 10}, {100, 30}, {3, 30}, {1000, 30}, {31, 30}} {
+		idx := spread(c.n, c.k)
+		if len(idx) != min(c.n, c.k) {
+			t.Errorf("spread(%d, %d) has %d indexes", c.n, c.k, len(idx))
+		}
+		seen := map[int]bool{}
+		for _, i := range idx {
+			if i < 0 || i >= c.n || seen[i] {
+				t.Errorf("spread(%d, %d) = %v: index %d out of range or repeated", c.n, c.k, idx, i)
+			}
+			seen[i] = true
+		}
+	}
+}
+
+func TestNewRevisions(t *testing.T) {
+	before := map[string]int{"a/x": 3, "a/y": 1}
+	after := map[string]int{"a/x": 4, "a/y": 1, "b/z": 1}
+	if n := newRevisions(before, after); n != 2 {
+		t.Errorf("newRevisions = %d, want 2", n)
+	}
+}
