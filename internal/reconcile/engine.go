@@ -373,6 +373,11 @@ func (e *Engine) remember(key, digest string) {
 	e.mu.Unlock()
 }
 
+// helmApply installs or upgrades with server-side apply and waits for the
+// rollout. Helm's polling waiter (LegacyStrategy) is used, not its
+// kstatus watcher: the watcher of github.com/fluxcd/cli-utils v1.3.0 closes
+// a channel that a status task may still send on when a wait times out (a
+// data race, and a possible panic in a long-running service).
 func (e *Engine) helmApply(ctx context.Context, cfg *action.Configuration, rel *repo.Release, ch *render.Chart,
 	vals map[string]any, labels map[string]string, upgrade bool, timeout time.Duration) (*releasev1.Release, error) {
 	var out any
@@ -382,7 +387,7 @@ func (e *Engine) helmApply(ctx context.Context, cfg *action.Configuration, rel *
 		up.Namespace = rel.Header.Namespace
 		up.ServerSideApply = "true"
 		up.ForceConflicts = true // the repo is the authority over what mgo applies
-		up.WaitStrategy = helmkube.StatusWatcherStrategy
+		up.WaitStrategy = helmkube.LegacyStrategy
 		up.Timeout = timeout
 		up.Labels = labels
 		up.MaxHistory = maxHistory
@@ -396,7 +401,7 @@ func (e *Engine) helmApply(ctx context.Context, cfg *action.Configuration, rel *
 		in.Replace = true // a release whose first install failed is installed again
 		in.ServerSideApply = true
 		in.ForceConflicts = true
-		in.WaitStrategy = helmkube.StatusWatcherStrategy
+		in.WaitStrategy = helmkube.LegacyStrategy
 		in.Timeout = timeout
 		in.Labels = labels
 		in.Description = "mgo sync of " + rel.File
@@ -673,7 +678,7 @@ func (e *Engine) uninstallRemoved(ctx context.Context, c *repo.Cluster, opts Opt
 		ncfg, err := e.cluster.Helm(hr.Namespace, e.log)
 		if err == nil {
 			un := action.NewUninstall(ncfg)
-			un.WaitStrategy = helmkube.StatusWatcherStrategy
+			un.WaitStrategy = helmkube.LegacyStrategy
 			un.Timeout = 2 * time.Minute
 			un.Description = "values file removed from the gitops repo"
 			_, err = un.Run(hr.Name)
