@@ -17,6 +17,7 @@ import (
 	"github.com/fluxcd/pkg/ssa"
 	"helm.sh/helm/v4/pkg/action"
 	helmkube "helm.sh/helm/v4/pkg/kube"
+	helmcommon "helm.sh/helm/v4/pkg/release/common"
 	releasev1 "helm.sh/helm/v4/pkg/release/v1"
 	helmstorage "helm.sh/helm/v4/pkg/storage/driver"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -340,6 +341,12 @@ func (e *Engine) syncRelease(ctx context.Context, r *repo.Repo, rel *repo.Releas
 	if out != nil {
 		rr.Revision = out.Version
 	}
+	if err == nil {
+		if werr := e.waitRollout(ctx, rendered, rel.Header.Namespace, opts.Timeout, &rr); werr != nil {
+			e.markFailed(cfg, out, werr)
+			return fail(StageWait, fmt.Errorf("%s: %w", rel.File, werr))
+		}
+	}
 	e.objectStatus(ctx, rendered, rel.Header.Namespace, &rr)
 	if err != nil {
 		stage := StageApply
@@ -373,11 +380,13 @@ func (e *Engine) remember(key, digest string) {
 	e.mu.Unlock()
 }
 
-// helmApply installs or upgrades with server-side apply and waits for the
-// rollout. Helm's polling waiter (LegacyStrategy) is used, not its
-// kstatus watcher: the watcher of github.com/fluxcd/cli-utils v1.3.0 closes
-// a channel that a status task may still send on when a wait times out (a
-// data race, and a possible panic in a long-running service).
+// helmApply installs or upgrades with server-side apply. Helm waits only
+// for hooks; the rollout of the release's objects is waited for by
+// waitRollout. Helm's own waiters are not used for that: its kstatus
+// watcher (github.com/fluxcd/cli-utils v1.3.0) closes a channel that a
+// status task may still send on when a wait times out (a data race, and a
+// possible panic in a long-running service), and its polling waiter checks
+// every 2 seconds, which doubles the time of a first sync.
 func (e *Engine) helmApply(ctx context.Context, cfg *action.Configuration, rel *repo.Release, ch *render.Chart,
 	vals map[string]any, labels map[string]string, upgrade bool, timeout time.Duration) (*releasev1.Release, error) {
 	var out any
@@ -387,7 +396,7 @@ func (e *Engine) helmApply(ctx context.Context, cfg *action.Configuration, rel *
 		up.Namespace = rel.Header.Namespace
 		up.ServerSideApply = "true"
 		up.ForceConflicts = true // the repo is the authority over what mgo applies
-		up.WaitStrategy = helmkube.LegacyStrategy
+		up.WaitStrategy = helmkube.HookOnlyStrategy
 		up.Timeout = timeout
 		up.Labels = labels
 		up.MaxHistory = maxHistory
@@ -401,7 +410,7 @@ func (e *Engine) helmApply(ctx context.Context, cfg *action.Configuration, rel *
 		in.Replace = true // a release whose first install failed is installed again
 		in.ServerSideApply = true
 		in.ForceConflicts = true
-		in.WaitStrategy = helmkube.LegacyStrategy
+		in.WaitStrategy = helmkube.HookOnlyStrategy
 		in.Timeout = timeout
 		in.Labels = labels
 		in.Description = "mgo sync of " + rel.File
@@ -513,6 +522,44 @@ func (e *Engine) objectStatus(ctx context.Context, rendered *render.Rendered, ns
 			continue
 		}
 		rr.Objects[i].Status, rr.Objects[i].Message = st.Status.String(), st.Message
+	}
+}
+
+// waitRollout polls the kstatus of every rendered object until all are
+// Current or timeout passes; then the error names those that are not.
+func (e *Engine) waitRollout(ctx context.Context, rendered *render.Rendered, ns string, timeout time.Duration, rr *ReleaseResult) error {
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	interval := 200 * time.Millisecond
+	for {
+		probe := ReleaseResult{Objects: slices.Clone(rr.Objects)}
+		e.objectStatus(wctx, rendered, ns, &probe)
+		pending := notReady(probe.Objects)
+		if pending == "" {
+			return nil
+		}
+		select {
+		case <-wctx.Done():
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("rollout not ready within %s%s", timeout, pending)
+		case <-time.After(interval):
+		}
+		interval = min(interval*3/2, 2*time.Second)
+	}
+}
+
+// markFailed records a failed rollout on the Helm release, as Helm does
+// when its own wait fails, so `helm ls` and `helm history` tell the truth.
+func (e *Engine) markFailed(cfg *action.Configuration, hr *releasev1.Release, cause error) {
+	if hr == nil || hr.Info == nil {
+		return
+	}
+	hr.Info.Status = helmcommon.StatusFailed
+	hr.Info.Description = "mgo: " + cause.Error()
+	if err := cfg.Releases.Update(hr); err != nil {
+		e.log.Warn("could not mark the Helm release failed", "release", hr.Name, "error", err)
 	}
 }
 

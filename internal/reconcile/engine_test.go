@@ -138,6 +138,14 @@ func TestSyncFailuresDoNotBlockOthers(t *testing.T) {
 		t.Errorf("stuck: %+v", stuck)
 	}
 
+	// Helm's record says so too.
+	if h := history(t, e, ns, "stuck"); len(h) == 0 || h[len(h)-1].Info.Status != "failed" {
+		t.Errorf("helm history of stuck: %v", h)
+	}
+	if h := history(t, e, ns, "good"); len(h) == 0 || h[len(h)-1].Info.Status != "deployed" {
+		t.Errorf("helm history of good: %v", h)
+	}
+
 	// The next sync does not wait for the stuck rollout again: its
 	// rendering did not change. It still reports the failure.
 	start := time.Now()
