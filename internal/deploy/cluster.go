@@ -102,8 +102,12 @@ func (c *clusterSync) loop() {
 		}
 		c.mu.Unlock()
 
-		out := c.sync(full)
+		early := newEarlyFinish(c.s, jobs)
+		out := c.sync(full, early.onRelease)
 		for _, j := range jobs {
+			if early.done(j) {
+				continue
+			}
 			if c.restart(j, out); !j.restarted {
 				c.s.finishSynced(j, out)
 			}
@@ -115,7 +119,7 @@ func (c *clusterSync) loop() {
 }
 
 // sync syncs the cluster from a snapshot of the tree at the current head.
-func (c *clusterSync) sync(full bool) syncOutcome {
+func (c *clusterSync) sync(full bool, onRelease func(reconcile.ReleaseResult)) syncOutcome {
 	ctx := c.s.ctx
 	out := syncOutcome{started: c.s.cfg.Now()}
 	var inputs string
@@ -130,7 +134,7 @@ func (c *clusterSync) sync(full bool) syncOutcome {
 			return err
 		}
 		out.timeout = r.Config.Cluster(c.name).Timeout
-		out.res, err = c.engine.Sync(ctx, r, reconcile.Options{Full: full})
+		out.res, err = c.engine.Sync(ctx, r, reconcile.Options{Full: full, OnRelease: onRelease})
 		return err
 	})
 	out.err = err
@@ -155,6 +159,58 @@ func (c *clusterSync) sync(full bool) syncOutcome {
 		st.Error = "raw manifests: " + out.res.RawError
 	}
 	return out
+}
+
+// earlyFinish answers a job as soon as all of its releases are synced,
+// instead of when the whole cluster is: in a batch touching many releases,
+// each request waits only for its own.
+type earlyFinish struct {
+	s        *Service
+	started  time.Time
+	mu       sync.Mutex
+	jobs     []*job
+	results  map[string]reconcile.ReleaseResult // by values file
+	finished map[*job]bool
+}
+
+func newEarlyFinish(s *Service, jobs []*job) *earlyFinish {
+	return &earlyFinish{s: s, started: s.cfg.Now(), jobs: jobs, results: map[string]reconcile.ReleaseResult{}, finished: map[*job]bool{}}
+}
+
+func (f *earlyFinish) onRelease(rr reconcile.ReleaseResult) {
+	f.mu.Lock()
+	f.results[rr.File] = rr
+	var ready []*job
+	for _, j := range f.jobs {
+		if f.finished[j] || len(j.files) == 0 || (j.d.Request.Restart && !j.d.Changed) {
+			continue // restarts are finished after the sync
+		}
+		complete := true
+		for _, file := range j.files {
+			if _, ok := f.results[file]; !ok {
+				complete = false
+				break
+			}
+		}
+		if complete {
+			f.finished[j] = true
+			ready = append(ready, j)
+		}
+	}
+	res := &reconcile.Result{}
+	for _, r := range f.results {
+		res.Releases = append(res.Releases, r)
+	}
+	f.mu.Unlock()
+	for _, j := range ready {
+		f.s.finishSynced(j, syncOutcome{res: res, started: f.started})
+	}
+}
+
+func (f *earlyFinish) done(j *job) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.finished[j]
 }
 
 // restart rolls the workloads of the job's releases when the job asked

@@ -64,6 +64,10 @@ type Options struct {
 	// Timeout bounds the rollout wait of each release; default: the
 	// cluster's timeout in mygitops.yaml.
 	Timeout time.Duration
+	// OnRelease, when set, is called with each release's result as soon
+	// as that release is done (from several goroutines at once), so a
+	// caller waiting for one release need not wait for the whole cluster.
+	OnRelease func(ReleaseResult)
 }
 
 // Engine syncs one cluster. It is safe for concurrent use; syncs of the
@@ -145,6 +149,9 @@ func (e *Engine) Sync(ctx context.Context, r *repo.Repo, opts Options) (*Result,
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			results[i] = e.syncRelease(ctx, r, rel, renderer, opts)
+			if opts.OnRelease != nil {
+				opts.OnRelease(results[i])
+			}
 		})
 	}
 	wg.Wait()
