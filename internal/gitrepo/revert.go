@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -224,27 +223,5 @@ func (r *Repo) writeEntry(dir, path string, e *object.TreeEntry) error {
 	default:
 		return fmt.Errorf("cannot restore an entry of mode %s", e.Mode)
 	}
-	blob, err := object.GetBlob(r.objs, e.Hash)
-	if err != nil {
-		return err
-	}
-	rd, err := blob.Reader()
-	if err != nil {
-		return err
-	}
-	defer rd.Close()
-	content, err := io.ReadAll(rd)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-		return err
-	}
-	if err := os.RemoveAll(full); err != nil {
-		return err
-	}
-	if e.Mode == filemode.Symlink {
-		return os.Symlink(string(content), full)
-	}
-	return os.WriteFile(full, content, perm)
+	return r.writeBlob(full, e.Hash, e.Mode == filemode.Symlink, perm)
 }

@@ -304,9 +304,18 @@ func (r *Repo) writeFile(rel string, e entry) error {
 	default:
 		return fmt.Errorf("%s: cannot check out mode %s", rel, e.mode)
 	}
-	blob, err := object.GetBlob(r.objs, e.hash)
-	if err != nil {
+	if err := r.writeBlob(full, e.hash, e.mode == filemode.Symlink, perm); err != nil {
 		return fmt.Errorf("%s: %w", rel, err)
+	}
+	return nil
+}
+
+// writeBlob writes the blob hash at full, replacing what is there: a
+// symlink to the blob's content when symlink is set, else a file with perm.
+func (r *Repo) writeBlob(full string, hash plumbing.Hash, symlink bool, perm os.FileMode) error {
+	blob, err := object.GetBlob(r.objs, hash)
+	if err != nil {
+		return err
 	}
 	rd, err := blob.Reader()
 	if err != nil {
@@ -323,7 +332,7 @@ func (r *Repo) writeFile(rel string, e entry) error {
 	if err := os.RemoveAll(full); err != nil {
 		return err
 	}
-	if e.mode == filemode.Symlink {
+	if symlink {
 		return os.Symlink(string(content), full)
 	}
 	return os.WriteFile(full, content, perm)
