@@ -21,7 +21,7 @@ const (
 	valuesFile  = "installations/prod/app-values.yaml"
 	httpUser    = "mgo-bot"
 	httpPass    = "hunter2-http-secret"
-	testTimeout = 60 * time.Second
+	testTimeout = 3 * time.Minute
 )
 
 // logBuffer collects a Repo's log lines, so tests can check what was
