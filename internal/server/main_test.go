@@ -118,6 +118,7 @@ func startMgo(t *testing.T, gitURL, passwordFile, dataDir string) *mgo {
 		GitLabToken:     []byte(gitlabHook),
 		GitHubSecret:    []byte(githubSecret),
 		ShutdownTimeout: time.Minute,
+		ResyncInterval:  3 * time.Second,
 		Log:             slog.New(slog.NewTextHandler(syncWriter{m.logs}, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Started:         func(addr string) { started <- addr },
 	}

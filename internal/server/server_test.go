@@ -253,6 +253,45 @@ func TestServe(t *testing.T) {
 		})
 	})
 
+	t.Run("the drift check reports a change made behind mgo's back", func(t *testing.T) {
+		ctx := t.Context()
+		dep, err := env.Client.AppsV1().Deployments("e2e-app").Get(ctx, "app-hello", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		five := int32(5)
+		dep.Spec.Replicas = &five
+		if _, err := env.Client.AppsV1().Deployments("e2e-app").Update(ctx, dep, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "drift reported", 60*time.Second, func() bool {
+			var cs struct {
+				Clusters []deploy.ClusterStatus `json:"clusters"`
+			}
+			m.call(http.MethodGet, "/api/v1/clusters", ciToken, "", nil, &cs)
+			return len(cs.Clusters) == 1 && cs.Clusters[0].Drift > 0
+		})
+		var diff struct {
+			Differences bool `json:"differences"`
+		}
+		if code := m.call(http.MethodGet, "/api/v1/clusters/"+cluster+"/diff", ciToken, "", nil, &diff); code != http.StatusOK || !diff.Differences {
+			t.Errorf("diff: %d %+v", code, diff)
+		}
+		// The default policy only reports: the change stays.
+		dep, err = env.Client.AppsV1().Deployments("e2e-app").Get(ctx, "app-hello", metav1.GetOptions{})
+		if err != nil || *dep.Spec.Replicas != 5 {
+			t.Errorf("report policy changed the cluster: %v %v", dep.Spec.Replicas, err)
+		}
+		// A sync puts it back.
+		if code := m.postJSON("/api/v1/clusters/"+cluster+"/sync?full=true", ciToken, nil, nil); code != http.StatusOK && code != http.StatusFailedDependency {
+			t.Fatalf("sync: %d", code)
+		}
+		dep, err = env.Client.AppsV1().Deployments("e2e-app").Get(ctx, "app-hello", metav1.GetOptions{})
+		if err != nil || *dep.Spec.Replicas != 1 {
+			t.Errorf("after a full sync: replicas %v %v", dep.Spec.Replicas, err)
+		}
+	})
+
 	t.Run("GitHub push events must carry a valid signature", func(t *testing.T) {
 		body := []byte(`{"ref":"refs/heads/main"}`)
 		post := func(sig, event string) int {
