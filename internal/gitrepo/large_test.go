@@ -29,9 +29,6 @@ func largeHistory(t *testing.T) int {
 //
 //	go test -race -run TestLargeHistory -v ./internal/gitrepo/
 func TestLargeHistory(t *testing.T) {
-	if testing.Short() {
-		t.Skip("large repository")
-	}
 	// Not parallel: timed alone, it is not slowed down by other tests.
 	n := largeHistory(t)
 	remote := gittest.NewRemote(t, gittest.Skeleton())

@@ -244,7 +244,7 @@ func TestEditClusterRefusesSymlinks(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := os.Symlink("../prod/app-values.yaml", link); err != nil {
-		t.Skip("no symbolic links here:", err)
+		t.Fatal(err)
 	}
 	_, err := EditCluster(root, "staging", "gitlab.com/acme/app", Image{Repository: "registry.acme.io/acme/app", Tag: "1.5.0"})
 	if !errors.Is(err, ErrCannotEdit) || !strings.Contains(err.Error(), "installations/staging/app-values.yaml") {
