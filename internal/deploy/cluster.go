@@ -108,9 +108,7 @@ func (c *clusterSync) loop() {
 			if early.done(j) {
 				continue
 			}
-			if c.restart(j, out); !j.restarted {
-				c.s.finishSynced(j, out)
-			}
+			c.s.finishSynced(j, c.restart(j, out))
 		}
 		for _, ch := range waiters {
 			ch <- out
@@ -197,6 +195,10 @@ func (f *earlyFinish) onRelease(rr reconcile.ReleaseResult) {
 			ready = append(ready, j)
 		}
 	}
+	if len(ready) == 0 {
+		f.mu.Unlock()
+		return
+	}
 	res := &reconcile.Result{}
 	for _, r := range f.results {
 		res.Releases = append(res.Releases, r)
@@ -214,13 +216,18 @@ func (f *earlyFinish) done(j *job) bool {
 }
 
 // restart rolls the workloads of the job's releases when the job asked
-// for a restart and changed nothing (a changed image rolls them anyway).
-// Its results replace the sync's for those releases.
-func (c *clusterSync) restart(j *job, out syncOutcome) {
+// for a restart and changed nothing (a changed image rolls them anyway),
+// and returns the outcome to finish the job with: the sync's, with the
+// restart's results for those releases.
+func (c *clusterSync) restart(j *job, out syncOutcome) syncOutcome {
 	if !j.d.Request.Restart || j.d.Changed || out.err != nil {
-		return
+		return out
 	}
-	for i, rr := range out.res.Releases {
+	// The sync's outcome is shared by the batch: this job gets its own copy.
+	res := *out.res
+	res.Releases = slices.Clone(out.res.Releases)
+	out.res = &res
+	for i, rr := range res.Releases {
 		if !slices.Contains(j.files, rr.File) || rr.Action == reconcile.Failed {
 			continue
 		}
@@ -230,14 +237,9 @@ func (c *clusterSync) restart(j *job, out syncOutcome) {
 		if err != nil {
 			rr.Action, rr.Stage, rr.Error = reconcile.Failed, reconcile.StageWait, err.Error()
 		}
-		// The outcome is shared by the batch: give this job its own copy.
-		res := *out.res
-		res.Releases = slices.Clone(out.res.Releases)
 		res.Releases[i] = rr
-		out.res = &res
 	}
-	c.s.finishSynced(j, out)
-	j.restarted = true
+	return out
 }
 
 // Status returns what mgo knows of the cluster.
@@ -284,9 +286,9 @@ func (s *Service) finishSynced(j *job, out syncOutcome) {
 // Sync syncs a cluster now (full: compare every release with the live
 // cluster) and returns the result.
 func (s *Service) Sync(ctx context.Context, cluster string, full bool) (*reconcile.Result, error) {
-	c, ok := s.clusters[cluster]
-	if !ok {
-		return nil, fmt.Errorf("%w: cluster %q is not served here", ErrNotFound, cluster)
+	c, err := s.cluster(cluster)
+	if err != nil {
+		return nil, err
 	}
 	select {
 	case out := <-c.request(full):
@@ -298,40 +300,58 @@ func (s *Service) Sync(ctx context.Context, cluster string, full bool) (*reconci
 
 // Diff compares a cluster with the repo at the current head.
 func (s *Service) Diff(ctx context.Context, cluster string) (*reconcile.DiffResult, error) {
-	c, ok := s.clusters[cluster]
-	if !ok {
-		return nil, fmt.Errorf("%w: cluster %q is not served here", ErrNotFound, cluster)
+	res, _, err := s.diff(ctx, cluster)
+	return res, err
+}
+
+// diff compares a cluster with the repo and records how many objects
+// differ; it also returns the cluster's drift policy.
+func (s *Service) diff(ctx context.Context, cluster string) (*reconcile.DiffResult, string, error) {
+	c, err := s.cluster(cluster)
+	if err != nil {
+		return nil, "", err
 	}
 	var res *reconcile.DiffResult
-	err := s.withSnapshot(ctx, func(dir, _ string) error {
+	var policy string
+	err = s.withSnapshot(ctx, func(dir, _ string) error {
 		r, err := repo.Load(dir, repo.LoadOptions{Cluster: cluster})
 		if err != nil {
 			return err
 		}
+		policy = r.Config.Cluster(cluster).Drift
 		res, err = c.engine.Diff(ctx, r, reconcile.Options{})
 		return err
 	})
-	if err == nil {
-		n := 0
-		for _, rd := range res.Releases {
-			n += len(rd.Objects)
-		}
-		n += len(res.Raw)
-		c.mu.Lock()
-		c.status.Drift, c.status.DriftChecked = n, s.cfg.Now()
-		c.mu.Unlock()
-		s.cfg.Metrics.Drift.WithLabelValues(cluster).Set(float64(n))
+	if err != nil {
+		return nil, "", err
 	}
-	return res, err
+	n := len(res.Raw)
+	for _, rd := range res.Releases {
+		n += len(rd.Objects)
+	}
+	c.mu.Lock()
+	c.status.Drift, c.status.DriftChecked = n, s.cfg.Now()
+	c.mu.Unlock()
+	s.cfg.Metrics.Drift.WithLabelValues(cluster).Set(float64(n))
+	return res, policy, nil
 }
 
 // ClusterStatus returns the status of one cluster.
 func (s *Service) ClusterStatus(cluster string) (ClusterStatus, error) {
-	c, ok := s.clusters[cluster]
-	if !ok {
-		return ClusterStatus{}, fmt.Errorf("%w: cluster %q is not served here", ErrNotFound, cluster)
+	c, err := s.cluster(cluster)
+	if err != nil {
+		return ClusterStatus{}, err
 	}
 	return c.Status(), nil
+}
+
+// cluster returns the sync of a served cluster, or ErrNotFound.
+func (s *Service) cluster(name string) (*clusterSync, error) {
+	c, ok := s.clusters[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: cluster %q is not served here (clusters: %s)", ErrNotFound, name, strings.Join(s.Clusters(), ", "))
+	}
+	return c, nil
 }
 
 // Refresh fetches the repo and syncs every cluster whose files changed
@@ -369,30 +389,23 @@ func (s *Service) Refresh(ctx context.Context) ([]string, error) {
 }
 
 // CheckDrift runs the periodic full check of one cluster, as its drift
-// policy in mygitops.yaml says: "repair" syncs every release against the
-// live cluster, "report" only diffs and records what differs.
+// policy in mygitops.yaml says: "report" diffs and records what differs,
+// "repair" then syncs every release against the live cluster.
 func (s *Service) CheckDrift(ctx context.Context, cluster string) error {
-	var policy string
-	err := s.cfg.Git.Read(ctx, func(dir, _ string) error {
-		r, err := repo.Load(dir, repo.LoadOptions{Cluster: cluster})
-		if err != nil {
-			return err
-		}
-		policy = r.Config.Cluster(cluster).Drift
-		return nil
-	})
+	res, policy, err := s.diff(ctx, cluster)
 	if err != nil {
 		return err
 	}
+	if !res.HasDifferences() {
+		return nil
+	}
 	if policy == repo.DriftRepair {
+		s.log.Info("drift: repairing", "cluster", cluster)
 		_, err = s.Sync(ctx, cluster, true)
 		return err
 	}
-	res, err := s.Diff(ctx, cluster)
-	if err == nil && res.HasDifferences() {
-		s.log.Warn("drift: the cluster differs from the repo", "cluster", cluster, "objects", s.clusters[cluster].Status().Drift)
-	}
-	return err
+	s.log.Warn("drift: the cluster differs from the repo", "cluster", cluster, "objects", s.clusters[cluster].Status().Drift)
+	return nil
 }
 
 // withSnapshot copies the checked-out tree (at the last fetched head) to a

@@ -63,8 +63,6 @@ type job struct {
 	files []string
 	// revert is the commit a rollback reverts.
 	revert string
-	// restarted is set once the job was finished by its restart.
-	restarted bool
 }
 
 // New checks cfg and returns a Service. Deployments left unfinished by an
@@ -183,8 +181,8 @@ func (s *Service) Submit(ctx context.Context, req Request) (*Deployment, error) 
 // check finds the values files of req's cluster that list its trigger repo,
 // at the last fetched head.
 func (s *Service) check(ctx context.Context, req Request) ([]string, error) {
-	if _, ok := s.clusters[req.Cluster]; !ok {
-		return nil, fmt.Errorf("%w: cluster %q is not served here (clusters: %s)", ErrNotFound, req.Cluster, strings.Join(s.Clusters(), ", "))
+	if _, err := s.cluster(req.Cluster); err != nil {
+		return nil, err
 	}
 	var files []string
 	err := s.cfg.Git.Read(ctx, func(dir, _ string) error {
@@ -300,8 +298,8 @@ func (s *Service) Rollback(ctx context.Context, id, client, author string) (*Dep
 	case !orig.Changed || orig.Commit == "":
 		return nil, fmt.Errorf("%w: deployment %s made no commit; there is nothing to revert", ErrConflict, id)
 	}
-	if _, ok := s.clusters[orig.Request.Cluster]; !ok {
-		return nil, fmt.Errorf("%w: cluster %q is not served here", ErrNotFound, orig.Request.Cluster)
+	if _, err := s.cluster(orig.Request.Cluster); err != nil {
+		return nil, err
 	}
 	req := orig.Request
 	req.Client, req.Author, req.IdempotencyKey, req.Restart = client, author, "", false

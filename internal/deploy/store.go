@@ -2,7 +2,6 @@ package deploy
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -138,9 +137,8 @@ func (s *Store) Interrupted(now time.Time) (int, error) {
 			return err
 		}
 		for _, d := range todo {
+			d.Error = fmt.Sprintf("mgo stopped before the deployment finished (it was %s; commit %q)", d.Status, d.Commit)
 			d.Status, d.Times.Finished = Failed, now
-			d.Error = errors.Join(errors.New("mgo stopped before the deployment finished"),
-				fmt.Errorf("last status %s; commit %q", d.Stage, d.Commit)).Error()
 			if err := put(tx, d); err != nil {
 				return err
 			}

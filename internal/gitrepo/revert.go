@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
 )
 
@@ -213,15 +212,5 @@ func (r *Repo) writeEntry(dir, path string, e *object.TreeEntry) error {
 		}
 		return nil
 	}
-	var perm os.FileMode
-	switch e.Mode {
-	case filemode.Regular, filemode.Deprecated:
-		perm = 0o644
-	case filemode.Executable:
-		perm = 0o755
-	case filemode.Symlink:
-	default:
-		return fmt.Errorf("cannot restore an entry of mode %s", e.Mode)
-	}
-	return r.writeBlob(full, e.Hash, e.Mode == filemode.Symlink, perm)
+	return r.writeBlob(full, e.Hash, e.Mode)
 }

@@ -292,27 +292,28 @@ func (r *Repo) writeFile(rel string, e entry) error {
 	if err != nil {
 		return err
 	}
-	var perm os.FileMode
-	switch e.mode {
-	case filemode.Regular, filemode.Deprecated:
-		perm = 0o644
-	case filemode.Executable:
-		perm = 0o755
-	case filemode.Symlink:
-	case filemode.Submodule:
+	if e.mode == filemode.Submodule {
 		return os.MkdirAll(full, 0o755)
-	default:
-		return fmt.Errorf("%s: cannot check out mode %s", rel, e.mode)
 	}
-	if err := r.writeBlob(full, e.hash, e.mode == filemode.Symlink, perm); err != nil {
+	if err := r.writeBlob(full, e.hash, e.mode); err != nil {
 		return fmt.Errorf("%s: %w", rel, err)
 	}
 	return nil
 }
 
-// writeBlob writes the blob hash at full, replacing what is there: a
-// symlink to the blob's content when symlink is set, else a file with perm.
-func (r *Repo) writeBlob(full string, hash plumbing.Hash, symlink bool, perm os.FileMode) error {
+// writeBlob writes the blob hash at full, replacing what is there, as a
+// file of mode (regular, executable) or a symlink to the blob's content.
+func (r *Repo) writeBlob(full string, hash plumbing.Hash, mode filemode.FileMode) error {
+	var perm os.FileMode
+	switch mode {
+	case filemode.Regular, filemode.Deprecated:
+		perm = 0o644
+	case filemode.Executable:
+		perm = 0o755
+	case filemode.Symlink:
+	default:
+		return fmt.Errorf("cannot write an entry of mode %s", mode)
+	}
 	blob, err := object.GetBlob(r.objs, hash)
 	if err != nil {
 		return err
@@ -332,7 +333,7 @@ func (r *Repo) writeBlob(full string, hash plumbing.Hash, symlink bool, perm os.
 	if err := os.RemoveAll(full); err != nil {
 		return err
 	}
-	if symlink {
+	if mode == filemode.Symlink {
 		return os.Symlink(string(content), full)
 	}
 	return os.WriteFile(full, content, perm)
