@@ -39,11 +39,13 @@ type Options struct {
 	PlainHTTP bool
 	// Timeout bounds one download. Default 2 minutes.
 	Timeout time.Duration
+	// Credentials is what credential references in mygitops.yaml may name.
+	Credentials repo.CredentialPolicy
 }
 
 // DefaultOptions returns the defaults for a cache directory.
 func DefaultOptions(cacheDir string) Options {
-	return Options{CacheDir: cacheDir, IndexTTL: 5 * time.Minute, Timeout: 2 * time.Minute}
+	return Options{CacheDir: cacheDir, IndexTTL: 5 * time.Minute, Timeout: 2 * time.Minute, Credentials: repo.DefaultCredentialPolicy()}
 }
 
 // Charts loads charts from repositories, registries and the gitops repo,
@@ -112,7 +114,7 @@ func (c *Charts) Load(ctx context.Context, repoDir string, cfg *repo.Config, h r
 	case repo.ChartInRepo:
 		return c.loadLocal(repoDir, ref, h.Version)
 	case repo.ChartFromOCI:
-		creds, err := ociCredentials(cfg, ref.URL)
+		creds, err := ociCredentials(cfg, ref.URL, c.opts.Credentials)
 		if err != nil {
 			return nil, err
 		}
@@ -219,7 +221,7 @@ func (c *Charts) store(path string, data []byte) (*chart.Chart, error) {
 
 func (c *Charts) loadFromRepository(ctx context.Context, r repo.ChartRepository, name, version string) (*Chart, error) {
 	where := fmt.Sprintf("chart %s/%s %s", r.Name, name, version)
-	creds, err := r.Credentials()
+	creds, err := r.Credentials(c.opts.Credentials)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
@@ -336,7 +338,7 @@ func (c *Charts) get(ctx context.Context, u string, opts []getter.Option) ([]byt
 
 // ociCredentials finds credentials for an OCI chart URL: the chart
 // repository of mygitops.yaml whose oci:// URL is a prefix of it.
-func ociCredentials(cfg *repo.Config, chartURL string) (repo.Credentials, error) {
+func ociCredentials(cfg *repo.Config, chartURL string, policy repo.CredentialPolicy) (repo.Credentials, error) {
 	best := -1
 	for i, r := range cfg.Repositories {
 		if strings.HasPrefix(r.URL, "oci://") && strings.HasPrefix(chartURL, strings.TrimSuffix(r.URL, "/")+"/") {
@@ -348,7 +350,7 @@ func ociCredentials(cfg *repo.Config, chartURL string) (repo.Credentials, error)
 	if best < 0 {
 		return repo.Credentials{}, nil
 	}
-	return cfg.Repositories[best].Credentials()
+	return cfg.Repositories[best].Credentials(policy)
 }
 
 func (c *Charts) loadOCI(ctx context.Context, ref repo.ChartRef, version string, creds repo.Credentials) (*Chart, error) {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -56,10 +57,30 @@ type Credentials struct {
 	Username, Password, Token string
 }
 
+// CredentialPolicy is what the operator of mgo allows credential
+// references in mygitops.yaml to name: anyone who can merge to the gitops
+// repo writes those references, so they must not reach mgo's own secrets
+// (its service account token, its git credentials).
+type CredentialPolicy struct {
+	// Dir is the only directory whose files may be referenced ("" refuses
+	// every file reference).
+	Dir string
+	// EnvPrefix is the prefix every referenced environment variable must
+	// have ("" refuses every environment reference).
+	EnvPrefix string
+}
+
+// DefaultCredentialPolicy allows environment variables named MGO_CHART_*
+// and no files.
+func DefaultCredentialPolicy() CredentialPolicy {
+	return CredentialPolicy{EnvPrefix: "MGO_CHART_"}
+}
+
 // Credentials reads the repository's credentials from the environment or
-// files they reference. A reference to an unset variable or unreadable file
-// is an error naming the reference (not the value).
-func (r ChartRepository) Credentials() (Credentials, error) {
+// files they reference, as far as policy allows. A reference to an unset
+// variable or unreadable file is an error naming the reference (not the
+// value).
+func (r ChartRepository) Credentials(policy CredentialPolicy) (Credentials, error) {
 	var c Credentials
 	var err error
 	if c.Username, err = secretRef(r.Username, r.UsernameEnv, r.UsernameFile); err != nil {
@@ -111,7 +132,25 @@ type ClusterSettings struct {
 	Drift   string
 	Timeout time.Duration
 	Budget  Budget
-	Line    int
+	// AllowedImages, when not empty, lists the image repositories deploys
+	// to this cluster may set (path.Match patterns such as
+	// "registry.acme.io/acme/*").
+	AllowedImages []string
+	Line          int
+}
+
+// ImageAllowed reports whether a deploy may set an image of repository
+// imageRepo in this cluster.
+func (s ClusterSettings) ImageAllowed(imageRepo string) bool {
+	if len(s.AllowedImages) == 0 {
+		return true
+	}
+	for _, pat := range s.AllowedImages {
+		if ok, _ := path.Match(pat, imageRepo); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // Budget limits the load mgo puts on one cluster's API server.

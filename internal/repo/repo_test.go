@@ -161,14 +161,14 @@ func TestCredentials(t *testing.T) {
 	}
 	t.Setenv("MGO_TEST_TOKEN", "from-env")
 	r := ChartRepository{Name: "x", Username: "bot", PasswordFile: pw, TokenEnv: "MGO_TEST_TOKEN"}
-	c, err := r.Credentials()
+	c, err := r.Credentials(DefaultCredentialPolicy())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c != (Credentials{Username: "bot", Password: "from-file", Token: "from-env"}) {
 		t.Errorf("credentials %+v", c)
 	}
-	_, err = ChartRepository{Name: "x", PasswordEnv: "MGO_TEST_UNSET_VARIABLE"}.Credentials()
+	_, err = ChartRepository{Name: "x", PasswordEnv: "MGO_TEST_UNSET_VARIABLE"}.Credentials(DefaultCredentialPolicy())
 	if err == nil || !strings.Contains(err.Error(), "MGO_TEST_UNSET_VARIABLE is not set") {
 		t.Errorf("unset variable: %v", err)
 	}
