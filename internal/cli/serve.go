@@ -15,6 +15,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/mygitops/mgo/internal/auth"
+	"github.com/mygitops/mgo/internal/repo"
 	"github.com/mygitops/mgo/internal/server"
 )
 
@@ -29,6 +30,7 @@ func newServeCommand(errOut io.Writer) *cobra.Command {
 		cfg                       server.Config
 		tokensPath, logLevel      string
 		githubSecret, gitlabToken string
+		creds                     = repo.DefaultCredentialPolicy()
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -71,6 +73,12 @@ Every endpoint but /healthz and /readyz needs a bearer token from
 			if cfg.Kubeconfig == "" {
 				cfg.Kubeconfig = os.Getenv("KUBECONFIG")
 			}
+			if creds.Dir != "" {
+				if creds.Dir, err = filepath.Abs(creds.Dir); err != nil {
+					return &ExitError{Code: 2, Err: fmt.Errorf("--chart-credentials-dir: %w", err)}
+				}
+			}
+			cfg.Credentials = &creds
 			cfg.Log = log
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -88,6 +96,8 @@ Every endpoint but /healthz and /readyz needs a bearer token from
 	fs.StringVar(&cfg.InCluster, "in-cluster", "", "name of the cluster mgo runs in (uses its service account)")
 	fs.StringVar(&cfg.ChartCache, "chart-cache", "", "chart cache directory (default <data-dir>/charts)")
 	fs.BoolVar(&cfg.PlainHTTP, "plain-http", false, "talk to OCI registries over plain HTTP (local registries only)")
+	fs.StringVar(&creds.Dir, "chart-credentials-dir", "", "the only directory whose files chart-repository credentials in mygitops.yaml may name (default: none)")
+	fs.StringVar(&creds.EnvPrefix, "chart-credentials-env-prefix", creds.EnvPrefix, "the prefix of every environment variable chart-repository credentials in mygitops.yaml may name (\"\": none)")
 	fs.StringVar(&tokensPath, "tokens-file", "", "YAML file: tokens: [{name, sha256, clusters, triggerRepos}]")
 	fs.BoolVar(&cfg.InsecureNoAuth, "insecure-no-auth", false, "serve without authentication (local demos only)")
 	fs.StringVar(&githubSecret, "github-webhook-secret-file", "", "file holding the GitHub webhook secret (enables /hooks/github)")

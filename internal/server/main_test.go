@@ -239,7 +239,14 @@ func (l *lockedBuffer) String() string {
 
 func setup(t *testing.T) (*gittest.Remote, *gittest.HTTPServer, string) {
 	t.Helper()
-	remote := gittest.NewRemote(t, seed(t))
+	return setupFiles(t, seed(t))
+}
+
+// setupFiles serves a gitops repo of files over HTTP with basic auth and
+// returns it, its server and a file holding the password.
+func setupFiles(t *testing.T, files map[string]string) (*gittest.Remote, *gittest.HTTPServer, string) {
+	t.Helper()
+	remote := gittest.NewRemote(t, files)
 	srv := gittest.NewHTTPServer(t, remote, "mgo", "s3cret")
 	pw := filepath.Join(t.TempDir(), "git-password")
 	if err := os.WriteFile(pw, []byte("s3cret\n"), 0o600); err != nil {

@@ -42,6 +42,9 @@ type Config struct {
 	InCluster  string
 	ChartCache string
 	PlainHTTP  bool
+	// Credentials is what chart-repository credential references in
+	// mygitops.yaml may name (default: repo.DefaultCredentialPolicy).
+	Credentials *repo.CredentialPolicy
 
 	Tokens         []auth.TokenConfig
 	InsecureNoAuth bool
@@ -93,6 +96,13 @@ func Run(ctx context.Context, cfg Config) error {
 	start := time.Now()
 	if err := git.Open(ctx); err != nil {
 		return fmt.Errorf("cloning the gitops repo: %w", err)
+	}
+	// A reopened clone holds the head of the last run: fetch before the
+	// first load, so a broken file fixed on the remote meanwhile is not
+	// read again. An unreachable remote is no reason not to start: the
+	// clone is usable, and the poll and webhooks fetch again.
+	if _, err := git.Fetch(ctx); err != nil {
+		log.Warn("fetch at start failed; serving the clone as last fetched", "error", err)
 	}
 	head, _ := git.Head(ctx)
 	log.Info("gitops repo ready", "url", cfg.Git.URL, "branch", cfg.Git.Branch, "head", head, "duration", time.Since(start).Round(time.Millisecond))
@@ -197,6 +207,9 @@ func engines(ctx context.Context, cfg Config, git *gitrepo.Repo, log *slog.Logge
 	}
 	opts := render.DefaultOptions(cacheDir)
 	opts.PlainHTTP = cfg.PlainHTTP
+	if cfg.Credentials != nil {
+		opts.Credentials = *cfg.Credentials
+	}
 	charts, err := render.NewCharts(opts, log)
 	if err != nil {
 		return nil, err
