@@ -10,6 +10,8 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
+
+	"github.com/mygitops/mgo/internal/faults"
 )
 
 // ChangeFunc edits files in the work tree at worktree (an absolute path)
@@ -91,9 +93,11 @@ func (r *Repo) Apply(ctx context.Context, change ChangeFunc, info CommitInfo) (R
 // The returned error is for the batch as a whole (fetch, push, retries
 // exhausted); then nothing was pushed.
 func (r *Repo) ApplyBatch(ctx context.Context, changes []Change) (BatchResult, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	res := BatchResult{Changes: make([]ChangeResult, len(changes))}
+	if err := r.lockW(ctx); err != nil {
+		return res, err
+	}
+	defer r.unlockW()
 	if err := r.openLocked(ctx); err != nil {
 		return res, err
 	}
@@ -134,12 +138,25 @@ func (r *Repo) prepare(c Change) (prepared, error) {
 
 // commitAndPush is the write path from a freshly fetched base: per attempt
 // reset to base, commit every change, push; on a lost race back off, fetch
-// and go again.
+// and go again. The commits are made with readers held off (local); the
+// work tree then goes back to base for the push, so that Read never sees
+// a commit that is not on the remote nor waits for the network, and moves
+// to the new head once the push landed.
 func (r *Repo) commitAndPush(ctx context.Context, res *BatchResult, changes []prepared, base plumbing.Hash) error {
 	res.Head = base.String()
 	for attempt := 1; ; attempt++ {
 		t0 := time.Now()
-		commits, err := r.commitAll(base, res, changes)
+		var commits int
+		var tip plumbing.Hash
+		err := r.local(func() error {
+			var err error
+			if commits, err = r.commitAll(base, res, changes); err != nil || commits == 0 {
+				return err
+			}
+			tip = r.head
+			faults.Point(faults.AfterCommit)
+			return r.checkout(base)
+		})
 		if err != nil {
 			return r.fail(res, err)
 		}
@@ -153,17 +170,11 @@ func (r *Repo) commitAndPush(ctx context.Context, res *BatchResult, changes []pr
 		}
 		res.Attempts = attempt
 		t1 := time.Now()
-		pushErr := r.push(ctx, base, r.head)
+		pushErr := r.push(ctx, base, tip)
 		r.log.Debug("push attempt", "attempt", attempt, "base", base.String(), "commits", commits,
 			"commitDuration", t1.Sub(t0), "pushDuration", time.Since(t1), "ok", pushErr == nil)
 		if pushErr == nil {
-			res.Head = r.head.String()
-			r.logPushed(res, attempt)
-			if err := r.landed(); err != nil {
-				// The push stands; the next fetch brings the commits back.
-				r.log.Error("storing pushed commits locally", "error", err.Error())
-				_ = r.restore(err)
-			}
+			r.landed(res, tip, attempt)
 			return nil
 		}
 		if ctx.Err() != nil || errors.Is(pushErr, ErrAuth) || errors.Is(pushErr, ErrHostKey) {
@@ -173,26 +184,26 @@ func (r *Repo) commitAndPush(ctx context.Context, res *BatchResult, changes []pr
 		last := attempt > r.opts.PushRetries
 		if !last {
 			if err := sleep(ctx, r.backoff(attempt)); err != nil {
-				return r.fail(res, fmt.Errorf("push: %w (waiting to retry: %w)", pushErr, err))
+				return r.fail(res, fmt.Errorf("%w (waiting to retry: %w)", pushErr, err))
 			}
 		}
 		newBase, err := r.fetchLocked(ctx)
 		if err != nil {
-			return r.fail(res, fmt.Errorf("push: %w; then %w", pushErr, err))
+			return r.fail(res, fmt.Errorf("%w; then %w", pushErr, err))
 		}
-		if newBase == r.head {
+		if newBase == tip {
 			// The push landed although its answer was lost.
 			r.log.Info("push failed but its commits are on the remote", "cause", pushErr.Error())
-			res.Head = r.head.String()
-			r.logPushed(res, attempt)
-			if err := r.landed(); err != nil {
-				r.log.Error("storing pushed commits locally", "error", err.Error())
-				_ = r.restore(err)
-			}
+			r.landed(res, tip, attempt)
 			return nil
 		}
 		if newBase == base {
-			return r.fail(res, fmt.Errorf("%w: %w", ErrPushRejected, pushErr))
+			if _, refused := errors.AsType[refusal](pushErr); refused {
+				return r.fail(res, fmt.Errorf("%w: %w", ErrPushRejected, pushErr))
+			}
+			// No answer (a timeout, a dropped connection, an error
+			// status): not a refusal of the update.
+			return r.fail(res, pushErr)
 		}
 		if last {
 			return r.fail(res, fmt.Errorf("%w: the branch moved during each of %d attempts; last error: %w", ErrTooManyRetries, attempt, pushErr))
@@ -299,11 +310,23 @@ func (r *Repo) fail(res *BatchResult, cause error) error {
 	return err
 }
 
-// landed records pushed commits: r.head is the remote head, the objects
-// are written to the repository and the refs moved there.
-func (r *Repo) landed() error {
-	r.remoteHead = r.head
-	return r.persist()
+// landed records pushed commits: tip is the remote head, checked out, its
+// objects written to the repository and the refs moved there. A failure
+// to store them locally does not undo the push: it is logged, and the
+// clone goes back to the last stored head (the next fetch brings the
+// commits back).
+func (r *Repo) landed(res *BatchResult, tip plumbing.Hash, attempts int) {
+	res.Head = tip.String()
+	r.logPushed(res, attempts)
+	r.remoteHead = tip
+	err := r.local(func() error { return r.checkout(tip) })
+	if err == nil {
+		err = r.persist()
+	}
+	if err != nil {
+		r.log.Error("storing pushed commits locally", "error", err.Error())
+		_ = r.restore(err)
+	}
 }
 
 // restore puts the clone back at the last known remote head after a
@@ -314,7 +337,7 @@ func (r *Repo) restore(cause error) error {
 		return cause
 	}
 	h := r.knownRemoteHead()
-	err := r.resetTo(h, true)
+	err := r.local(func() error { return r.resetTo(h, true) })
 	r.objs.drop()
 	if err == nil {
 		r.remoteHead = h

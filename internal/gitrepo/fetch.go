@@ -30,7 +30,9 @@ import (
 // head.
 func (r *Repo) fetchLocked(ctx context.Context) (head plumbing.Hash, err error) {
 	start := time.Now()
+	caller := ctx
 	defer func() {
+		r.noteNet(caller, err)
 		if err == nil {
 			r.log.Debug("fetched", "head", head.String(), "duration", time.Since(start))
 		}
@@ -43,7 +45,7 @@ func (r *Repo) fetchLocked(ctx context.Context) (head plumbing.Hash, err error) 
 	if err != nil {
 		return plumbing.ZeroHash, fmt.Errorf("fetch: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, r.opts.Timeout)
+	ctx, cancel := r.netContext(ctx)
 	defer cancel()
 	ep := *r.ep
 	ep.CaBundle = ca
@@ -51,7 +53,7 @@ func (r *Repo) fetchLocked(ctx context.Context) (head plumbing.Hash, err error) 
 	if err != nil {
 		return plumbing.ZeroHash, fmt.Errorf("fetch: %w", err)
 	}
-	sess, err := cl.NewUploadPackSession(&ep, auth)
+	sess, err := newSession(ctx, func() (transport.UploadPackSession, error) { return cl.NewUploadPackSession(&ep, auth) })
 	if err != nil {
 		return plumbing.ZeroHash, r.netErr(ctx, "fetch", err)
 	}

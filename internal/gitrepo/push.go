@@ -15,12 +15,19 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp/capability"
+	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/go-git/go-git/v5/plumbing/transport/client"
 )
 
 // errRemoteMoved: the remote branch is no longer at the commit ours were
 // built on. Seen in the ref advertisement, before any pack is sent.
 var errRemoteMoved = errors.New("the remote branch moved")
+
+// refusal marks a push the server answered by refusing the ref update (a
+// report status other than ok), as opposed to one that got no answer.
+type refusal struct{ error }
+
+func (e refusal) Unwrap() error { return e.error }
 
 // maxPushCommits bounds the walk from head back to base.
 const maxPushCommits = 10000
@@ -33,7 +40,15 @@ const maxPushCommits = 10000
 // change.) A ref update the server refuses (another push landed between
 // its advertisement and our update, a hook, a protected branch) is an
 // error carrying the server's reason and its messages.
-func (r *Repo) push(ctx context.Context, base, head plumbing.Hash) error {
+func (r *Repo) push(ctx context.Context, base, head plumbing.Hash) (err error) {
+	caller := ctx
+	defer func() {
+		if errors.Is(err, errRemoteMoved) {
+			r.noteNet(caller, nil) // the remote answered
+		} else {
+			r.noteNet(caller, err)
+		}
+	}()
 	auth, err := r.opts.Auth.method(r.ep)
 	if err != nil {
 		return fmt.Errorf("push: %w", err)
@@ -42,7 +57,7 @@ func (r *Repo) push(ctx context.Context, base, head plumbing.Hash) error {
 	if err != nil {
 		return fmt.Errorf("push: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, r.opts.Timeout)
+	ctx, cancel := r.netContext(ctx)
 	defer cancel()
 	ep := *r.ep
 	ep.CaBundle = ca
@@ -50,7 +65,7 @@ func (r *Repo) push(ctx context.Context, base, head plumbing.Hash) error {
 	if err != nil {
 		return fmt.Errorf("push: %w", err)
 	}
-	sess, err := cl.NewReceivePackSession(&ep, auth)
+	sess, err := newSession(ctx, func() (transport.ReceivePackSession, error) { return cl.NewReceivePackSession(&ep, auth) })
 	if err != nil {
 		return r.netErr(ctx, "push", err)
 	}
@@ -103,7 +118,12 @@ func (r *Repo) push(ctx context.Context, base, head plumbing.Hash) error {
 		if msg := remote.String(); msg != "" {
 			err = fmt.Errorf("%w (remote: %s)", err, msg)
 		}
-		return r.netErr(ctx, "push", err)
+		err = r.netErr(ctx, "push", err)
+		if report != nil && report.Error() != nil {
+			// The server answered and refused the update.
+			err = refusal{err}
+		}
+		return err
 	}
 	if encErr != nil && !errors.Is(encErr, io.ErrClosedPipe) {
 		return fmt.Errorf("push: pack: %w", encErr)

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	git "github.com/go-git/go-git/v5"
@@ -48,14 +49,19 @@ type Repo struct {
 	branch plumbing.ReferenceName // refs/heads/<branch>
 	remote plumbing.ReferenceName // refs/remotes/origin/<branch>
 
-	// mu is held for writing by everything that touches the clone and for
-	// reading by Read and Head, which only look at the checked-out tree.
-	mu      sync.RWMutex
-	gitDir  string // <Dir>/repo.git, a bare repository
-	treeDir string // <Dir>/tree, the checked-out files
-	repo    *git.Repository
-	objs    *objects      // repo's objects and those of commits not pushed yet
-	head    plumbing.Hash // checked out; equals remoteHead between operations
+	// wlock serialises writers, network I/O included; mu guards the work
+	// tree and head that readers see, held only for local steps (see
+	// lock.go).
+	wlock     chan struct{}
+	mu        sync.RWMutex
+	open      atomic.Bool               // the clone is open
+	published atomic.Pointer[string]    // head as last left by a local step
+	net       atomic.Pointer[netStatus] // for LastFetch
+	gitDir    string                    // <Dir>/repo.git, a bare repository
+	treeDir   string                    // <Dir>/tree, the checked-out files
+	repo      *git.Repository
+	objs      *objects      // repo's objects and those of commits not pushed yet
+	head      plumbing.Hash // checked out; equals remoteHead between operations
 	// remoteHead is the remote branch head as last fetched or pushed; its
 	// objects may still be in memory (objs) until persist.
 	remoteHead plumbing.Hash
@@ -88,6 +94,7 @@ func New(opts Options, logger *slog.Logger) (*Repo, error) {
 		remote:  plumbing.NewRemoteReferenceName(remoteName, opts.Branch),
 		gitDir:  filepath.Join(opts.Dir, "repo.git"),
 		treeDir: filepath.Join(opts.Dir, "tree"),
+		wlock:   make(chan struct{}, 1),
 
 		packLooseMin: packLooseMin,
 	}
@@ -99,48 +106,53 @@ func New(opts Options, logger *slog.Logger) (*Repo, error) {
 
 // Open clones the repository into the working directory, or reopens the
 // clone already there (after checking that its origin is the configured
-// URL) and resets it to the last fetched head. Every other method opens on
-// first use; calling Open at start-up surfaces errors early.
+// URL) and resets it to the last fetched head: a commit made but not
+// pushed before a crash is discarded, and the work tree made equal to that
+// head. Every other method opens on first use; calling Open at start-up
+// surfaces errors early. Open does not fetch a reopened clone: call Fetch
+// right after it to start from the remote's current head.
 func (r *Repo) Open(ctx context.Context) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	if err := r.lockW(ctx); err != nil {
+		return err
+	}
+	defer r.unlockW()
 	return r.openLocked(ctx)
 }
 
 // ensureOpen opens the clone unless it is open already; an open clone
-// stays open. Unlike Open it does not queue behind running changes when
-// the clone is open.
+// stays open. Unlike Open it takes no lock when the clone is open.
 func (r *Repo) ensureOpen(ctx context.Context) error {
-	r.mu.RLock()
-	open := r.repo != nil
-	r.mu.RUnlock()
-	if open {
+	if r.open.Load() {
 		return nil
 	}
 	return r.Open(ctx)
 }
 
-// Head returns the head of the remote branch as last fetched (no network
-// I/O once open).
+// Head returns the head of the remote branch as last fetched or pushed,
+// the commit Read's tree holds. Once the clone is open it takes no lock
+// and does no I/O, so it answers at once even while a fetch or push
+// hangs; before, it opens the clone as Open does.
 func (r *Repo) Head(ctx context.Context) (string, error) {
 	if err := r.ensureOpen(ctx); err != nil {
 		return "", err
 	}
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	return r.head.String(), nil
+	return *r.published.Load(), nil
 }
 
-// Fetch fetches the branch, checks out its head and returns it.
+// Fetch fetches the branch, checks out its head and returns it. The
+// network exchange runs without holding up Read and Head; only the
+// checkout does.
 func (r *Repo) Fetch(ctx context.Context) (string, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	if err := r.lockW(ctx); err != nil {
+		return "", err
+	}
+	defer r.unlockW()
 	if err := r.openLocked(ctx); err != nil {
 		return "", err
 	}
 	h, err := r.fetchLocked(ctx)
 	if err == nil {
-		err = r.checkout(h)
+		err = r.local(func() error { return r.checkout(h) })
 	}
 	if err == nil {
 		err = r.persist()
@@ -152,8 +164,10 @@ func (r *Repo) Fetch(ctx context.Context) (string, error) {
 }
 
 // Read runs fn with the path of the checked-out tree at head, the last
-// fetched head of the branch, while no change runs. fn must only read, and
-// should load what it needs and return: changes wait until it does.
+// fetched (or pushed) head of the branch. It waits for local steps of a
+// change (checkout, the ChangeFuncs, commit), never for a fetch or push.
+// fn must only read, and should load what it needs and return: those
+// local steps wait until it does.
 func (r *Repo) Read(ctx context.Context, fn func(dir, head string) error) error {
 	if err := r.ensureOpen(ctx); err != nil {
 		return err
@@ -197,7 +211,7 @@ func (r *Repo) openLocked(ctx context.Context) error {
 	}
 	if err == nil {
 		r.remoteHead = h
-		err = r.checkout(h)
+		err = r.local(func() error { return r.checkout(h) })
 	}
 	if err == nil {
 		err = r.persist()
@@ -206,6 +220,7 @@ func (r *Repo) openLocked(ctx context.Context) error {
 		r.repo, r.objs = nil, nil
 		return err
 	}
+	r.open.Store(true)
 	msg := "reopened clone"
 	if cloned {
 		msg = "checked out"
@@ -286,7 +301,7 @@ func (r *Repo) cloneLocked(ctx context.Context) (err error) {
 		return fmt.Errorf("clone: %w", err)
 	}
 	start := time.Now()
-	cctx, cancel := context.WithTimeout(ctx, r.opts.Timeout)
+	cctx, cancel := r.netContext(ctx)
 	defer cancel()
 	_, err = git.PlainCloneContext(cctx, tmp, true, &git.CloneOptions{
 		URL:           r.opts.URL,
@@ -298,7 +313,11 @@ func (r *Repo) cloneLocked(ctx context.Context) (err error) {
 		CABundle:      ca,
 	})
 	if err != nil {
-		return r.netErr(ctx, "clone", err)
+		err = r.netErr(cctx, "clone", err)
+	}
+	r.noteNet(ctx, err)
+	if err != nil {
+		return err
 	}
 	if err := os.Rename(tmp, r.gitDir); err != nil {
 		return fmt.Errorf("clone: %w", err)
@@ -333,7 +352,9 @@ func (r *Repo) netErr(ctx context.Context, op string, err error) error {
 	var keyErr *xknownhosts.KeyError
 	switch {
 	case ctx.Err() != nil:
-		return fmt.Errorf("%s %s: %w", op, r.opts.URL, ctx.Err())
+		// ctx is the operation's (netContext): its cause tells our timeout
+		// (ErrTimeout) from the caller's deadline or cancellation.
+		return fmt.Errorf("%s %s: %w", op, r.opts.URL, context.Cause(ctx))
 	case errors.Is(err, transport.ErrAuthenticationRequired), errors.Is(err, transport.ErrAuthorizationFailed),
 		strings.Contains(err.Error(), "ssh: unable to authenticate"):
 		return fmt.Errorf("%s %s: %w: %w", op, r.opts.URL, ErrAuth, err)

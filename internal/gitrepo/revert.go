@@ -57,8 +57,10 @@ type revertFile struct {
 // commit <hash>." and a Reverts trailer is added. Pushing follows Apply's
 // rules (the conflict check is redone on the new head after a lost race).
 func (r *Repo) Revert(ctx context.Context, commit string, info CommitInfo) (Result, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	if err := r.lockW(ctx); err != nil {
+		return Result{}, err
+	}
+	defer r.unlockW()
 	if err := r.openLocked(ctx); err != nil {
 		return Result{}, err
 	}
