@@ -6,7 +6,10 @@
 //     `git fast-import` (a gitops repo skeleton, or thousands of commits in
 //     well under a second);
 //   - HTTPServer: `git http-backend` served by net/http/cgi behind basic
-//     auth;
+//     auth, switchable (SetMode) between Up, Down (503 at once) and Hang
+//     (requests held until the mode changes);
+//   - HangingServer: a TCP listener that accepts and never answers, for
+//     timeouts over http:// or ssh://;
 //   - SSHServer: an in-process SSH server (golang.org/x/crypto/ssh) that runs
 //     git-upload-pack and git-receive-pack on the bare repository, with
 //     public-key auth and a host key the test knows (KnownHosts);

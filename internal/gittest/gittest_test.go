@@ -1,8 +1,14 @@
 package gittest
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -86,5 +92,107 @@ func TestSSHServer(t *testing.T) {
 	_, err := Run("", nil, []string{"GIT_SSH_COMMAND=" + sshCmd(keyFile)}, "ls-remote", s.URL)
 	if err == nil || !strings.Contains(err.Error(), "HOST IDENTIFICATION HAS CHANGED") {
 		t.Fatalf("ls-remote after a host key change: %v", err)
+	}
+}
+
+func TestHTTPServerModes(t *testing.T) {
+	t.Parallel()
+	r := NewRemote(t, Skeleton())
+	s := NewHTTPServer(t, r, "ci", "s3cret")
+	refs := s.URL + "/info/refs?service=git-upload-pack"
+	get := func(ctx context.Context) (int, error) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, refs, nil)
+		req.SetBasicAuth("ci", "s3cret")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	lsRemote := func() error {
+		u, _ := url.Parse(s.URL)
+		u.User = url.UserPassword("ci", "s3cret")
+		_, err := Run("", nil, nil, "ls-remote", u.String())
+		return err
+	}
+	if err := lsRemote(); err != nil {
+		t.Fatalf("up: %v", err)
+	}
+
+	s.SetMode(Down)
+	if err := lsRemote(); err == nil || !strings.Contains(err.Error(), "503") {
+		t.Fatalf("down: ls-remote %v, want a 503", err)
+	}
+	if s.Count("down") == 0 {
+		t.Error("no request counted as down")
+	}
+
+	s.SetMode(Hang)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if code, err := get(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("hang: status %d, error %v; want the client's deadline", code, err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("hang: the client waited %v", d)
+	}
+	// A hanging request is answered once the server is back.
+	answered := make(chan int, 1)
+	go func() {
+		code, err := get(context.Background())
+		if err != nil {
+			t.Error(err)
+		}
+		answered <- code
+	}()
+	for s.Count("hung") < 2 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	select {
+	case code := <-answered:
+		t.Fatalf("answered %d while hanging", code)
+	case <-time.After(100 * time.Millisecond):
+	}
+	s.SetMode(Up)
+	if code := <-answered; code != http.StatusOK {
+		t.Fatalf("after up: status %d", code)
+	}
+	if err := lsRemote(); err != nil {
+		t.Fatalf("back up: %v", err)
+	}
+	// A request left hanging when the test ends does not hold up cleanup.
+	s.SetMode(Hang)
+	go get(context.Background())
+}
+
+func TestHangingServer(t *testing.T) {
+	t.Parallel()
+	s := NewHangingServer(t)
+	c, err := net.Dial("tcp", s.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	var b [1]byte
+	if _, err := c.Read(b[:]); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("read from a hanging server: %v, want a timeout", err)
+	}
+	for s.Accepted() < 1 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	s.Release()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Read(b[:]); !errors.Is(err, io.EOF) {
+		t.Fatalf("read after Release: %v, want EOF", err)
+	}
+	if !strings.HasPrefix(s.HTTPURL, "http://"+s.Addr+"/") || !strings.HasPrefix(s.SSHURL, "ssh://git@"+s.Addr+"/") {
+		t.Errorf("URLs %s %s", s.HTTPURL, s.SSHURL)
+	}
+	s.Close()
+	if _, err := net.Dial("tcp", s.Addr); err == nil {
+		t.Error("dial after Close succeeded")
 	}
 }

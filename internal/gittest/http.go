@@ -3,6 +3,7 @@ package gittest
 import (
 	"bytes"
 	"crypto/subtle"
+	"fmt"
 	"net/http"
 	"net/http/cgi"
 	"net/http/httptest"
@@ -28,6 +29,35 @@ type HTTPServer struct {
 	counts   map[string]int // "upload-pack", "receive-pack", "unauthorized"
 	stderr   bytes.Buffer
 	losePush bool
+	mode     Mode
+	modeCh   chan struct{} // closed and replaced when the mode changes
+}
+
+// Mode is how an HTTPServer answers (SetMode).
+type Mode int
+
+const (
+	// Up serves git normally.
+	Up Mode = iota
+	// Down answers every request 503 Service Unavailable at once, as a
+	// git host in maintenance or a proxy whose backend is gone.
+	Down
+	// Hang accepts every request and never answers it until the mode
+	// changes (then it is served in the new mode) or the client gives up,
+	// as a git host that stopped responding.
+	Hang
+)
+
+func (m Mode) String() string {
+	switch m {
+	case Up:
+		return "up"
+	case Down:
+		return "down"
+	case Hang:
+		return "hang"
+	}
+	return fmt.Sprintf("Mode(%d)", int(m))
 }
 
 // NewHTTPServer serves remote over HTTP; every request must carry basic
@@ -43,10 +73,55 @@ func NewHTTPServer(t testing.TB, remote *Remote, user, password string) *HTTPSer
 		password: password,
 		counts:   map[string]int{},
 	}
+	s.modeCh = make(chan struct{})
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	t.Cleanup(s.srv.Close)
+	// Runs before Close (cleanups run last first): hanging requests are
+	// let go so that Close, which waits for them, returns.
+	t.Cleanup(func() { s.SetMode(Down) })
 	s.URL = s.srv.URL + "/" + filepath.Base(remote.Dir)
 	return s
+}
+
+// SetMode switches how the server answers from now on; requests hanging
+// in Hang mode are answered in the new mode. A fault test can take the
+// remote down, make it hang and bring it back.
+func (s *HTTPServer) SetMode(m Mode) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mode != m {
+		s.mode = m
+		close(s.modeCh)
+		s.modeCh = make(chan struct{})
+	}
+}
+
+// Mode returns the current mode.
+func (s *HTTPServer) Mode() Mode {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.mode
+}
+
+// wait holds a request while the server hangs and returns the mode to
+// serve it in; false when the client went away meanwhile.
+func (s *HTTPServer) wait(r *http.Request) (Mode, bool) {
+	for {
+		s.mu.Lock()
+		m, ch := s.mode, s.modeCh
+		if m == Hang {
+			s.counts["hung"]++
+		}
+		s.mu.Unlock()
+		if m != Hang {
+			return m, true
+		}
+		select {
+		case <-ch:
+		case <-r.Context().Done():
+			return m, false
+		}
+	}
 }
 
 // SetCredentials changes the user and password the server accepts.
@@ -66,7 +141,9 @@ func (s *HTTPServer) LoseNextPushResponse() {
 }
 
 // Count returns how many requests of a kind the server answered:
-// "upload-pack" (fetches), "receive-pack" (pushes) or "unauthorized".
+// "upload-pack" (fetches), "receive-pack" (pushes) or "unauthorized";
+// or, for "down" and "hung", how many it refused with 503 or held in
+// Hang mode.
 func (s *HTTPServer) Count(kind string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -92,6 +169,16 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 }
 
 func (s *HTTPServer) serve(w http.ResponseWriter, r *http.Request) {
+	switch m, ok := s.wait(r); {
+	case !ok:
+		return
+	case m == Down:
+		s.mu.Lock()
+		s.counts["down"]++
+		s.mu.Unlock()
+		http.Error(w, "git server down", http.StatusServiceUnavailable)
+		return
+	}
 	user, password, ok := r.BasicAuth()
 	s.mu.Lock()
 	lose := false
