@@ -6,6 +6,7 @@ import (
 	"net/mail"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 )
 
 // NoReplyDomain is the e-mail domain given to a requester known only by a
@@ -44,8 +45,11 @@ func (i Identity) validate() error {
 // A bare name's e-mail is the name lower-cased, with every run of
 // characters other than letters, digits, '.', '_' and '-' replaced by one
 // '-', at NoReplyDomain. Surrounding white space is ignored. Control
-// characters (newlines included), '<' or '>' in a name, a malformed
-// address and more than 256 bytes are rejected with ErrInvalidAuthor.
+// characters (newlines included), Unicode format characters (U+202E
+// right-to-left override, zero-width characters and every other category
+// Cf), line and paragraph separators (U+2028, U+2029), invalid UTF-8, '<'
+// or '>' in a name, a malformed address and more than 256 bytes are
+// rejected with ErrInvalidAuthor.
 func ParseAuthor(s string) (Identity, error) {
 	id, err := parseAuthor(s)
 	if err != nil {
@@ -58,8 +62,8 @@ func parseAuthor(s string) (Identity, error) {
 	if len(s) > maxIdentityLen {
 		return Identity{}, fmt.Errorf("longer than %d bytes", maxIdentityLen)
 	}
-	if i := strings.IndexFunc(s, unicode.IsControl); i >= 0 {
-		return Identity{}, errors.New("contains a control character")
+	if err := checkRunes(s); err != nil {
+		return Identity{}, err
 	}
 	s = strings.TrimSpace(s)
 	if s == "" {
@@ -86,8 +90,8 @@ func checkName(name string) error {
 		return errors.New("name is empty")
 	case name != strings.TrimSpace(name):
 		return errors.New("name has surrounding white space")
-	case strings.IndexFunc(name, unicode.IsControl) >= 0:
-		return errors.New("name contains a control character")
+	case checkRunes(name) != nil:
+		return fmt.Errorf("name %w", checkRunes(name))
 	case strings.ContainsAny(name, "<>"):
 		return errors.New("name contains '<' or '>'")
 	}
@@ -99,12 +103,37 @@ func checkEmail(email string) error {
 	switch {
 	case !ok || local == "" || domain == "" || strings.Contains(domain, "@"):
 		return fmt.Errorf("e-mail %q is not local@domain", email)
-	case strings.IndexFunc(email, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0:
+	case checkRunes(email) != nil:
+		return fmt.Errorf("e-mail %w", checkRunes(email))
+	case strings.IndexFunc(email, unicode.IsSpace) >= 0:
 		return fmt.Errorf("e-mail %q contains white space or a control character", email)
 	case strings.ContainsAny(email, "<>,\"\\"):
 		return fmt.Errorf("e-mail %q contains one of <>,\"\\", email)
 	case strings.HasPrefix(domain, ".") || strings.HasSuffix(domain, ".") || strings.Contains(domain, ".."):
 		return fmt.Errorf("e-mail %q has a malformed domain", email)
+	}
+	return nil
+}
+
+// checkRunes refuses what would make a name or address in a commit read
+// differently from what it is: invalid UTF-8, control characters
+// (newlines included), Unicode format characters (category Cf: the
+// bidirectional overrides and isolates such as U+202E, zero-width
+// characters U+200B..U+200F, U+FEFF, soft hyphens) and the line and
+// paragraph separators U+2028 and U+2029 (Zl, Zp).
+func checkRunes(s string) error {
+	if !utf8.ValidString(s) {
+		return errors.New("is not valid UTF-8")
+	}
+	for _, r := range s {
+		switch {
+		case unicode.IsControl(r):
+			return fmt.Errorf("contains the control character %U", r)
+		case unicode.Is(unicode.Cf, r):
+			return fmt.Errorf("contains the invisible Unicode format character %U", r)
+		case unicode.In(r, unicode.Zl, unicode.Zp):
+			return fmt.Errorf("contains the Unicode line or paragraph separator %U", r)
+		}
 	}
 	return nil
 }
