@@ -45,7 +45,7 @@ func (r *Repo) fetchLocked(ctx context.Context) (head plumbing.Hash, err error) 
 	if err != nil {
 		return plumbing.ZeroHash, fmt.Errorf("fetch: %w", err)
 	}
-	ctx, cancel := r.netContext(ctx)
+	ctx, cancel := r.netContext(ctx, r.opts.Timeout)
 	defer cancel()
 	ep := *r.ep
 	ep.CaBundle = ca

@@ -261,7 +261,8 @@ func TestCloneFromHangingServer(t *testing.T) {
 	opts.URL = s.HTTPURL
 	opts.InsecureAllowHTTP = true
 	opts.Dir = filepath.Join(t.TempDir(), "clone")
-	opts.Timeout = 500 * time.Millisecond
+	opts.Timeout = time.Minute
+	opts.CloneTimeout = 500 * time.Millisecond
 	r, err := New(opts, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -54,12 +54,12 @@ func (r *Repo) local(fn func() error) error {
 // also match context.DeadlineExceeded.
 var ErrTimeout = errors.New("the git remote did not answer in time")
 
-// netContext bounds one network operation by Options.Timeout; the cause
-// of its expiry wraps ErrTimeout, so netErr can tell it from the caller's
-// own deadline or cancellation.
-func (r *Repo) netContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeoutCause(ctx, r.opts.Timeout,
-		fmt.Errorf("%w (no answer within %v): %w", ErrTimeout, r.opts.Timeout, context.DeadlineExceeded))
+// netContext bounds one network operation by d (Options.Timeout, or
+// CloneTimeout for the clone); the cause of its expiry wraps ErrTimeout,
+// so netErr can tell it from the caller's own deadline or cancellation.
+func (r *Repo) netContext(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeoutCause(ctx, d,
+		fmt.Errorf("%w (no answer within %v): %w", ErrTimeout, d, context.DeadlineExceeded))
 }
 
 // netStatus is the outcome of the network operations so far.

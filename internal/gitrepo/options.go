@@ -38,8 +38,14 @@ type Options struct {
 	// in [d/2, d).
 	RetryBackoff    time.Duration `json:"retryBackoff"`
 	MaxRetryBackoff time.Duration `json:"maxRetryBackoff"`
-	// Timeout bounds each network operation (clone, fetch, push).
+	// Timeout bounds each fetch and each push, from the connection to the
+	// last byte of the answer. A remote that hangs fails a change within
+	// about this long (twice when it starts hanging during the push: the
+	// push, then the fetch that checks whether it landed), with ErrTimeout.
 	Timeout time.Duration `json:"timeout"`
+	// CloneTimeout bounds the first clone, which transfers the whole
+	// history; Timeout when zero.
+	CloneTimeout time.Duration `json:"cloneTimeout,omitempty"`
 	// InsecureAllowHTTP allows http:// URLs, whose credentials and content
 	// travel in clear text. For tests and local demos only.
 	InsecureAllowHTTP bool `json:"insecureAllowHTTP,omitempty"`
@@ -77,8 +83,14 @@ type Auth struct {
 }
 
 // DefaultOptions returns the defaults: branch main, committer
-// "mgo <mgo@users.noreply.mgo>", 5 push retries with backoff from 100ms
-// doubling up to 3s, and a 2 minute timeout per network operation.
+// "mgo <mgo@users.noreply.mgo>", 5 push retries (after lost races only)
+// with backoff from 100ms doubling up to 3s, a 30 second timeout per fetch
+// and push and 10 minutes for the first clone.
+//
+// 30 seconds: a fetch or push of a deploy moves a few objects and takes
+// well under a second against a healthy host, so a remote silent for 30
+// seconds is down, and the deploy waiting on it should fail with a clear
+// error while its client still waits, rather than after minutes.
 func DefaultOptions() Options {
 	return Options{
 		Branch:          "main",
@@ -86,8 +98,16 @@ func DefaultOptions() Options {
 		PushRetries:     5,
 		RetryBackoff:    100 * time.Millisecond,
 		MaxRetryBackoff: 3 * time.Second,
-		Timeout:         2 * time.Minute,
+		Timeout:         30 * time.Second,
+		CloneTimeout:    10 * time.Minute,
 	}
+}
+
+func (o *Options) cloneTimeout() time.Duration {
+	if o.CloneTimeout > 0 {
+		return o.CloneTimeout
+	}
+	return o.Timeout
 }
 
 // ErrInvalidOptions is wrapped by every error New returns for bad options.
@@ -129,6 +149,9 @@ func (o *Options) validate() (*transport.Endpoint, error) {
 	}
 	if o.Timeout <= 0 {
 		add("timeout %v is not positive", o.Timeout)
+	}
+	if o.CloneTimeout < 0 {
+		add("cloneTimeout %v is negative", o.CloneTimeout)
 	}
 	if ep != nil {
 		if err := o.Auth.validate(ep); err != nil {

@@ -57,7 +57,7 @@ func (r *Repo) push(ctx context.Context, base, head plumbing.Hash) (err error) {
 	if err != nil {
 		return fmt.Errorf("push: %w", err)
 	}
-	ctx, cancel := r.netContext(ctx)
+	ctx, cancel := r.netContext(ctx, r.opts.Timeout)
 	defer cancel()
 	ep := *r.ep
 	ep.CaBundle = ca

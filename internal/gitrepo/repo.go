@@ -301,7 +301,7 @@ func (r *Repo) cloneLocked(ctx context.Context) (err error) {
 		return fmt.Errorf("clone: %w", err)
 	}
 	start := time.Now()
-	cctx, cancel := r.netContext(ctx)
+	cctx, cancel := r.netContext(ctx, r.opts.cloneTimeout())
 	defer cancel()
 	_, err = git.PlainCloneContext(cctx, tmp, true, &git.CloneOptions{
 		URL:           r.opts.URL,
