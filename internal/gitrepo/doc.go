@@ -25,11 +25,32 @@
 //
 // # Changes
 //
-// Every change follows one straight line, under a lock (one writer per
-// repository):
+// Every change follows one straight line, one writer at a time:
 //
 //	fetch -> check out the remote branch head -> run the ChangeFunc ->
 //	hash the tree -> commit -> push
+//
+// Writers (Open, Fetch, ApplyBatch, Revert) queue on a writer lock that
+// is held throughout, network included; waiting for it honours the
+// caller's context. Readers (Read, Head) never wait for the network: a
+// second lock guards the work tree and head, and writers hold it only for
+// the local steps (checkout, the ChangeFuncs, commit). While the push
+// runs, the work tree is back at the fetched base, so a reader never sees
+// a commit that is not on the remote; once the push landed it moves to
+// the new head. Head takes no lock at all.
+//
+// Each fetch and push is bounded by Options.Timeout (30 s by default; the
+// first clone by CloneTimeout): a remote that hangs fails the change with
+// an error naming the stage ("fetch <url>: ...", "push <url>: ...") that
+// wraps ErrTimeout. LastFetch reports, without a lock, the time of the
+// last successful exchange with the remote and the error of a later
+// failed one, for a health check.
+//
+// A crash at any point leaves nothing to undo: new commits live in memory
+// until their push landed, and Open resets the work tree to the
+// remote-tracking head. Open does not fetch a reopened clone; call Fetch
+// after it to start from the remote's current head. The fault point
+// faults.AfterCommit sits between the commit and the push.
 //
 // A ChangeFunc is the caller's edit (the image editor, a revert): it gets
 // the work tree's path, edits files and reports whether it changed
@@ -55,8 +76,9 @@
 // bounded, jittered backoff (Options.PushRetries, RetryBackoff,
 // MaxRetryBackoff; then ErrTooManyRetries). A refusal with the branch not
 // moved (a hook, a protected branch) is ErrPushRejected at once; a push
-// whose answer was lost but whose commits the next fetch finds on the
-// remote counts as pushed. mgo never force-pushes and never makes an empty
+// that got no answer (timeout, dropped connection, error status) with the
+// branch not moved fails with its own error; a push whose answer was lost
+// but whose commits the next fetch finds on the remote counts as pushed. mgo never force-pushes and never makes an empty
 // commit: when nothing changed (or the re-run finds that someone else
 // already made the change) the result has Changed=false and the current
 // remote head. After a failure no change result claims a commit.
@@ -82,5 +104,12 @@
 // # Reading
 //
 // Read gives the sync engine the checked-out tree at the last fetched (or
-// pushed) head while no change is running; Head returns that head.
+// pushed) head, waiting only for the local steps of a change; Head
+// returns that head.
+//
+// Author names and addresses are refused (ErrInvalidAuthor) when they hold
+// control characters, Unicode format characters (U+202E and the other
+// bidirectional controls, zero-width characters: category Cf), line or
+// paragraph separators or invalid UTF-8, so that a commit's author always
+// reads as what it is.
 package gitrepo
