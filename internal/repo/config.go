@@ -1,15 +1,22 @@
 package repo
 
 import (
+	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"net/url"
 	"os"
 	"path"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/distribution/reference"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/mygitops/mgo/internal/yamlnode"
 )
 
 // ConfigFile is the name of the repo-wide configuration file.
@@ -29,10 +36,14 @@ const ConfigFile = "mygitops.yaml"
 //	    drift: report                    # report (default) or repair
 //	    timeout: 5m                      # rollout wait per release
 //	    budget: {qps: 50, burst: 100, maxConcurrentReleases: 4}
+//	    allowedImages:                   # optional: the only image repositories
+//	      - registry.acme.io/acme/*      # headers may name (path.Match; /** = any depth)
 //
 // Credentials are references to environment variables or files, never the
-// secret itself: an inline password or token is an error. The original
-// shape, helm.repositories with name and url only, is valid as it is.
+// secret itself: an inline password or token is an error, and so are
+// credentials for a plain http:// repository. Which references mgo honours
+// is the operator's CredentialPolicy. The original shape, helm.repositories
+// with name and url only, is valid as it is.
 type Config struct {
 	Repositories []ChartRepository
 	Clusters     map[string]ClusterSettings
@@ -77,40 +88,116 @@ func DefaultCredentialPolicy() CredentialPolicy {
 }
 
 // Credentials reads the repository's credentials from the environment or
-// files they reference, as far as policy allows. A reference to an unset
-// variable or unreadable file is an error naming the reference (not the
-// value).
+// files they reference, as far as policy allows: environment variables only
+// with policy.EnvPrefix, files only inside policy.Dir (a relative reference
+// is relative to it; links are resolved before the check). Credentials for
+// a plain http:// repository are refused: they would cross the network in
+// clear text. Errors name the reference and the rule, never a value.
 func (r ChartRepository) Credentials(policy CredentialPolicy) (Credentials, error) {
 	var c Credentials
+	if r.hasCredentials() && isPlainHTTP(r.URL) {
+		return c, fmt.Errorf("chart repository %q: refusing to send credentials over plain http (%s); use an https:// URL", r.Name, r.URL)
+	}
 	var err error
-	if c.Username, err = secretRef(r.Username, r.UsernameEnv, r.UsernameFile); err != nil {
-		return c, fmt.Errorf("chart repository %q username: %w", r.Name, err)
+	if c.Username, err = secretRef(policy, r.Username, r.UsernameEnv, r.UsernameFile); err != nil {
+		return Credentials{}, fmt.Errorf("chart repository %q username: %w", r.Name, err)
 	}
-	if c.Password, err = secretRef("", r.PasswordEnv, r.PasswordFile); err != nil {
-		return c, fmt.Errorf("chart repository %q password: %w", r.Name, err)
+	if c.Password, err = secretRef(policy, "", r.PasswordEnv, r.PasswordFile); err != nil {
+		return Credentials{}, fmt.Errorf("chart repository %q password: %w", r.Name, err)
 	}
-	if c.Token, err = secretRef("", r.TokenEnv, r.TokenFile); err != nil {
-		return c, fmt.Errorf("chart repository %q token: %w", r.Name, err)
+	if c.Token, err = secretRef(policy, "", r.TokenEnv, r.TokenFile); err != nil {
+		return Credentials{}, fmt.Errorf("chart repository %q token: %w", r.Name, err)
 	}
 	return c, nil
 }
 
-func secretRef(inline, env, file string) (string, error) {
+func (r ChartRepository) hasCredentials() bool {
+	return r.Username != "" || r.UsernameEnv != "" || r.UsernameFile != "" || r.PasswordEnv != "" ||
+		r.PasswordFile != "" || r.TokenEnv != "" || r.TokenFile != ""
+}
+
+func isPlainHTTP(u string) bool {
+	p, err := url.Parse(u)
+	return err == nil && strings.EqualFold(p.Scheme, "http")
+}
+
+// maxCredentialFileSize bounds a credential file: a password or token.
+const maxCredentialFileSize = 64 << 10
+
+func secretRef(policy CredentialPolicy, inline, env, file string) (string, error) {
 	switch {
 	case env != "":
+		if policy.EnvPrefix == "" {
+			return "", fmt.Errorf("environment variable %s: refused, mgo is configured to allow no environment references", env)
+		}
+		if !strings.HasPrefix(env, policy.EnvPrefix) {
+			return "", fmt.Errorf("environment variable %s: refused, only names starting with %s may be referenced", env, policy.EnvPrefix)
+		}
 		v, ok := os.LookupEnv(env)
 		if !ok {
 			return "", fmt.Errorf("environment variable %s is not set", env)
 		}
 		return v, nil
 	case file != "":
-		b, err := os.ReadFile(file)
+		p, err := policyFile(policy, file)
 		if err != nil {
-			return "", fmt.Errorf("reading %s: %w", file, err)
+			return "", err
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return "", fmt.Errorf("file %s: %w", file, errors.Unwrap(err))
+		}
+		defer f.Close()
+		b, err := io.ReadAll(io.LimitReader(f, maxCredentialFileSize+1))
+		if err != nil {
+			return "", fmt.Errorf("file %s: reading failed", file)
+		}
+		if len(b) > maxCredentialFileSize {
+			return "", fmt.Errorf("file %s: larger than %d bytes, not a credential", file, maxCredentialFileSize)
 		}
 		return strings.TrimRight(string(b), "\r\n"), nil
 	}
 	return inline, nil
+}
+
+// policyFile returns the real path of a credential file reference if it
+// lies inside policy.Dir once cleaned and its links resolved.
+func policyFile(policy CredentialPolicy, file string) (string, error) {
+	if policy.Dir == "" {
+		return "", fmt.Errorf("file %s: refused, mgo is configured to allow no credential files", file)
+	}
+	dir, err := filepath.Abs(policy.Dir)
+	if err == nil {
+		dir, err = filepath.EvalSymlinks(dir)
+	}
+	if err != nil {
+		return "", fmt.Errorf("file %s: the credential directory %s is not usable: %w", file, policy.Dir, errors.Unwrap(err))
+	}
+	p := filepath.Clean(file)
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(dir, p)
+	}
+	if !within(dir, p) {
+		return "", fmt.Errorf("file %s: refused, credential files must be inside %s", file, policy.Dir)
+	}
+	real, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		return "", fmt.Errorf("file %s: %w", file, errors.Unwrap(err))
+	}
+	if !within(dir, real) {
+		return "", fmt.Errorf("file %s: refused, it leads outside %s (a symbolic link)", file, policy.Dir)
+	}
+	fi, err := os.Stat(real)
+	if err != nil || !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("file %s: not a regular file", file)
+	}
+	return real, nil
+}
+
+// within reports whether clean absolute path p is inside directory dir.
+func within(dir, p string) bool {
+	rel, err := filepath.Rel(dir, p)
+	return err == nil && rel != "." && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) && !filepath.IsAbs(rel)
 }
 
 // Sync policies.
@@ -140,17 +227,68 @@ type ClusterSettings struct {
 }
 
 // ImageAllowed reports whether a deploy may set an image of repository
-// imageRepo in this cluster.
+// imageRepo in this cluster. Patterns are path.Match patterns ('*' does
+// not cross '/'); one ending in "/**" also matches every repository below
+// its prefix. imageRepo matches as written and in its normalized forms
+// (nginx, docker.io/library/nginx); a tag or digest on it is ignored.
 func (s ClusterSettings) ImageAllowed(imageRepo string) bool {
 	if len(s.AllowedImages) == 0 {
 		return true
 	}
+	names := []string{imageRepo}
+	if ref, err := reference.ParseNormalizedNamed(imageRepo); err == nil {
+		ref = reference.TrimNamed(ref)
+		names = append(names, ref.Name(), reference.FamiliarName(ref))
+	}
 	for _, pat := range s.AllowedImages {
-		if ok, _ := path.Match(pat, imageRepo); ok {
-			return true
+		for _, name := range names {
+			if imagePatternMatch(pat, name) {
+				return true
+			}
 		}
 	}
 	return false
+}
+
+func imagePatternMatch(pat, name string) bool {
+	if prefix, ok := strings.CutSuffix(pat, "/**"); ok {
+		k := strings.Count(prefix, "/") + 1
+		segs := strings.Split(name, "/")
+		if len(segs) <= k {
+			return false
+		}
+		m, _ := path.Match(prefix, strings.Join(segs[:k], "/"))
+		return m
+	}
+	m, _ := path.Match(pat, name)
+	return m
+}
+
+// checkImagePattern returns what is wrong with an allowedImages pattern,
+// or "".
+func checkImagePattern(pat string) string {
+	switch {
+	case pat == "":
+		return "is empty"
+	case strings.ContainsAny(pat, "@ \t"):
+		return "must be an image repository pattern, without digest or spaces"
+	case strings.Contains(path.Base(pat), ":"):
+		return "must be an image repository pattern, without tag"
+	}
+	if _, err := path.Match(strings.TrimSuffix(pat, "/**"), ""); err != nil {
+		return "is not a valid pattern (path.Match syntax: *, ?, [a-z])"
+	}
+	return ""
+}
+
+// imageRepository returns the repository of an image reference (its name
+// without tag or digest), as written.
+func imageRepository(image string) string {
+	ref, err := reference.ParseNormalizedNamed(image)
+	if err != nil {
+		return image
+	}
+	return reference.FamiliarName(reference.TrimNamed(ref))
 }
 
 // Budget limits the load mgo puts on one cluster's API server.
@@ -192,25 +330,26 @@ func (c *Config) Cluster(name string) ClusterSettings {
 // parseConfig reads mygitops.yaml. A missing file is an empty config.
 func parseConfig(root string, ps *problems) *Config {
 	cfg := &Config{Clusters: map[string]ClusterSettings{}}
-	b, err := os.ReadFile(root + "/" + ConfigFile)
-	if os.IsNotExist(err) {
+	b, err := readRepoFile(root, ConfigFile, MaxValuesFileSize)
+	if errors.Is(err, fs.ErrNotExist) {
 		return cfg
 	}
 	if err != nil {
-		ps.errorf(ConfigFile, 0, "cannot read: %v", err)
+		readProblem(ConfigFile, err, ps)
 		return cfg
 	}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(b, &doc); err != nil {
-		ps.errorf(ConfigFile, yamlErrorLine(err), "invalid YAML: %v", err)
+	docs, err := yamlnode.Parse(b)
+	if err != nil {
+		yamlProblem(ConfigFile, "", err, ps)
 		return cfg
 	}
-	if len(doc.Content) == 0 {
+	if len(docs) == 0 || len(docs[0].Content) == 0 {
 		return cfg
 	}
-	top, ok := entries(doc.Content[0])
+	doc := docs[0]
+	top, ok := yamlnode.Entries(doc.Content[0])
 	if !ok {
-		ps.errorf(ConfigFile, doc.Content[0].Line, "must be a mapping, not %s", kindName(doc.Content[0]))
+		ps.errorf(ConfigFile, doc.Content[0].Line, "must be a mapping, not %s", yamlnode.KindName(doc.Content[0]))
 		return cfg
 	}
 	for _, e := range top {
@@ -220,27 +359,27 @@ func parseConfig(root string, ps *problems) *Config {
 		case "clusters":
 			parseClusters(e.Value, cfg, ps)
 		default:
-			ps.errorf(ConfigFile, e.KeyN.Line, "unknown key %q (known: helm, clusters)", e.Key)
+			ps.errorf(ConfigFile, e.KeyNode.Line, "unknown key %q (known: helm, clusters)", e.Key)
 		}
 	}
 	return cfg
 }
 
 func parseHelm(n *yaml.Node, cfg *Config, ps *problems) {
-	es, ok := entries(n)
+	es, ok := yamlnode.Entries(n)
 	if !ok {
-		ps.errorf(ConfigFile, n.Line, "helm must be a mapping, not %s", kindName(n))
+		ps.errorf(ConfigFile, n.Line, "helm must be a mapping, not %s", yamlnode.KindName(n))
 		return
 	}
 	for _, e := range es {
 		if e.Key != "repositories" {
-			ps.errorf(ConfigFile, e.KeyN.Line, "helm: unknown key %q (known: repositories)", e.Key)
+			ps.errorf(ConfigFile, e.KeyNode.Line, "helm: unknown key %q (known: repositories)", e.Key)
 			continue
 		}
-		list := resolve(e.Value)
+		list := yamlnode.Resolve(e.Value)
 		if list.Kind != yaml.SequenceNode {
 			if list.Tag != "!!null" {
-				ps.errorf(ConfigFile, list.Line, "helm.repositories must be a list, not %s", kindName(list))
+				ps.errorf(ConfigFile, list.Line, "helm.repositories must be a list, not %s", yamlnode.KindName(list))
 			}
 			continue
 		}
@@ -265,19 +404,19 @@ func parseHelm(n *yaml.Node, cfg *Config, ps *problems) {
 func parseRepository(n *yaml.Node, i int, ps *problems) (ChartRepository, bool) {
 	r := ChartRepository{Line: n.Line}
 	where := fmt.Sprintf("helm.repositories[%d]", i)
-	if name, _ := scalar(lookup(n, "name")); name != "" {
+	if name, _ := yamlnode.Scalar(yamlnode.Lookup(n, "name")); name != "" {
 		where += " (" + name + ")"
 	}
-	es, ok := entries(n)
+	es, ok := yamlnode.Entries(n)
 	if !ok {
-		ps.errorf(ConfigFile, n.Line, "%s must be a mapping, not %s", where, kindName(n))
+		ps.errorf(ConfigFile, n.Line, "%s must be a mapping, not %s", where, yamlnode.KindName(n))
 		return r, false
 	}
 	valid := true
 	for _, e := range es {
-		v, isScalar := scalar(e.Value)
+		v, isScalar := yamlnode.Scalar(e.Value)
 		if !isScalar {
-			ps.errorf(ConfigFile, e.Value.Line, "%s.%s must be a string, not %s", where, e.Key, kindName(e.Value))
+			ps.errorf(ConfigFile, e.Value.Line, "%s.%s must be a string, not %s", where, e.Key, yamlnode.KindName(e.Value))
 			valid = false
 			continue
 		}
@@ -302,10 +441,10 @@ func parseRepository(n *yaml.Node, i int, ps *problems) (ChartRepository, bool) 
 			r.TokenFile = v
 		case "password", "token":
 			// Say where, never what: the value is a secret.
-			ps.errorf(ConfigFile, e.KeyN.Line, "%s.%s: credentials must not be written in the repository; reference them with %sEnv or %sFile", where, e.Key, e.Key, e.Key)
+			ps.errorf(ConfigFile, e.KeyNode.Line, "%s.%s: credentials must not be written in the repository; reference them with %sEnv or %sFile", where, e.Key, e.Key, e.Key)
 			valid = false
 		default:
-			ps.errorf(ConfigFile, e.KeyN.Line, "%s: unknown key %q", where, e.Key)
+			ps.errorf(ConfigFile, e.KeyNode.Line, "%s: unknown key %q", where, e.Key)
 			valid = false
 		}
 	}
@@ -321,6 +460,9 @@ func parseRepository(n *yaml.Node, i int, ps *problems) (ChartRepository, bool) 
 		valid = false
 	} else if u, err := url.Parse(r.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "oci") || u.Host == "" {
 		ps.errorf(ConfigFile, n.Line, "%s: url %q must be an http, https or oci URL with a host", where, r.URL)
+		valid = false
+	} else if u.Scheme == "http" && r.hasCredentials() {
+		ps.errorf(ConfigFile, valueLine(n, "url", n.Line), "%s: credentials over plain http would cross the network in clear text; use an https:// URL or no credentials", where)
 		valid = false
 	}
 	for _, pair := range [][3]string{
@@ -341,21 +483,21 @@ func parseRepository(n *yaml.Node, i int, ps *problems) (ChartRepository, bool) 
 }
 
 func parseClusters(n *yaml.Node, cfg *Config, ps *problems) {
-	es, ok := entries(n)
+	es, ok := yamlnode.Entries(n)
 	if !ok {
-		if resolve(n).Tag != "!!null" {
-			ps.errorf(ConfigFile, n.Line, "clusters must be a mapping of cluster name to settings, not %s", kindName(n))
+		if yamlnode.Resolve(n).Tag != "!!null" {
+			ps.errorf(ConfigFile, n.Line, "clusters must be a mapping of cluster name to settings, not %s", yamlnode.KindName(n))
 		}
 		return
 	}
 	for _, c := range es {
 		s := DefaultClusterSettings()
-		s.Line = c.KeyN.Line
+		s.Line = c.KeyNode.Line
 		where := "clusters." + c.Key
-		fields, ok := entries(c.Value)
+		fields, ok := yamlnode.Entries(c.Value)
 		if !ok {
-			if resolve(c.Value).Tag != "!!null" {
-				ps.errorf(ConfigFile, c.Value.Line, "%s must be a mapping, not %s", where, kindName(c.Value))
+			if yamlnode.Resolve(c.Value).Tag != "!!null" {
+				ps.errorf(ConfigFile, c.Value.Line, "%s must be a mapping, not %s", where, yamlnode.KindName(c.Value))
 			}
 			cfg.Clusters[c.Key] = s
 			continue
@@ -363,21 +505,21 @@ func parseClusters(n *yaml.Node, cfg *Config, ps *problems) {
 		for _, f := range fields {
 			switch f.Key {
 			case "sync":
-				v, _ := scalar(f.Value)
+				v, _ := yamlnode.Scalar(f.Value)
 				if v != SyncAuto && v != SyncManual {
 					ps.errorf(ConfigFile, f.Value.Line, "%s.sync: %q is not a sync policy (auto or manual)", where, v)
 					continue
 				}
 				s.Sync = v
 			case "drift":
-				v, _ := scalar(f.Value)
+				v, _ := yamlnode.Scalar(f.Value)
 				if v != DriftReport && v != DriftRepair {
 					ps.errorf(ConfigFile, f.Value.Line, "%s.drift: %q is not a drift policy (report or repair)", where, v)
 					continue
 				}
 				s.Drift = v
 			case "timeout":
-				v, _ := scalar(f.Value)
+				v, _ := yamlnode.Scalar(f.Value)
 				d, err := time.ParseDuration(v)
 				if err != nil || d <= 0 {
 					ps.errorf(ConfigFile, f.Value.Line, "%s.timeout: %q is not a positive duration (e.g. 5m)", where, v)
@@ -386,22 +528,54 @@ func parseClusters(n *yaml.Node, cfg *Config, ps *problems) {
 				s.Timeout = d
 			case "budget":
 				parseBudget(f.Value, where+".budget", &s.Budget, ps)
+			case "allowedImages":
+				s.AllowedImages = parseAllowedImages(f.Value, where+".allowedImages", ps)
 			default:
-				ps.errorf(ConfigFile, f.KeyN.Line, "%s: unknown key %q (known: sync, drift, timeout, budget)", where, f.Key)
+				ps.errorf(ConfigFile, f.KeyNode.Line, "%s: unknown key %q (known: sync, drift, timeout, budget, allowedImages)", where, f.Key)
 			}
 		}
 		cfg.Clusters[c.Key] = s
 	}
 }
 
+// parseAllowedImages reads a list of image repository patterns. A list
+// with an invalid pattern keeps its valid ones: it can only allow less.
+func parseAllowedImages(n *yaml.Node, where string, ps *problems) []string {
+	list := yamlnode.Resolve(n)
+	if list == nil || yamlnode.IsNull(list) {
+		return nil
+	}
+	if list.Kind != yaml.SequenceNode {
+		ps.errorf(ConfigFile, n.Line, "%s must be a list of image repository patterns, not %s", where, yamlnode.KindName(n))
+		return []string{""} // allow no image rather than every one
+	}
+	out := []string{}
+	for i, item := range list.Content {
+		v, ok := yamlnode.Scalar(item)
+		if !ok || yamlnode.Resolve(item).Tag != "!!str" {
+			ps.errorf(ConfigFile, item.Line, "%s[%d] must be a string, not %s", where, i, yamlnode.KindName(item))
+			continue
+		}
+		if msg := checkImagePattern(v); msg != "" {
+			ps.errorf(ConfigFile, item.Line, "%s[%d]: %q %s", where, i, v, msg)
+			continue
+		}
+		out = append(out, v)
+	}
+	if len(out) == 0 && len(list.Content) > 0 {
+		out = append(out, "") // only invalid patterns: allow nothing
+	}
+	return out
+}
+
 func parseBudget(n *yaml.Node, where string, b *Budget, ps *problems) {
-	es, ok := entries(n)
+	es, ok := yamlnode.Entries(n)
 	if !ok {
-		ps.errorf(ConfigFile, n.Line, "%s must be a mapping, not %s", where, kindName(n))
+		ps.errorf(ConfigFile, n.Line, "%s must be a mapping, not %s", where, yamlnode.KindName(n))
 		return
 	}
 	for _, e := range es {
-		v, _ := scalar(e.Value)
+		v, _ := yamlnode.Scalar(e.Value)
 		switch e.Key {
 		case "qps":
 			f, err := strconv.ParseFloat(v, 32)
@@ -422,7 +596,7 @@ func parseBudget(n *yaml.Node, where string, b *Budget, ps *problems) {
 				b.MaxConcurrentReleases = i
 			}
 		default:
-			ps.errorf(ConfigFile, e.KeyN.Line, "%s: unknown key %q (known: qps, burst, maxConcurrentReleases)", where, e.Key)
+			ps.errorf(ConfigFile, e.KeyNode.Line, "%s: unknown key %q (known: qps, burst, maxConcurrentReleases)", where, e.Key)
 		}
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"github.com/Masterminds/semver/v3"
 	"github.com/distribution/reference"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/mygitops/mgo/internal/yamlnode"
 )
 
 // HeaderKey is the top-level key of a values file that holds mgo's header.
@@ -120,23 +122,23 @@ var headerKeys = []string{"chart", "version", "name", "namespace", "images"}
 func parseHeader(file string, doc *yaml.Node, cfg *Config, ps *problems) (Header, bool) {
 	var h Header
 	var hn *yaml.Node
-	es, isMap := entries(doc)
+	es, isMap := yamlnode.Entries(doc)
 	if !isMap {
-		ps.errorf(file, doc.Line, "a values file must be a mapping with a %s header, not %s", HeaderKey, kindName(doc))
+		ps.errorf(file, doc.Line, "a values file must be a mapping with a %s header, not %s", HeaderKey, yamlnode.KindName(doc))
 		return h, false
 	}
 	for _, e := range es {
 		if e.Key == HeaderKey {
-			hn, h.Line = e.Value, e.KeyN.Line
+			hn, h.Line = e.Value, e.KeyNode.Line
 		}
 	}
 	if hn == nil {
 		ps.errorf(file, 1, "header %s is missing (it names the chart, version, release name and namespace)", HeaderKey)
 		return h, false
 	}
-	fields, isMap := entries(hn)
+	fields, isMap := yamlnode.Entries(hn)
 	if !isMap {
-		ps.errorf(file, h.Line, "header %s must be a mapping, not %s", HeaderKey, kindName(hn))
+		ps.errorf(file, h.Line, "header %s must be a mapping, not %s", HeaderKey, yamlnode.KindName(hn))
 		return h, false
 	}
 	ok := true
@@ -147,13 +149,13 @@ func parseHeader(file string, doc *yaml.Node, cfg *Config, ps *problems) (Header
 			continue
 		}
 		if !slices.Contains(headerKeys, f.Key) {
-			ps.errorf(file, f.KeyN.Line, "header: unknown key %q (known: %s)", f.Key, strings.Join(headerKeys, ", "))
+			ps.errorf(file, f.KeyNode.Line, "header: unknown key %q (known: %s)", f.Key, strings.Join(headerKeys, ", "))
 			ok = false
 			continue
 		}
-		v, isScalar := scalar(f.Value)
+		v, isScalar := yamlnode.Scalar(f.Value)
 		if !isScalar {
-			ps.errorf(file, f.Value.Line, "header: %s must be a string, not %s", f.Key, kindName(f.Value))
+			ps.errorf(file, f.Value.Line, "header: %s must be a string, not %s", f.Key, yamlnode.KindName(f.Value))
 			ok = false
 			continue
 		}
@@ -218,30 +220,30 @@ func parseHeader(file string, doc *yaml.Node, cfg *Config, ps *problems) (Header
 }
 
 func parseImages(file string, n *yaml.Node, ps *problems) []ImageSource {
-	es, isMap := entries(n)
+	es, isMap := yamlnode.Entries(n)
 	if !isMap {
 		if n.Tag != "!!null" {
-			ps.errorf(file, n.Line, "header: images must be a mapping of source repository to image, not %s", kindName(n))
+			ps.errorf(file, n.Line, "header: images must be a mapping of source repository to image, not %s", yamlnode.KindName(n))
 		}
 		return nil
 	}
 	var out []ImageSource
 	for _, e := range es {
-		src := ImageSource{TriggerRepo: e.Key, Line: e.KeyN.Line}
-		fields, isMap := entries(e.Value)
+		src := ImageSource{TriggerRepo: e.Key, Line: e.KeyNode.Line}
+		fields, isMap := yamlnode.Entries(e.Value)
 		if !isMap {
-			ps.errorf(file, e.KeyN.Line, "header: images.%s must be a mapping with repository and tag, or with image; not %s", e.Key, kindName(e.Value))
+			ps.errorf(file, e.KeyNode.Line, "header: images.%s must be a mapping with repository and tag, or with image; not %s", e.Key, yamlnode.KindName(e.Value))
 			continue
 		}
 		valid := true
 		for _, f := range fields {
-			v, isScalar := scalar(f.Value)
+			v, isScalar := yamlnode.Scalar(f.Value)
 			switch {
 			case f.Key != "repository" && f.Key != "tag" && f.Key != "digest" && f.Key != "image":
-				ps.errorf(file, f.KeyN.Line, "header: images.%s: unknown key %q (known: repository, tag, digest, image)", e.Key, f.Key)
+				ps.errorf(file, f.KeyNode.Line, "header: images.%s: unknown key %q (known: repository, tag, digest, image)", e.Key, f.Key)
 				valid = false
-			case !isScalar && !((f.Key == "tag" || f.Key == "digest") && resolve(f.Value).Tag == "!!null"):
-				ps.errorf(file, f.Value.Line, "header: images.%s.%s must be a string, not %s", e.Key, f.Key, kindName(f.Value))
+			case !isScalar && !((f.Key == "tag" || f.Key == "digest") && yamlnode.Resolve(f.Value).Tag == "!!null"):
+				ps.errorf(file, f.Value.Line, "header: images.%s.%s must be a string, not %s", e.Key, f.Key, yamlnode.KindName(f.Value))
 				valid = false
 			case f.Key == "repository":
 				src.Repository = v
@@ -296,7 +298,7 @@ func parseImages(file string, n *yaml.Node, ps *problems) []ImageSource {
 
 // valueLine returns the line of key's value in mapping n, or def.
 func valueLine(n *yaml.Node, key string, def int) int {
-	if v := lookup(n, key); v != nil {
+	if v := yamlnode.Lookup(n, key); v != nil {
 		return v.Line
 	}
 	return def

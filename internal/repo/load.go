@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -11,6 +12,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/mygitops/mgo/internal/yamlnode"
 )
 
 // InstallationsDir holds one directory per cluster.
@@ -62,6 +65,11 @@ type Release struct {
 type RawFile struct {
 	File    string // relative to the repo root
 	Objects []RawObject
+	// Skipped counts the documents left out because of errors (at least 1
+	// when the file could not be read or parsed at all). Objects is then
+	// not all the file defines: applying it with pruning would delete the
+	// objects of the skipped documents.
+	Skipped int
 }
 
 // RawObject is one document of a raw manifest file.
@@ -91,7 +99,10 @@ type LoadOptions struct {
 // wrong inside the files is collected in Repo.Problems.
 func Load(dir string, opts LoadOptions) (*Repo, error) {
 	inst := filepath.Join(dir, InstallationsDir)
-	fi, err := os.Stat(inst)
+	fi, err := os.Lstat(inst)
+	if err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+		return nil, fmt.Errorf("%w: %s/%s %s", ErrNotARepo, dir, InstallationsDir, errSymlink)
+	}
 	if err != nil || !fi.IsDir() {
 		return nil, fmt.Errorf("%w: %s has no %s/ directory", ErrNotARepo, dir, InstallationsDir)
 	}
@@ -108,6 +119,8 @@ func Load(dir string, opts LoadOptions) (*Repo, error) {
 		rel := path.Join(InstallationsDir, e.Name())
 		switch {
 		case strings.HasPrefix(e.Name(), "."):
+		case e.Type()&fs.ModeSymlink != 0:
+			ps.errorf(rel, 0, "%s", errSymlink)
 		case !e.IsDir():
 			ps.warnf(rel, 0, "not a cluster directory; files belong in %s/<cluster>/", InstallationsDir)
 		default:
@@ -157,10 +170,14 @@ func loadCluster(root, name string, cfg *Config, ps *problems) *Cluster {
 		files[e.Name()] = !e.IsDir()
 	}
 	released := map[string]string{} // namespace/name -> file
+	badSecrets := map[string]bool{}
 	for _, e := range ents {
 		fname, rel := e.Name(), path.Join(dir, e.Name())
 		switch {
 		case strings.HasPrefix(fname, "."):
+		case e.Type()&fs.ModeSymlink != 0 && !strings.HasSuffix(fname, ValuesSuffix) && !strings.HasSuffix(fname, RawSuffix):
+			ps.errorf(rel, 0, "%s", errSymlink)
+			badSecrets[rel] = true
 		case e.IsDir():
 			ps.warnf(rel, 0, "subdirectories of a cluster directory are ignored")
 		case strings.HasSuffix(fname, ValuesSuffix):
@@ -183,13 +200,18 @@ func loadCluster(root, name string, cfg *Config, ps *problems) *Cluster {
 			values := strings.TrimSuffix(fname, SecretsSuffix) + ValuesSuffix
 			if !files[values] {
 				ps.errorf(rel, 0, "secrets file without its values file %s", path.Join(dir, values))
-			} else {
-				checkSecrets(root, rel, ps)
+			} else if !checkSecrets(root, rel, ps) {
+				badSecrets[rel] = true
 			}
 		case strings.HasSuffix(fname, RawSuffix):
 			c.Raw = append(c.Raw, loadRaw(root, rel, ps))
 		default:
 			ps.warnf(rel, 0, "not recognized: files here are <release>%s, <release>%s or <name>%s", ValuesSuffix, SecretsSuffix, RawSuffix)
+		}
+	}
+	for _, rl := range c.Releases {
+		if rl.SecretsFile != "" && badSecrets[rl.SecretsFile] {
+			rl.Valid = false // its values would be incomplete
 		}
 	}
 	checkRawDuplicates(c, ps)
@@ -198,9 +220,9 @@ func loadCluster(root, name string, cfg *Config, ps *problems) *Cluster {
 
 func loadRelease(root, cluster, rel string, cfg *Config, ps *problems) *Release {
 	rl := &Release{Cluster: cluster, File: rel, root: root}
-	b, err := os.ReadFile(filepath.Join(root, rel))
+	b, err := readRepoFile(root, rel, MaxValuesFileSize)
 	if err != nil {
-		ps.errorf(rel, 0, "cannot read: %v", err)
+		readProblem(rel, err, ps)
 		return rl
 	}
 	doc, ok := singleDocument(rel, b, ps)
@@ -208,33 +230,56 @@ func loadRelease(root, cluster, rel string, cfg *Config, ps *problems) *Release 
 		return rl
 	}
 	rl.Header, rl.Valid = parseHeader(rel, doc, cfg, ps)
+	hn := yamlnode.Lookup(doc, HeaderKey)
+	if ref, err := ParseChartRef(rl.Header.Chart); err == nil && ref.Kind == ChartInRepo {
+		if msg := chartLinks(root, ref.Path); msg != "" {
+			ps.errorf(rel, valueLine(hn, "chart", rl.Header.Line), "header: chart %s: %s", rl.Header.Chart, msg)
+			rl.Valid = false
+		}
+	}
+	if s := cfg.Cluster(cluster); len(s.AllowedImages) > 0 {
+		for _, img := range rl.Header.Images {
+			name := img.Repository
+			if img.Image != "" {
+				name = imageRepository(img.Image)
+			}
+			if !s.ImageAllowed(name) {
+				ps.errorf(rel, img.Line, "header: images.%s: image repository %q is not allowed in cluster %s (clusters.%s.allowedImages in %s: %s)",
+					img.TriggerRepo, name, cluster, cluster, ConfigFile, strings.Join(s.AllowedImages, ", "))
+				rl.Valid = false
+			}
+		}
+	}
 	return rl
+}
+
+// yamlProblem reports an error of yamlnode.Parse or the YAML parser.
+func yamlProblem(rel, what string, err error, ps *problems) {
+	var e *yamlnode.Error
+	if errors.As(err, &e) {
+		ps.errorf(rel, e.Line, "%s%s", what, e.Msg)
+		return
+	}
+	ps.errorf(rel, yamlnode.ErrorLine(err), "%sinvalid YAML: %v", what, err)
 }
 
 // singleDocument parses a values or secrets file: one YAML document (a
 // leading `---` and a trailing `...` are fine, a second document is not,
 // since Helm would ignore it).
 func singleDocument(rel string, b []byte, ps *problems) (*yaml.Node, bool) {
-	dec := yaml.NewDecoder(strings.NewReader(string(b)))
-	var doc yaml.Node
-	if err := dec.Decode(&doc); err != nil {
-		if errors.Is(err, io.EOF) {
-			ps.errorf(rel, 0, "file is empty")
-			return nil, false
-		}
-		ps.errorf(rel, yamlErrorLine(err), "invalid YAML: %v", err)
-		return nil, false
-	}
-	var extra yaml.Node
-	switch err := dec.Decode(&extra); {
-	case errors.Is(err, io.EOF):
+	docs, err := yamlnode.Parse(b)
+	switch {
 	case err != nil:
-		ps.errorf(rel, yamlErrorLine(err), "invalid YAML: %v", err)
+		yamlProblem(rel, "", err, ps)
 		return nil, false
-	default:
-		ps.errorf(rel, extra.Line, "a values file holds one YAML document; Helm ignores this second one")
+	case len(docs) == 0:
+		ps.errorf(rel, 0, "file is empty")
+		return nil, false
+	case len(docs) > 1:
+		ps.errorf(rel, docs[1].Line, "a values file holds one YAML document; Helm ignores this second one")
 		return nil, false
 	}
+	doc := docs[0]
 	if len(doc.Content) == 0 {
 		ps.errorf(rel, 0, "file is empty")
 		return nil, false
@@ -242,36 +287,47 @@ func singleDocument(rel string, b []byte, ps *problems) (*yaml.Node, bool) {
 	return doc.Content[0], true
 }
 
-func checkSecrets(root, rel string, ps *problems) {
-	b, err := os.ReadFile(filepath.Join(root, rel))
+// checkSecrets reports the problems of a secrets file; false when it has
+// errors.
+func checkSecrets(root, rel string, ps *problems) bool {
+	b, err := readRepoFile(root, rel, MaxValuesFileSize)
 	if err != nil {
-		ps.errorf(rel, 0, "cannot read: %v", err)
-		return
+		readProblem(rel, err, ps)
+		return false
 	}
 	if len(strings.TrimSpace(string(b))) == 0 {
-		return // an empty secrets file adds nothing
+		return true // an empty secrets file adds nothing
 	}
 	doc, ok := singleDocument(rel, b, ps)
 	if !ok {
-		return
+		return false
 	}
-	es, isMap := entries(doc)
+	es, isMap := yamlnode.Entries(doc)
 	if !isMap {
-		ps.errorf(rel, doc.Line, "a secrets file must be a mapping of values, not %s", kindName(doc))
-		return
+		ps.errorf(rel, doc.Line, "a secrets file must be a mapping of values, not %s", yamlnode.KindName(doc))
+		return false
 	}
+	ok = true
 	for _, e := range es {
 		if e.Key == HeaderKey {
-			ps.errorf(rel, e.KeyN.Line, "the %s header belongs in the values file, not the secrets file", HeaderKey)
+			ps.errorf(rel, e.KeyNode.Line, "the %s header belongs in the values file, not the secrets file", HeaderKey)
+			ok = false
 		}
 	}
+	return ok
 }
 
 func loadRaw(root, rel string, ps *problems) *RawFile {
 	rf := &RawFile{File: rel}
-	b, err := os.ReadFile(filepath.Join(root, rel))
+	b, err := readRepoFile(root, rel, MaxRawFileSize)
 	if err != nil {
-		ps.errorf(rel, 0, "cannot read: %v", err)
+		readProblem(rel, err, ps)
+		rf.Skipped = 1
+		return rf
+	}
+	if err := yamlnode.CheckUTF8(b); err != nil {
+		yamlProblem(rel, "", err, ps)
+		rf.Skipped = 1
 		return rf
 	}
 	dec := yaml.NewDecoder(strings.NewReader(string(b)))
@@ -281,29 +337,35 @@ func loadRaw(root, rel string, ps *problems) *RawFile {
 		if errors.Is(err, io.EOF) {
 			break
 		}
+		if err == nil {
+			err = yamlnode.Check(&doc)
+		}
 		if err != nil {
-			ps.errorf(rel, yamlErrorLine(err), "invalid YAML in document %d: %v", i, err)
+			yamlProblem(rel, fmt.Sprintf("document %d: ", i), err, ps)
+			rf.Skipped++
 			return rf
 		}
-		if len(doc.Content) == 0 || resolve(doc.Content[0]).Tag == "!!null" {
+		if len(doc.Content) == 0 || yamlnode.Resolve(doc.Content[0]).Tag == "!!null" {
 			continue // empty documents (`---` twice) are allowed
 		}
 		n := doc.Content[0]
 		if n.Kind != yaml.MappingNode {
-			ps.errorf(rel, n.Line, "document %d must be a Kubernetes object (a mapping), not %s", i, kindName(n))
+			ps.errorf(rel, n.Line, "document %d must be a Kubernetes object (a mapping), not %s", i, yamlnode.KindName(n))
+			rf.Skipped++
 			continue
 		}
 		var obj map[string]any
 		if err := n.Decode(&obj); err != nil {
-			ps.errorf(rel, yamlErrorLine(err), "document %d: %v", i, err)
+			ps.errorf(rel, yamlnode.ErrorLine(err), "document %d: %v", i, err)
+			rf.Skipped++
 			continue
 		}
 		o := RawObject{Line: n.Line, Object: obj}
-		o.APIVersion, _ = scalar(lookup(n, "apiVersion"))
-		o.Kind, _ = scalar(lookup(n, "kind"))
-		if md := lookup(n, "metadata"); md != nil {
-			o.Name, _ = scalar(lookup(md, "name"))
-			o.Namespace, _ = scalar(lookup(md, "namespace"))
+		o.APIVersion, _ = yamlnode.Scalar(yamlnode.Lookup(n, "apiVersion"))
+		o.Kind, _ = yamlnode.Scalar(yamlnode.Lookup(n, "kind"))
+		if md := yamlnode.Lookup(n, "metadata"); md != nil {
+			o.Name, _ = yamlnode.Scalar(yamlnode.Lookup(md, "name"))
+			o.Namespace, _ = yamlnode.Scalar(yamlnode.Lookup(md, "namespace"))
 		}
 		var missing []string
 		for _, m := range []struct{ key, val string }{{"apiVersion", o.APIVersion}, {"kind", o.Kind}, {"metadata.name", o.Name}} {
@@ -313,15 +375,76 @@ func loadRaw(root, rel string, ps *problems) *RawFile {
 		}
 		if len(missing) > 0 {
 			ps.errorf(rel, n.Line, "document %d: %s missing", i, strings.Join(missing, ", "))
+			rf.Skipped++
 			continue
 		}
 		if strings.HasSuffix(o.Kind, "List") {
 			ps.errorf(rel, n.Line, "document %d: %s: write the items as separate documents", i, o.Kind)
+			rf.Skipped++
+			continue
+		}
+		if !checkStringData(rel, i, n, o, ps) {
+			rf.Skipped++
 			continue
 		}
 		rf.Objects = append(rf.Objects, o)
 	}
 	return rf
+}
+
+// stringMaps are the fields whose values the API server accepts only as
+// strings, by core (apiVersion v1) kind. yaml.v3 reads `replicas: 3` as a
+// number, and the apply would fail in the middle of a sync.
+var stringMaps = map[string][]string{
+	"ConfigMap": {"data", "binaryData"},
+	"Secret":    {"data", "stringData"},
+}
+
+// checkStringData reports the values of a ConfigMap's or Secret's string
+// maps that are not strings; false when there are any.
+func checkStringData(rel string, doc int, n *yaml.Node, o RawObject, ps *problems) bool {
+	if o.APIVersion != "v1" {
+		return true
+	}
+	ok := true
+	for _, field := range stringMaps[o.Kind] {
+		m := yamlnode.Lookup(n, field)
+		if m == nil || yamlnode.IsNull(m) {
+			continue
+		}
+		es, isMap := yamlnode.Entries(m)
+		if !isMap {
+			ps.errorf(rel, m.Line, "document %d: %s %s: %s must be a mapping of strings, not %s", doc, o.Kind, o.Name, field, yamlnode.KindName(m))
+			ok = false
+			continue
+		}
+		for _, e := range es {
+			if v := e.Value; v == nil || v.Kind != yaml.ScalarNode || v.Tag != "!!str" {
+				ps.errorf(rel, e.Raw.Line, "document %d: %s %s: %s.%s must be a string, not %s (the API server refuses it; quote the value)",
+					doc, o.Kind, o.Name, field, e.Key, scalarKind(v))
+				ok = false
+			}
+		}
+	}
+	return ok
+}
+
+// scalarKind names what a node holds, for messages about strings.
+func scalarKind(n *yaml.Node) string {
+	if n == nil || n.Kind != yaml.ScalarNode {
+		return yamlnode.KindName(n)
+	}
+	switch n.Tag {
+	case "!!int", "!!float":
+		return "a number"
+	case "!!bool":
+		return "a boolean"
+	case "!!null":
+		return "null"
+	case "!!timestamp":
+		return "a timestamp"
+	}
+	return "a scalar tagged " + n.Tag
 }
 
 // checkRawDuplicates reports an object defined twice in a cluster's raw

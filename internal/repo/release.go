@@ -2,11 +2,11 @@ package repo
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"helm.sh/helm/v4/pkg/chart/common"
+
+	"github.com/mygitops/mgo/internal/yamlnode"
 )
 
 // ID names the release for messages: cluster/namespace/name.
@@ -37,13 +37,19 @@ func (r *Release) Values() (map[string]any, error) {
 	return mergeValues(vals, secrets), nil
 }
 
+// readValues reads a values or secrets file as Helm does, under the rules
+// Load applies: no symbolic link, at most MaxValuesFileSize bytes, UTF-8, no
+// alias cycle or bomb (checked before Helm's decoder sees the file).
 func readValues(root, rel string) (map[string]any, error) {
-	b, err := os.ReadFile(filepath.Join(root, rel))
+	b, err := readRepoFile(root, rel, MaxValuesFileSize)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", rel, err)
 	}
 	if len(strings.TrimSpace(string(b))) == 0 {
 		return map[string]any{}, nil
+	}
+	if _, err := yamlnode.Parse(b); err != nil {
+		return nil, fmt.Errorf("%s: %w", rel, err)
 	}
 	vals, err := common.ReadValues(b)
 	if err != nil {

@@ -161,14 +161,15 @@ func TestCredentials(t *testing.T) {
 	}
 	t.Setenv("MGO_TEST_TOKEN", "from-env")
 	r := ChartRepository{Name: "x", Username: "bot", PasswordFile: pw, TokenEnv: "MGO_TEST_TOKEN"}
-	c, err := r.Credentials(DefaultCredentialPolicy())
+	policy := CredentialPolicy{Dir: dir, EnvPrefix: "MGO_TEST_"}
+	c, err := r.Credentials(policy)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c != (Credentials{Username: "bot", Password: "from-file", Token: "from-env"}) {
 		t.Errorf("credentials %+v", c)
 	}
-	_, err = ChartRepository{Name: "x", PasswordEnv: "MGO_TEST_UNSET_VARIABLE"}.Credentials(DefaultCredentialPolicy())
+	_, err = ChartRepository{Name: "x", PasswordEnv: "MGO_TEST_UNSET_VARIABLE"}.Credentials(policy)
 	if err == nil || !strings.Contains(err.Error(), "MGO_TEST_UNSET_VARIABLE is not set") {
 		t.Errorf("unset variable: %v", err)
 	}
