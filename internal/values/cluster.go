@@ -31,6 +31,13 @@ func EditCluster(root, cluster, triggerRepo string, img Image) (changed []string
 	}
 	releases, err := r.ReleasesForTrigger(cluster, triggerRepo)
 	if err != nil {
+		if errors.Is(err, repo.ErrTriggerRepoNotListed) {
+			// A values file mgo refused to read (a link, too large, not
+			// YAML) may be the one that lists it: say so.
+			if unread := unreadable(r, cluster); len(unread) > 0 {
+				return nil, errors.Join(append(unread, err)...)
+			}
+		}
 		return nil, err
 	}
 	var (
@@ -57,6 +64,21 @@ func EditCluster(root, cluster, triggerRepo string, img Image) (changed []string
 	}
 	slices.Sort(changed)
 	return changed, nil
+}
+
+// unreadable returns an ErrCannotEdit error for each problem of a values
+// file of the cluster whose header could not be read at all.
+func unreadable(r *repo.Repo, cluster string) []error {
+	var errs []error
+	for _, rl := range r.Clusters[cluster].Releases {
+		if rl.Valid || rl.Header.Line != 0 {
+			continue
+		}
+		for _, p := range r.Problems.Errors().InFile(rl.File) {
+			errs = append(errs, &Error{File: p.File, Line: p.Line, Msg: p.Message, Err: ErrCannotEdit})
+		}
+	}
+	return errs
 }
 
 // pendingWrite is an edited file waiting to be written.

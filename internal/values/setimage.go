@@ -3,13 +3,13 @@ package values
 import (
 	"bytes"
 	"errors"
-	"io"
 	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/mygitops/mgo/internal/repo"
+	"github.com/mygitops/mgo/internal/yamlnode"
 )
 
 // SetImage edits the header entry __mygitops.images[triggerRepo] of one
@@ -48,7 +48,7 @@ func (f field) present() bool { return f.val != nil }
 
 // current returns the field's value as the header parser reads it.
 func (f field) current() string {
-	n := resolve(f.val)
+	n := yamlnode.Resolve(f.val)
 	if n == nil || n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
 		return ""
 	}
@@ -97,7 +97,7 @@ func setImage(src []byte, triggerRepo string, img Image) ([]byte, []edit, error)
 	if err != nil {
 		return nil, nil, err
 	}
-	if !imagesF.present() || resolve(imagesF.val).Tag == "!!null" {
+	if !imagesF.present() || yamlnode.Resolve(imagesF.val).Tag == "!!null" {
 		return nil, nil, errorf(ErrNotListed, hdr.key.Line, "the %s header has no images, so it does not list %s",
 			repo.HeaderKey, triggerRepo)
 	}
@@ -116,7 +116,7 @@ func setImage(src []byte, triggerRepo string, img Image) ([]byte, []edit, error)
 	}
 	if !entryF.present() {
 		return nil, nil, errorf(ErrNotListed, imagesF.key.Line, "images does not list %s (it lists %s)",
-			triggerRepo, listOrNone(keys(images)))
+			triggerRepo, listOrNone(yamlnode.Keys(images)))
 	}
 	name := "images[" + triggerRepo + "]"
 	if entryF.merged != nil {
@@ -211,7 +211,7 @@ func planEntry(name string, entryF field, fs map[string]field, img Image) ([]wan
 // needsEdit reports whether node n (as found, possibly an alias) does not
 // already hold the string want in a way both mgo and Helm read as that string.
 func needsEdit(n *yaml.Node, want string, flow bool) bool {
-	r := resolve(n)
+	r := yamlnode.Resolve(n)
 	switch {
 	case r.Kind != yaml.ScalarNode:
 		return true
@@ -233,9 +233,9 @@ func (t *text) editFor(f field, v string, flow bool) (edit, error) {
 		return edit{}, viaMerge(f.name, f)
 	case n.Kind == yaml.AliasNode:
 		return edit{}, errorf(ErrCannotEdit, n.Line, "%s is an alias of &%s (line %d), which may be used elsewhere: "+
-			"write the value here and point the other uses at it with an anchor", f.name, n.Value, resolve(n).Line)
+			"write the value here and point the other uses at it with an anchor", f.name, n.Value, yamlnode.Resolve(n).Line)
 	case n.Kind != yaml.ScalarNode:
-		return edit{}, errorf(ErrCannotEdit, n.Line, "%s is %s, not a string", f.name, kindName(n))
+		return edit{}, errorf(ErrCannotEdit, n.Line, "%s is %s, not a string", f.name, yamlnode.KindName(n))
 	case n.Style&yaml.TaggedStyle != 0 && n.Tag != "!!str":
 		return edit{}, errorf(ErrCannotEdit, n.Line, "%s has the explicit tag %s; remove it (or use !!str)", f.name, n.Tag)
 	case n.Style&blockStyles != 0:
@@ -298,19 +298,15 @@ func parseAll(src []byte) ([]*yaml.Node, error) {
 	if bytes.HasPrefix(src, []byte{0xFE, 0xFF}) || bytes.HasPrefix(src, []byte{0xFF, 0xFE}) {
 		return nil, errorf(ErrInvalidYAML, 0, "the file is UTF-16; values files must be UTF-8")
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(src))
-	var docs []*yaml.Node
-	for {
-		d := new(yaml.Node)
-		err := dec.Decode(d)
-		if errors.Is(err, io.EOF) {
-			return docs, nil
+	docs, err := yamlnode.Parse(src)
+	if err != nil {
+		var e *yamlnode.Error
+		if errors.As(err, &e) {
+			return nil, errorf(ErrInvalidYAML, e.Line, "invalid YAML: %s", e.Msg)
 		}
-		if err != nil {
-			return nil, errorf(ErrInvalidYAML, yamlErrorLine(err), "invalid YAML: %v", err)
-		}
-		docs = append(docs, d)
+		return nil, errorf(ErrInvalidYAML, yamlnode.ErrorLine(err), "invalid YAML: %v", err)
 	}
+	return docs, nil
 }
 
 // mappingAt returns the mapping a header field holds, refusing aliases.
@@ -319,97 +315,35 @@ func mappingAt(f field, name string) (*yaml.Node, error) {
 	switch {
 	case n.Kind == yaml.AliasNode:
 		return nil, errorf(ErrCannotEdit, n.Line, "%s is an alias of &%s (line %d), which may be used elsewhere: "+
-			"write the mapping here and anchor it instead", name, n.Value, resolve(n).Line)
+			"write the mapping here and anchor it instead", name, n.Value, yamlnode.Resolve(n).Line)
 	case n.Kind != yaml.MappingNode:
-		return nil, errorf(ErrCannotEdit, n.Line, "%s must be a mapping, not %s", name, kindName(n))
+		return nil, errorf(ErrCannotEdit, n.Line, "%s must be a mapping, not %s", name, yamlnode.KindName(n))
 	}
 	return n, nil
-}
-
-func resolve(n *yaml.Node) *yaml.Node {
-	for i := 0; n != nil && n.Kind == yaml.AliasNode && i < 100; i++ {
-		n = n.Alias
-	}
-	return n
-}
-
-func isMergeKey(k *yaml.Node) bool {
-	return k.Tag == "!!merge" || (k.Value == "<<" && k.Style == 0 && k.Kind == yaml.ScalarNode)
 }
 
 // own returns the pair of mapping m whose key is key, among m's own pairs
 // (not merged ones). A key written twice is an error.
 func own(m *yaml.Node, key string) (field, error) {
-	var f field
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		k := m.Content[i]
-		if isMergeKey(k) {
-			continue
-		}
-		rk := resolve(k)
-		if rk == nil || rk.Kind != yaml.ScalarNode || rk.Value != key {
-			continue
-		}
-		if f.present() {
-			return field{}, errorf(ErrCannotEdit, k.Line, "key %s is written twice (lines %d and %d)", key, f.key.Line, k.Line)
-		}
-		f = field{key: k, val: m.Content[i+1]}
-	}
-	return f, nil
+	e, found, dup := yamlnode.Own(m, key)
+	return asField(key, e, found, dup)
 }
 
 // find returns the pair of mapping m for key: its own pair, or else the
 // first one found through its merge keys (marked with the merge key).
 func find(m *yaml.Node, key string) (field, error) {
-	return findIn(m, key, map[*yaml.Node]bool{})
+	e, found, dup := yamlnode.Find(m, key)
+	return asField(key, e, found, dup)
 }
 
-// findIn is find that skips the mappings already searched (merge keys can
-// reach one mapping many times).
-func findIn(m *yaml.Node, key string, seen map[*yaml.Node]bool) (field, error) {
-	seen[m] = true
-	f, err := own(m, key)
-	if err != nil || f.present() {
-		return f, err
+func asField(key string, e yamlnode.Entry, found bool, dup *yaml.Node) (field, error) {
+	switch {
+	case dup != nil:
+		return field{}, errorf(ErrCannotEdit, dup.Line, "key %s is written twice (lines %d and %d)", key, e.KeyNode.Line, dup.Line)
+	case !found:
+		return field{}, nil
 	}
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		k := m.Content[i]
-		if !isMergeKey(k) {
-			continue
-		}
-		v := resolve(m.Content[i+1])
-		srcs := []*yaml.Node{v}
-		if v != nil && v.Kind == yaml.SequenceNode {
-			srcs = v.Content
-		}
-		for _, s := range srcs {
-			s = resolve(s)
-			if s == nil || s.Kind != yaml.MappingNode || seen[s] {
-				continue
-			}
-			mf, err := findIn(s, key, seen)
-			if err != nil {
-				return field{}, err
-			}
-			if mf.present() {
-				mf.merged = k
-				return mf, nil
-			}
-		}
-	}
-	return field{}, nil
-}
-
-// keys returns the keys of a mapping, merged ones included, for messages.
-func keys(m *yaml.Node) []string {
-	var out []string
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		if k := resolve(m.Content[i]); k != nil && !isMergeKey(m.Content[i]) && k.Kind == yaml.ScalarNode {
-			out = append(out, k.Value)
-		}
-	}
-	slices.Sort(out)
-	return out
+	return field{key: e.KeyNode, val: e.Raw, merged: e.Merged}, nil
 }
 
 func listOrNone(names []string) string {
@@ -417,39 +351,4 @@ func listOrNone(names []string) string {
 		return "none"
 	}
 	return strings.Join(names, ", ")
-}
-
-func kindName(n *yaml.Node) string {
-	n = resolve(n)
-	switch {
-	case n == nil:
-		return "nothing"
-	case n.Kind == yaml.MappingNode:
-		return "a mapping"
-	case n.Kind == yaml.SequenceNode:
-		return "a list"
-	case n.Tag == "!!null":
-		return "null"
-	}
-	return "a scalar"
-}
-
-// yamlErrorLine extracts the line number from a YAML parser error, or 0.
-func yamlErrorLine(err error) int {
-	var te *yaml.TypeError
-	msg := err.Error()
-	if errors.As(err, &te) && len(te.Errors) > 0 {
-		msg = te.Errors[0]
-	}
-	if i := strings.Index(msg, "line "); i >= 0 {
-		n := 0
-		for _, c := range msg[i+5:] {
-			if c < '0' || c > '9' {
-				break
-			}
-			n = n*10 + int(c-'0')
-		}
-		return n
-	}
-	return 0
 }
