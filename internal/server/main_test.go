@@ -98,7 +98,7 @@ const (
 	githubSecret = "github-hook-secret"
 )
 
-func startMgo(t *testing.T, gitURL, passwordFile, dataDir string) *mgo {
+func startMgo(t *testing.T, gitURL, passwordFile, dataDir string, mods ...func(*server.Config)) *mgo {
 	t.Helper()
 	opts := gitrepo.DefaultOptions()
 	opts.URL, opts.InsecureAllowHTTP = gitURL, true
@@ -121,6 +121,9 @@ func startMgo(t *testing.T, gitURL, passwordFile, dataDir string) *mgo {
 		ResyncInterval:  3 * time.Second,
 		Log:             slog.New(slog.NewTextHandler(syncWriter{m.logs}, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Started:         func(addr string) { started <- addr },
+	}
+	for _, mod := range mods {
+		mod(&cfg)
 	}
 	go func() { m.done <- server.Run(ctx, cfg) }()
 	select {
