@@ -34,7 +34,11 @@ func newValidateCommand(out io.Writer) *cobra.Command {
 every problem found, each with its file and line: missing or incomplete
 headers, duplicate releases, unknown chart repositories, invalid image
 references, bad YAML, secrets files without values files, raw manifests
-without apiVersion, kind or name.
+without apiVersion, kind or name. The repository is treated as untrusted
+input: YAML whose aliases or merge keys include themselves or expand too far
+(alias bombs), files over the size limit, invalid UTF-8, symbolic links,
+non-string ConfigMap or Secret data, credentials over plain http and images
+outside a cluster's allowedImages are errors too.
 
 Exit status: 0 no errors (warnings allowed), 1 errors found, 2 could not run.`,
 		Args: cobra.NoArgs,
