@@ -99,6 +99,10 @@ func editFile(root, rel, triggerRepo string, img Image) (pendingWrite, bool, err
 		return pendingWrite{}, false, &Error{File: rel, Err: ErrCannotEdit,
 			Msg: "not a regular file (a symbolic link?); mgo edits values files only in place"}
 	}
+	if fi.Size() > repo.MaxValuesFileSize {
+		return pendingWrite{}, false, &Error{File: rel, Err: ErrCannotEdit,
+			Msg: fmt.Sprintf("the file is %d bytes, larger than the limit of %d", fi.Size(), repo.MaxValuesFileSize)}
+	}
 	src, err := os.ReadFile(p)
 	if err != nil {
 		return pendingWrite{}, false, err
