@@ -259,3 +259,28 @@ func TestHugeFileIsNotRead(t *testing.T) {
 	}
 	_ = bytes.MinRead
 }
+
+// A values file mgo reads but Helm's reader refuses is a problem at load,
+// not a failure in the middle of a sync.
+func TestLoadValuesHelmCannotRead(t *testing.T) {
+	dir := writeRepo(t, map[string]string{
+		ConfigFile:                             hostileConfig,
+		"installations/prod/good-values.yaml":  goodValues,
+		"installations/prod/bin-values.yaml":   header("bin") + "x: !!binary zz\n",
+		"installations/prod/good-secrets.yaml": "y: !!binary zz\n",
+	})
+	r, err := Load(dir, LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, file := range []string{"installations/prod/bin-values.yaml", "installations/prod/good-secrets.yaml"} {
+		if ps := r.Problems.InFile(file); len(ps) != 1 || !strings.Contains(ps[0].Message, "Helm cannot read these values") {
+			t.Errorf("%s: problems %v", file, ps)
+		}
+	}
+	for _, rl := range r.Clusters["prod"].Releases {
+		if rl.Valid {
+			t.Errorf("%s valid", rl.File)
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+	"helm.sh/helm/v4/pkg/chart/common"
 
 	"github.com/mygitops/mgo/internal/yamlnode"
 )
@@ -230,6 +231,9 @@ func loadRelease(root, cluster, rel string, cfg *Config, ps *problems) *Release 
 		return rl
 	}
 	rl.Header, rl.Valid = parseHeader(rel, doc, cfg, ps)
+	if !helmReads(rel, b, ps) {
+		rl.Valid = false
+	}
 	hn := yamlnode.Lookup(doc, HeaderKey)
 	if ref, err := ParseChartRef(rl.Header.Chart); err == nil && ref.Kind == ChartInRepo {
 		if msg := chartLinks(root, ref.Path); msg != "" {
@@ -251,6 +255,17 @@ func loadRelease(root, cluster, rel string, cfg *Config, ps *problems) *Release 
 		}
 	}
 	return rl
+}
+
+// helmReads reports whether Helm reads the values file as mgo does (its
+// YAML reader is another one: it refuses, for one, a !!binary value that
+// is not base64). The file has passed yamlnode's checks.
+func helmReads(rel string, b []byte, ps *problems) bool {
+	if _, err := common.ReadValues(b); err != nil {
+		ps.errorf(rel, yamlnode.ErrorLine(err), "Helm cannot read these values: %v", err)
+		return false
+	}
+	return true
 }
 
 // yamlProblem reports an error of yamlnode.Parse or the YAML parser.
@@ -307,7 +322,7 @@ func checkSecrets(root, rel string, ps *problems) bool {
 		ps.errorf(rel, doc.Line, "a secrets file must be a mapping of values, not %s", yamlnode.KindName(doc))
 		return false
 	}
-	ok = true
+	ok = helmReads(rel, b, ps)
 	for _, e := range es {
 		if e.Key == HeaderKey {
 			ps.errorf(rel, e.KeyNode.Line, "the %s header belongs in the values file, not the secrets file", HeaderKey)
