@@ -5,10 +5,14 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -17,11 +21,16 @@ import (
 	"time"
 
 	"github.com/Masterminds/semver/v3"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	chart "helm.sh/helm/v4/pkg/chart/v2"
 	"helm.sh/helm/v4/pkg/chart/v2/loader"
-	"helm.sh/helm/v4/pkg/getter"
+	"helm.sh/helm/v4/pkg/helmpath"
 	"helm.sh/helm/v4/pkg/registry"
 	repov1 "helm.sh/helm/v4/pkg/repo/v1"
+	"oras.land/oras-go/v2/content"
+	"oras.land/oras-go/v2/registry/remote"
+	"oras.land/oras-go/v2/registry/remote/auth"
+	"oras.land/oras-go/v2/registry/remote/credentials"
 
 	"github.com/mygitops/mgo/internal/repo"
 )
@@ -37,7 +46,9 @@ type Options struct {
 	// PlainHTTP talks to OCI registries over plain HTTP (local registries
 	// and tests only).
 	PlainHTTP bool
-	// Timeout bounds one download. Default 2 minutes.
+	// Timeout bounds every request to a chart repository or an OCI
+	// registry (connecting, sending, reading the whole answer), and one
+	// Load of a chart from the network as a whole. Default 2 minutes.
 	Timeout time.Duration
 	// Credentials is what credential references in mygitops.yaml may name.
 	Credentials repo.CredentialPolicy
@@ -51,9 +62,9 @@ func DefaultOptions(cacheDir string) Options {
 // Charts loads charts from repositories, registries and the gitops repo,
 // through a disk cache. It is safe for concurrent use.
 type Charts struct {
-	opts    Options
-	log     *slog.Logger
-	getters getter.Providers
+	opts Options
+	log  *slog.Logger
+	http *http.Client // every request to repositories and registries
 
 	mu    sync.Mutex
 	locks map[string]*sync.Mutex // per cache key: one download at a time
@@ -82,10 +93,10 @@ func NewCharts(opts Options, log *slog.Logger) (*Charts, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Charts{
-		opts:    opts,
-		log:     log,
-		getters: getter.Getters(getter.WithTimeout(opts.Timeout)),
-		locks:   map[string]*sync.Mutex{},
+		opts:  opts,
+		log:   log,
+		http:  newHTTPClient(opts.Timeout),
+		locks: map[string]*sync.Mutex{},
 	}, nil
 }
 
@@ -103,12 +114,31 @@ func (c *Charts) Downloads() int {
 	return c.downloads
 }
 
+// newHTTPClient returns the client of every request to chart repositories
+// and OCI registries: each request, its answer included, ends within
+// timeout, and so do its connection, TLS handshake and wait for headers.
+func newHTTPClient(timeout time.Duration) *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.DialContext = (&net.Dialer{Timeout: min(timeout, 30*time.Second), KeepAlive: 30 * time.Second}).DialContext
+	t.TLSHandshakeTimeout = min(timeout, 10*time.Second)
+	t.ResponseHeaderTimeout = timeout
+	t.IdleConnTimeout = 90 * time.Second
+	return &http.Client{Transport: t, Timeout: timeout}
+}
+
 // Load returns the chart a release header names. repoDir is the root of the
 // gitops repo checkout (for ./charts/x); cfg lists the chart repositories.
+// A chart from the network is loaded within Options.Timeout (and ctx): no
+// request outlives it.
 func (c *Charts) Load(ctx context.Context, repoDir string, cfg *repo.Config, h repo.Header) (*Chart, error) {
 	ref, err := repo.ParseChartRef(h.Chart)
 	if err != nil {
 		return nil, err
+	}
+	if ref.Kind != repo.ChartInRepo {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.opts.Timeout)
+		defer cancel()
 	}
 	switch ref.Kind {
 	case repo.ChartInRepo:
@@ -229,7 +259,7 @@ func (c *Charts) loadFromRepository(ctx context.Context, r repo.ChartRepository,
 	if password == "" {
 		password = creds.Token // token-authenticated repositories take it as the basic-auth password
 	}
-	auth := []getter.Option{getter.WithURL(r.URL), getter.WithBasicAuth(creds.Username, password)}
+	auth := basicAuth{url: r.URL, username: creds.Username, password: password}
 
 	if isExact(version) {
 		unlock := c.lock(r.URL + "|" + name + "|" + version)
@@ -280,7 +310,7 @@ func (c *Charts) loadFromRepository(ctx context.Context, r repo.ChartRepository,
 }
 
 // index returns the repository's index, from the cache while it is fresh.
-func (c *Charts) index(ctx context.Context, r repo.ChartRepository, auth []getter.Option) (*repov1.IndexFile, error) {
+func (c *Charts) index(ctx context.Context, r repo.ChartRepository, auth basicAuth) (*repov1.IndexFile, error) {
 	sum := sha256.Sum256([]byte(r.URL))
 	path := filepath.Join(c.opts.CacheDir, "index", hex.EncodeToString(sum[:8])+"-index.yaml")
 	unlock := c.lock("index|" + r.URL)
@@ -310,30 +340,45 @@ func (c *Charts) index(ctx context.Context, r repo.ChartRepository, auth []gette
 	return idx, os.Rename(tmp, path)
 }
 
-// get downloads a URL with Helm's HTTP getter, honouring ctx.
-func (c *Charts) get(ctx context.Context, u string, opts []getter.Option) ([]byte, error) {
-	g, err := c.getters.ByScheme(strings.SplitN(u, ":", 2)[0])
+// basicAuth are a chart repository's credentials; they are sent only to
+// the host of its URL, as Helm does.
+type basicAuth struct {
+	url                string
+	username, password string
+}
+
+// maxDownload bounds an index or chart archive.
+const maxDownload = 64 << 20
+
+// get downloads a URL within ctx.
+func (c *Charts) get(ctx context.Context, u string, auth basicAuth) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, http.NoBody)
 	if err != nil {
 		return nil, err
 	}
-	type result struct {
-		buf *bytes.Buffer
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		buf, err := g.Get(u, opts...)
-		done <- result{buf, err}
-	}()
-	select {
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case r := <-done:
-		if r.err != nil {
-			return nil, r.err
+	req.Header.Set("User-Agent", "mgo")
+	if auth.username != "" || auth.password != "" {
+		if base, err := url.Parse(auth.url); err == nil && base.Scheme == req.URL.Scheme && base.Host == req.URL.Host {
+			req.SetBasicAuth(auth.username, auth.password)
 		}
-		return io.ReadAll(r.buf)
 	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+		return nil, fmt.Errorf("failed to fetch %s : %s", u, resp.Status)
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxDownload+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxDownload {
+		return nil, fmt.Errorf("%s is larger than %d MiB", u, maxDownload>>20)
+	}
+	return data, nil
 }
 
 // ociCredentials finds credentials for an OCI chart URL: the chart
@@ -355,26 +400,18 @@ func ociCredentials(cfg *repo.Config, chartURL string, policy repo.CredentialPol
 
 func (c *Charts) loadOCI(ctx context.Context, ref repo.ChartRef, version string, creds repo.Credentials) (*Chart, error) {
 	where := fmt.Sprintf("chart %s %s", ref.URL, version)
-	opts := []registry.ClientOption{registry.ClientOptWriter(io.Discard)}
-	if c.opts.PlainHTTP {
-		opts = append(opts, registry.ClientOptPlainHTTP())
-	}
-	password := creds.Password
-	if password == "" {
-		password = creds.Token
-	}
-	if creds.Username != "" || password != "" {
-		opts = append(opts, registry.ClientOptBasicAuth(creds.Username, password))
-	}
-	client, err := registry.NewClient(opts...)
+	repository, err := c.ociRepository(ref.URL, creds)
 	if err != nil {
-		return nil, fmt.Errorf("%s: registry client: %w", where, err)
+		return nil, fmt.Errorf("%s: %w", where, err)
 	}
-	host := strings.TrimPrefix(ref.URL, "oci://")
 
 	resolved := version
 	if !isExact(version) {
-		tags, err := client.Tags(host)
+		var tags []string
+		err := repository.Tags(ctx, "", func(page []string) error {
+			tags = append(tags, page...)
+			return nil
+		})
 		if err != nil {
 			return nil, fmt.Errorf("%s: listing tags: %w", where, err)
 		}
@@ -388,33 +425,88 @@ func (c *Charts) loadOCI(ctx context.Context, ref repo.ChartRef, version string,
 	if ch := c.fromCache(path); ch != nil {
 		return &Chart{Chart: ch, Version: resolved, Source: ref.URL}, nil
 	}
-	type result struct {
-		res *registry.PullResult
-		err error
+	// OCI tags cannot hold '+': Helm stores semver build metadata as '_'.
+	data, err := pullChart(ctx, repository, strings.ReplaceAll(resolved, "+", "_"))
+	if err != nil {
+		return nil, fmt.Errorf("%s: pulling: %w", where, err)
 	}
-	done := make(chan result, 1)
-	go func() {
-		// OCI tags cannot hold '+': Helm stores semver build metadata as '_'.
-		res, err := client.Pull(host + ":" + strings.ReplaceAll(resolved, "+", "_"))
-		done <- result{res, err}
-	}()
-	var res *registry.PullResult
-	select {
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case r := <-done:
-		if r.err != nil {
-			return nil, fmt.Errorf("%s: pulling: %w", where, r.err)
-		}
-		res = r.res
-	}
-	ch, err := c.store(path, res.Chart.Data)
+	ch, err := c.store(path, data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
 	c.log.Info("pulled chart", "reference", ref.URL, "version", resolved)
 	return &Chart{Chart: ch, Version: resolved, Source: ref.URL}, nil
 }
+
+// ociRepository is the registry repository of an oci:// chart URL, reached
+// through the engine's HTTP client. Without credentials in mygitops.yaml,
+// those of Helm's registry configuration, then Docker's, are used, as the
+// Helm client does.
+func (c *Charts) ociRepository(chartURL string, creds repo.Credentials) (*remote.Repository, error) {
+	repository, err := remote.NewRepository(strings.TrimPrefix(chartURL, "oci://"))
+	if err != nil {
+		return nil, err
+	}
+	repository.PlainHTTP = c.opts.PlainHTTP
+	client := &auth.Client{Client: c.http, Cache: auth.NewCache(), Header: http.Header{"User-Agent": {"mgo"}}}
+	password := creds.Password
+	if password == "" {
+		password = creds.Token
+	}
+	if creds.Username != "" || password != "" {
+		client.Credential = auth.StaticCredential(repository.Reference.Registry, auth.Credential{Username: creds.Username, Password: password})
+	} else {
+		store, err := credentials.NewStore(helmpath.ConfigPath(registry.CredentialsFileBasename), credentials.StoreOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("registry credentials: %w", err)
+		}
+		var fallback []credentials.Store
+		if docker, err := credentials.NewStoreFromDocker(credentials.StoreOptions{}); err == nil {
+			fallback = append(fallback, docker)
+		}
+		client.Credential = credentials.Credential(credentials.NewStoreWithFallbacks(store, fallback...))
+	}
+	repository.Client = client
+	return repository, nil
+}
+
+// pullChart fetches the chart archive of a tag: the manifest, then its
+// chart layer, each verified against its digest.
+func pullChart(ctx context.Context, repository *remote.Repository, tag string) ([]byte, error) {
+	desc, rc, err := repository.FetchReference(ctx, tag)
+	if err != nil {
+		return nil, err
+	}
+	if desc.Size > maxManifest {
+		rc.Close()
+		return nil, fmt.Errorf("manifest of %s is %d bytes, more than %d", tag, desc.Size, maxManifest)
+	}
+	body, err := content.ReadAll(rc, desc)
+	rc.Close()
+	if err != nil {
+		return nil, fmt.Errorf("manifest of %s: %w", tag, err)
+	}
+	if desc.MediaType != ocispec.MediaTypeImageManifest {
+		return nil, fmt.Errorf("%s is a %s, not a chart (an OCI image manifest)", tag, desc.MediaType)
+	}
+	var m ocispec.Manifest
+	if err := json.Unmarshal(body, &m); err != nil {
+		return nil, fmt.Errorf("manifest of %s: %w", tag, err)
+	}
+	for _, l := range m.Layers {
+		if l.MediaType != registry.ChartLayerMediaType && l.MediaType != registry.LegacyChartLayerMediaType {
+			continue
+		}
+		if l.Size > maxDownload {
+			return nil, fmt.Errorf("chart layer of %s is larger than %d MiB", tag, maxDownload>>20)
+		}
+		return content.FetchAll(ctx, repository, l)
+	}
+	return nil, fmt.Errorf("%s has no chart layer (%s)", tag, registry.ChartLayerMediaType)
+}
+
+// maxManifest bounds an OCI manifest.
+const maxManifest = 4 << 20
 
 // newestMatch returns the newest tag satisfying a semver range.
 func newestMatch(tags []string, rng string) (string, error) {
