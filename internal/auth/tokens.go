@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"path"
+	"slices"
 	"strings"
 )
 
@@ -27,13 +28,27 @@ type TokenConfig struct {
 	Clusters []string `json:"clusters" yaml:"clusters"`
 	// TriggerRepos the token may deploy; patterns, "*" for all.
 	TriggerRepos []string `json:"triggerRepos" yaml:"triggerRepos"`
+	// Routes, when set, limits the token to these routes (RouteDockerHub,
+	// RouteMetrics); empty allows every route. Only a token limited to
+	// [dockerhub] may ride in a URL (?token=), as Docker Hub webhooks need.
+	Routes []string `json:"routes,omitempty" yaml:"routes,omitempty"`
 }
+
+// Routes a token can be limited to.
+const (
+	RouteDockerHub = "dockerhub" // POST /deploy/dockerhub
+	RouteMetrics   = "metrics"   // GET /metrics
+)
+
+var knownRoutes = []string{RouteDockerHub, RouteMetrics}
 
 // Principal is an authenticated caller.
 type Principal struct {
 	Name         string
 	Clusters     []string
 	TriggerRepos []string
+	// Routes limits the principal to these routes; empty: every route.
+	Routes []string
 }
 
 // Tokens authenticates static bearer tokens.
@@ -73,6 +88,11 @@ func NewTokens(cfgs []TokenConfig) (*Tokens, error) {
 				errs = append(errs, fmt.Errorf("%s: bad pattern %q: %w", where, p, err))
 			}
 		}
+		for _, r := range c.Routes {
+			if !slices.Contains(knownRoutes, r) {
+				errs = append(errs, fmt.Errorf("%s: unknown route %q (known: %s)", where, r, strings.Join(knownRoutes, ", ")))
+			}
+		}
 		var key [sha256.Size]byte
 		copy(key[:], b)
 		if _, dup := t.byHash[key]; dup {
@@ -80,7 +100,7 @@ func NewTokens(cfgs []TokenConfig) (*Tokens, error) {
 			continue
 		}
 		names[c.Name] = true
-		t.byHash[key] = Principal{Name: c.Name, Clusters: c.Clusters, TriggerRepos: c.TriggerRepos}
+		t.byHash[key] = Principal{Name: c.Name, Clusters: c.Clusters, TriggerRepos: c.TriggerRepos, Routes: c.Routes}
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -105,6 +125,21 @@ func (t *Tokens) Authenticate(token string) (Principal, error) {
 	return p, nil
 }
 
+// AuthenticateURLToken authenticates a token that came in a URL's query
+// string, where proxies and webhook logs may record it: only a token
+// limited to the Docker Hub route is accepted there.
+func (t *Tokens) AuthenticateURLToken(token string) (Principal, error) {
+	p, err := t.Authenticate(token)
+	if err != nil {
+		return p, err
+	}
+	if len(p.Routes) != 1 || p.Routes[0] != RouteDockerHub {
+		return Principal{}, fmt.Errorf("%w: token %s may not be sent in the URL: a URL token must be limited to the Docker Hub route "+
+			"(routes: [%s] in the tokens file); send this one in the Authorization header", ErrUnauthenticated, p.Name, RouteDockerHub)
+	}
+	return p, nil
+}
+
 // AuthenticateRequest reads the bearer token of an HTTP request
 // (Authorization: Bearer <token>).
 func (t *Tokens) AuthenticateRequest(r *http.Request) (Principal, error) {
@@ -118,6 +153,18 @@ func (t *Tokens) AuthenticateRequest(r *http.Request) (Principal, error) {
 	}
 	return t.Authenticate(strings.TrimSpace(token))
 }
+
+// AllowRoute checks that the principal may use a route ("" names every
+// route not listed among the limitable ones).
+func (p Principal) AllowRoute(route string) error {
+	if len(p.Routes) == 0 || (route != "" && slices.Contains(p.Routes, route)) {
+		return nil
+	}
+	return fmt.Errorf("%w: token %s is limited to the routes %s", ErrForbidden, p.Name, strings.Join(p.Routes, ", "))
+}
+
+// AllClusters reports whether the principal's scope covers every cluster.
+func (p Principal) AllClusters() bool { return slices.Contains(p.Clusters, "*") }
 
 // AllowCluster checks that the principal may act on a cluster.
 func (p Principal) AllowCluster(cluster string) error {

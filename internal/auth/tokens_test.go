@@ -96,3 +96,46 @@ func TestNewTokensValidates(t *testing.T) {
 		}
 	}
 }
+
+func TestRoutes(t *testing.T) {
+	full, hub, metrics := NewToken(), NewToken(), NewToken()
+	tokens, err := NewTokens([]TokenConfig{
+		{Name: "ci", SHA256: Hash(full), Clusters: []string{"*"}, TriggerRepos: []string{"*"}},
+		{Name: "hub", SHA256: Hash(hub), Clusters: []string{"prod"}, TriggerRepos: []string{"gitlab.com/acme/*"}, Routes: []string{RouteDockerHub}},
+		{Name: "prom", SHA256: Hash(metrics), Clusters: []string{"*"}, TriggerRepos: []string{"*"}, Routes: []string{RouteMetrics}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Only a token limited to the Docker Hub route may come in a URL.
+	if _, err := tokens.AuthenticateURLToken(full); !errors.Is(err, ErrUnauthenticated) || !strings.Contains(err.Error(), "routes: [dockerhub]") {
+		t.Errorf("full token in a URL: %v", err)
+	}
+	if _, err := tokens.AuthenticateURLToken(metrics); !errors.Is(err, ErrUnauthenticated) {
+		t.Errorf("metrics token in a URL: %v", err)
+	}
+	p, err := tokens.AuthenticateURLToken(hub)
+	if err != nil || p.Name != "hub" {
+		t.Fatalf("dockerhub token in a URL: %v %v", p, err)
+	}
+	if _, err := tokens.AuthenticateURLToken("wrong"); !errors.Is(err, ErrUnauthenticated) {
+		t.Errorf("unknown token: %v", err)
+	}
+	for _, c := range []struct {
+		token, route string
+		ok           bool
+	}{
+		{full, "", true}, {full, RouteDockerHub, true}, {full, RouteMetrics, true},
+		{hub, RouteDockerHub, true}, {hub, "", false}, {hub, RouteMetrics, false},
+		{metrics, RouteMetrics, true}, {metrics, "", false}, {metrics, RouteDockerHub, false},
+	} {
+		p, _ := tokens.Authenticate(c.token)
+		if err := p.AllowRoute(c.route); (err == nil) != c.ok || (err != nil && !errors.Is(err, ErrForbidden)) {
+			t.Errorf("%s on route %q: %v, want allowed=%v", p.Name, c.route, err, c.ok)
+		}
+	}
+	if _, err := NewTokens([]TokenConfig{{Name: "x", SHA256: Hash("x"), Clusters: []string{"*"}, TriggerRepos: []string{"*"}, Routes: []string{"deploy"}}}); err == nil ||
+		!strings.Contains(err.Error(), `unknown route "deploy"`) {
+		t.Errorf("unknown route: %v", err)
+	}
+}
