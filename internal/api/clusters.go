@@ -41,12 +41,12 @@ type releaseStatus struct {
 func (s *Server) handleReleases(w http.ResponseWriter, r *http.Request, p auth.Principal) {
 	name := r.PathValue("cluster")
 	if err := p.AllowCluster(name); err != nil {
-		writeError(w, err, nil)
+		writeErr(w, err, p)
 		return
 	}
 	st, err := s.svc.ClusterStatus(name)
 	if err != nil {
-		writeError(w, err, nil)
+		writeErr(w, err, p)
 		return
 	}
 	out := []releaseStatus{}
@@ -63,14 +63,14 @@ func (s *Server) handleReleases(w http.ResponseWriter, r *http.Request, p auth.P
 func (s *Server) handleDiff(w http.ResponseWriter, r *http.Request, p auth.Principal) {
 	name := r.PathValue("cluster")
 	if err := p.AllowCluster(name); err != nil {
-		writeError(w, err, nil)
+		writeErr(w, err, p)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Minute)
 	defer cancel()
 	res, err := s.svc.Diff(ctx, name)
 	if err != nil {
-		writeError(w, err, nil)
+		writeErr(w, err, p)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"cluster": name, "differences": res.HasDifferences(), "diff": res})
@@ -79,12 +79,12 @@ func (s *Server) handleDiff(w http.ResponseWriter, r *http.Request, p auth.Princ
 func (s *Server) handleSync(w http.ResponseWriter, r *http.Request, p auth.Principal) {
 	name := r.PathValue("cluster")
 	if err := p.AllowCluster(name); err != nil {
-		writeError(w, err, nil)
+		writeErr(w, err, p)
 		return
 	}
 	res, err := s.svc.Sync(r.Context(), name, r.URL.Query().Get("full") == "true")
 	if err != nil {
-		writeError(w, err, nil)
+		writeErr(w, err, p)
 		return
 	}
 	status := http.StatusOK

@@ -32,7 +32,7 @@ type createBody struct {
 // deploy or rollout fails.
 func (s *Server) handleFormDeploy(w http.ResponseWriter, r *http.Request, p auth.Principal) {
 	if err := r.ParseForm(); err != nil {
-		writeError(w, bodyError(err, "form"), nil)
+		writeErr(w, bodyError(err, "form"), p)
 		return
 	}
 	f := r.PostForm
@@ -64,7 +64,7 @@ type dockerHubPush struct {
 func (s *Server) handleDockerHub(w http.ResponseWriter, r *http.Request, p auth.Principal) {
 	var body dockerHubPush
 	if err := decodeJSON(r, &body, false); err != nil {
-		writeError(w, err, nil)
+		writeErr(w, err, p)
 		return
 	}
 	q := r.URL.Query()
@@ -87,13 +87,13 @@ func (s *Server) handleDockerHub(w http.ResponseWriter, r *http.Request, p auth.
 func (s *Server) handleCreateDeployment(w http.ResponseWriter, r *http.Request, p auth.Principal) {
 	var b createBody
 	if err := decodeJSON(r, &b, true); err != nil {
-		writeError(w, err, nil)
+		writeErr(w, err, p)
 		return
 	}
 	if b.Tag == "" {
 		b.Tag = b.ImageTag
 	} else if b.ImageTag != "" && b.ImageTag != b.Tag {
-		writeError(w, &deploy.FieldError{Field: "imageTag", Msg: "differs from tag; give one of them"}, nil)
+		writeErr(w, &deploy.FieldError{Field: "imageTag", Msg: "differs from tag; give one of them"}, p)
 		return
 	}
 	s.deploy(w, r, p, deploy.Request{
@@ -106,19 +106,23 @@ func (s *Server) handleCreateDeployment(w http.ResponseWriter, r *http.Request, 
 // answers once the deployment has finished.
 func (s *Server) deploy(w http.ResponseWriter, r *http.Request, p auth.Principal, req deploy.Request, wait bool) {
 	if err := p.AllowDeploy(strings.TrimSpace(req.Cluster), strings.TrimSpace(req.TriggerRepo)); err != nil {
-		writeError(w, err, nil)
+		writeErr(w, err, p)
 		return
 	}
 	req.Client = p.Name
-	d, err := s.svc.Submit(r.Context(), req)
+	submit := s.svc.Submit // detached: the request goes on when the client leaves
+	if wait {
+		submit = s.svc.SubmitWaiting // dropped when the client leaves while it is queued
+	}
+	d, err := submit(r.Context(), req)
 	if err != nil {
 		s.log.Info("deploy request refused", "client", p.Name, "cluster", req.Cluster, "triggerRepo", req.TriggerRepo, "error", err)
-		writeError(w, err, nil)
+		writeErr(w, err, p)
 		return
 	}
 	if wait {
 		if d, err = s.svc.Wait(r.Context(), d.ID); err != nil {
-			writeError(w, fmt.Errorf("waiting for deployment: %w", err), nil)
+			writeErr(w, fmt.Errorf("waiting for deployment: %w", err), p)
 			return
 		}
 	}
@@ -140,12 +144,12 @@ func (s *Server) handleGetDeployment(w http.ResponseWriter, r *http.Request, p a
 		err = p.AllowCluster(d.Request.Cluster)
 	}
 	if err != nil {
-		writeError(w, err, nil)
+		writeErr(w, err, p)
 		return
 	}
 	if r.URL.Query().Get("wait") == "true" {
 		if d, err = s.svc.Wait(r.Context(), d.ID); err != nil {
-			writeError(w, err, nil)
+			writeErr(w, err, p)
 			return
 		}
 	}
@@ -157,21 +161,18 @@ func (s *Server) handleListDeployments(w http.ResponseWriter, r *http.Request, p
 	if v := r.URL.Query().Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 1000 {
-			writeError(w, &deploy.FieldError{Field: "limit", Msg: "must be a number from 1 to 1000"}, nil)
+			writeErr(w, &deploy.FieldError{Field: "limit", Msg: "must be a number from 1 to 1000"}, p)
 			return
 		}
 		limit = n
 	}
-	all, err := s.svc.List(limit)
+	out, err := s.svc.List(limit, func(d *deploy.Deployment) bool { return p.AllowCluster(d.Request.Cluster) == nil })
 	if err != nil {
-		writeError(w, err, nil)
+		writeErr(w, err, p)
 		return
 	}
-	out := []*deploy.Deployment{}
-	for _, d := range all {
-		if p.AllowCluster(d.Request.Cluster) == nil {
-			out = append(out, d)
-		}
+	if out == nil {
+		out = []*deploy.Deployment{}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"deployments": out})
 }
@@ -186,7 +187,7 @@ func (s *Server) handleRollback(w http.ResponseWriter, r *http.Request, p auth.P
 	var b rollbackBody
 	if r.ContentLength != 0 {
 		if err := decodeJSON(r, &b, true); err != nil {
-			writeError(w, err, nil)
+			writeErr(w, err, p)
 			return
 		}
 	}
@@ -195,7 +196,7 @@ func (s *Server) handleRollback(w http.ResponseWriter, r *http.Request, p auth.P
 		err = p.AllowDeploy(orig.Request.Cluster, orig.Request.TriggerRepo)
 	}
 	if err != nil {
-		writeError(w, err, nil)
+		writeErr(w, err, p)
 		return
 	}
 	d, err := s.svc.Rollback(r.Context(), orig.ID, p.Name, b.Author)
@@ -203,7 +204,7 @@ func (s *Server) handleRollback(w http.ResponseWriter, r *http.Request, p auth.P
 		d, err = s.svc.Wait(r.Context(), d.ID)
 	}
 	if err != nil {
-		writeError(w, err, nil)
+		writeErr(w, err, p)
 		return
 	}
 	answerDeployment(w, d)

@@ -29,7 +29,7 @@ func statusOf(err error) int {
 	switch {
 	case errors.Is(err, auth.ErrUnauthenticated):
 		return http.StatusUnauthorized
-	case errors.Is(err, auth.ErrForbidden):
+	case errors.Is(err, auth.ErrForbidden), errors.Is(err, deploy.ErrForbidden):
 		return http.StatusForbidden
 	case errors.Is(err, deploy.ErrInvalid):
 		return http.StatusBadRequest
@@ -68,7 +68,26 @@ func deploymentStatus(d *deploy.Deployment) int {
 }
 
 func writeError(w http.ResponseWriter, err error, d *deploy.Deployment) {
+	writeScopedError(w, err, d, nil)
+}
+
+// writeErr writes an error to an authenticated caller: a not-found error
+// names only the clusters and trigger repos within the caller's scope.
+func writeErr(w http.ResponseWriter, err error, p auth.Principal) {
+	writeScopedError(w, err, nil, &p)
+}
+
+func writeScopedError(w http.ResponseWriter, err error, d *deploy.Deployment, p *auth.Principal) {
 	body := errorBody{Error: err.Error(), Deployment: d}
+	var nf *deploy.NotFoundError
+	if p != nil && errors.As(err, &nf) {
+		body.Error = nf.Message(func(name string) bool {
+			if nf.What == "cluster" {
+				return p.AllowCluster(name) == nil
+			}
+			return p.AllowDeploy(nf.Cluster, name) == nil
+		})
+	}
 	var fe *deploy.FieldError
 	if errors.As(err, &fe) {
 		body.Field = fe.Field

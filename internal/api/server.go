@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/mygitops/mgo/internal/auth"
 	"github.com/mygitops/mgo/internal/deploy"
@@ -72,19 +73,17 @@ func (s *Server) routes() {
 	m := s.mux
 	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
 	m.HandleFunc("GET /readyz", s.handleReady)
-	m.Handle("GET /metrics", s.authed(func(w http.ResponseWriter, r *http.Request, _ auth.Principal) {
-		promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{}).ServeHTTP(w, r)
-	}))
-	m.Handle("POST /deploy", s.authed(s.handleFormDeploy))
-	m.Handle("POST /deploy/dockerhub", s.authed(s.handleDockerHub))
-	m.Handle("POST /api/v1/deployments", s.authed(s.handleCreateDeployment))
-	m.Handle("GET /api/v1/deployments", s.authed(s.handleListDeployments))
-	m.Handle("GET /api/v1/deployments/{id}", s.authed(s.handleGetDeployment))
-	m.Handle("POST /api/v1/deployments/{id}/rollback", s.authed(s.handleRollback))
-	m.Handle("GET /api/v1/clusters", s.authed(s.handleClusters))
-	m.Handle("GET /api/v1/clusters/{cluster}/releases", s.authed(s.handleReleases))
-	m.Handle("GET /api/v1/clusters/{cluster}/diff", s.authed(s.handleDiff))
-	m.Handle("POST /api/v1/clusters/{cluster}/sync", s.authed(s.handleSync))
+	m.Handle("GET /metrics", s.authed(auth.RouteMetrics, s.handleMetrics))
+	m.Handle("POST /deploy", s.authed("", s.handleFormDeploy))
+	m.Handle("POST /deploy/dockerhub", s.authed(auth.RouteDockerHub, s.handleDockerHub))
+	m.Handle("POST /api/v1/deployments", s.authed("", s.handleCreateDeployment))
+	m.Handle("GET /api/v1/deployments", s.authed("", s.handleListDeployments))
+	m.Handle("GET /api/v1/deployments/{id}", s.authed("", s.handleGetDeployment))
+	m.Handle("POST /api/v1/deployments/{id}/rollback", s.authed("", s.handleRollback))
+	m.Handle("GET /api/v1/clusters", s.authed("", s.handleClusters))
+	m.Handle("GET /api/v1/clusters/{cluster}/releases", s.authed("", s.handleReleases))
+	m.Handle("GET /api/v1/clusters/{cluster}/diff", s.authed("", s.handleDiff))
+	m.Handle("POST /api/v1/clusters/{cluster}/sync", s.authed("", s.handleSync))
 	m.HandleFunc("POST /hooks/github", s.handleGitHub)
 	m.HandleFunc("POST /hooks/gitlab", s.handleGitLab)
 }
@@ -99,10 +98,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mux.ServeHTTP(w, r)
 }
 
-// authed authenticates the bearer token before h runs.
-func (s *Server) authed(h authedHandler) http.Handler {
+// authed authenticates the bearer token, and checks that it may use the
+// route (a name of auth.Route*, "" for the others), before h runs.
+func (s *Server) authed(route string, h authedHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, err := s.principal(r)
+		if err == nil {
+			err = p.AllowRoute(route)
+		}
 		if err != nil {
 			s.log.Info("request refused", "path", r.URL.Path, "remote", r.RemoteAddr, "error", err)
 			writeError(w, err, nil)
@@ -117,10 +120,55 @@ func (s *Server) principal(r *http.Request) (auth.Principal, error) {
 		return auth.Principal{Name: "anonymous", Clusters: []string{"*"}, TriggerRepos: []string{"*"}}, nil
 	}
 	if r.URL.Path == "/deploy/dockerhub" && r.Header.Get("Authorization") == "" && r.URL.Query().Has("token") {
-		// Docker Hub webhooks are a bare URL: the token rides in it.
-		return s.cfg.Tokens.Authenticate(r.URL.Query().Get("token"))
+		// Docker Hub webhooks are a bare URL: the token rides in it, so only
+		// a token limited to this route is accepted there.
+		return s.cfg.Tokens.AuthenticateURLToken(r.URL.Query().Get("token"))
 	}
 	return s.cfg.Tokens.AuthenticateRequest(r)
+}
+
+// handleMetrics serves the Prometheus metrics. A token whose clusters
+// scope is not "*" sees no series labelled with a cluster outside it.
+func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	g := s.cfg.Gatherer
+	if !p.AllClusters() {
+		g = scopedGatherer{g, p}
+	}
+	promhttp.HandlerFor(g, promhttp.HandlerOpts{}).ServeHTTP(w, r)
+}
+
+// scopedGatherer drops the series whose cluster label the principal may
+// not see.
+type scopedGatherer struct {
+	prometheus.Gatherer
+	p auth.Principal
+}
+
+func (g scopedGatherer) Gather() ([]*dto.MetricFamily, error) {
+	mfs, err := g.Gatherer.Gather()
+	out := mfs[:0]
+	for _, mf := range mfs {
+		ms := mf.Metric[:0]
+		for _, m := range mf.Metric {
+			if g.visible(m) {
+				ms = append(ms, m)
+			}
+		}
+		if len(ms) > 0 {
+			mf.Metric = ms
+			out = append(out, mf)
+		}
+	}
+	return out, err
+}
+
+func (g scopedGatherer) visible(m *dto.Metric) bool {
+	for _, l := range m.GetLabel() {
+		if l.GetName() == "cluster" && g.p.AllowCluster(l.GetValue()) != nil {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {

@@ -31,8 +31,14 @@ type clusterSync struct {
 	jobs    []*job
 	waiters []chan syncOutcome
 	full    bool
-	status  ClusterStatus
-	inputs  string // digest of the cluster's files at the last sync
+	// force is set by an explicit sync request: it syncs a cluster whose
+	// sync policy is manual too.
+	force  bool
+	status ClusterStatus
+	inputs string // digest of the cluster's files at the last sync
+	// skipped is the digest of the cluster's files when an automatic sync
+	// was skipped because the cluster syncs manually.
+	skipped string
 }
 
 // syncOutcome is the result of one sync of a cluster.
@@ -42,6 +48,9 @@ type syncOutcome struct {
 	started time.Time
 	timeout time.Duration // the cluster's rollout timeout
 	err     error
+	// notSynced says why an automatic sync did not run (the cluster syncs
+	// manually); res is nil then.
+	notSynced string
 }
 
 // ClusterStatus is what mgo knows of a cluster.
@@ -57,44 +66,69 @@ type ClusterStatus struct {
 	// last drift check, and when that was.
 	Drift        int       `json:"drift"`
 	DriftChecked time.Time `json:"driftChecked,omitzero"`
+	// Manual is set when the cluster syncs only when asked (sync: manual
+	// in mygitops.yaml); Pending is then the head an automatic sync
+	// skipped, until an explicit sync.
+	Manual  bool   `json:"manual,omitempty"`
+	Pending string `json:"pending,omitempty"`
 }
 
 func newClusterSync(s *Service, name string, e *reconcile.Engine) *clusterSync {
 	return &clusterSync{s: s, name: name, engine: e, status: ClusterStatus{Name: name}}
 }
 
-// add queues a pushed job for the next sync.
-func (c *clusterSync) add(j *job) {
+// add queues a pushed job for the next sync (an automatic one: a cluster
+// that syncs manually is not synced for it). False when the service has
+// stopped and no sync can start.
+func (c *clusterSync) add(j *job) bool {
 	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.startLocked() {
+		return false
+	}
 	c.jobs = append(c.jobs, j)
-	c.startLocked()
-	c.mu.Unlock()
+	return true
 }
 
 // request asks for a sync (full: compare every release with the live
-// cluster) and returns where its outcome will be sent.
-func (c *clusterSync) request(full bool) <-chan syncOutcome {
+// cluster; force: also when the cluster syncs manually) and returns where
+// its outcome will be sent. It is ErrClosed once Shutdown began.
+func (c *clusterSync) request(full, force bool) (<-chan syncOutcome, error) {
+	if c.s.isClosed() {
+		return nil, fmt.Errorf("%w: no new syncs", ErrClosed)
+	}
 	ch := make(chan syncOutcome, 1)
 	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.startLocked() {
+		return nil, fmt.Errorf("%w: no new syncs", ErrClosed)
+	}
 	c.waiters = append(c.waiters, ch)
 	c.full = c.full || full
-	c.startLocked()
-	c.mu.Unlock()
-	return ch
+	c.force = c.force || force
+	return ch, nil
 }
 
-func (c *clusterSync) startLocked() {
-	if !c.running {
-		c.running = true
-		go c.loop()
+// startLocked starts the sync goroutine unless it runs; false when the
+// service has stopped.
+func (c *clusterSync) startLocked() bool {
+	if c.running {
+		return true
 	}
+	if !c.s.syncStarted() {
+		return false
+	}
+	c.running = true
+	go c.loop()
+	return true
 }
 
 func (c *clusterSync) loop() {
+	defer c.s.syncEnded()
 	for {
 		c.mu.Lock()
-		jobs, waiters, full := c.jobs, c.waiters, c.full
-		c.jobs, c.waiters, c.full = nil, nil, false
+		jobs, waiters, full, force := c.jobs, c.waiters, c.full, c.force
+		c.jobs, c.waiters, c.full, c.force = nil, nil, false, false
 		if len(jobs) == 0 && len(waiters) == 0 {
 			c.running = false
 			c.mu.Unlock()
@@ -103,7 +137,16 @@ func (c *clusterSync) loop() {
 		c.mu.Unlock()
 
 		early := newEarlyFinish(c.s, jobs)
-		out := c.sync(full, early.onRelease)
+		out := c.sync(full, force, early.onRelease)
+		if out.notSynced != "" {
+			for _, j := range jobs {
+				c.s.finishNotSynced(j, out)
+			}
+			for _, ch := range waiters {
+				ch <- out
+			}
+			continue
+		}
 		for _, j := range jobs {
 			if early.done(j) {
 				continue
@@ -117,10 +160,13 @@ func (c *clusterSync) loop() {
 }
 
 // sync syncs the cluster from a snapshot of the tree at the current head.
-func (c *clusterSync) sync(full bool, onRelease func(reconcile.ReleaseResult)) syncOutcome {
+// Unless force is set, a cluster whose sync policy at that head is manual
+// is not synced: the outcome says so in notSynced.
+func (c *clusterSync) sync(full, force bool, onRelease func(reconcile.ReleaseResult)) syncOutcome {
 	ctx := c.s.ctx
 	out := syncOutcome{started: c.s.cfg.Now()}
 	var inputs string
+	manual := false
 	err := c.s.withSnapshot(ctx, func(dir, head string) error {
 		out.head = head
 		var err error
@@ -131,11 +177,26 @@ func (c *clusterSync) sync(full bool, onRelease func(reconcile.ReleaseResult)) s
 		if err != nil {
 			return err
 		}
-		out.timeout = r.Config.Cluster(c.name).Timeout
+		settings := r.Config.Cluster(c.name)
+		out.timeout = settings.Timeout
+		manual = settings.Sync == repo.SyncManual
+		if manual && !force {
+			out.notSynced = fmt.Sprintf("not synced: cluster %s syncs manually (sync: %s in %s); POST /api/v1/clusters/%s/sync to sync it",
+				c.name, repo.SyncManual, repo.ConfigFile, c.name)
+			return nil
+		}
 		out.res, err = c.engine.Sync(ctx, r, reconcile.Options{Full: full, OnRelease: onRelease})
 		return err
 	})
 	out.err = err
+	if err == nil && out.notSynced != "" {
+		c.mu.Lock()
+		c.skipped = inputs
+		c.status.Manual, c.status.Pending = true, out.head
+		c.mu.Unlock()
+		c.s.log.Info("automatic sync skipped: the cluster syncs manually", "cluster", c.name, "head", out.head)
+		return out
+	}
 	result := "succeeded"
 	if err != nil || out.res.Failed() {
 		result = "failed"
@@ -152,6 +213,7 @@ func (c *clusterSync) sync(full bool, onRelease func(reconcile.ReleaseResult)) s
 		return out
 	}
 	c.inputs = inputs
+	st.Manual, st.Pending = manual, ""
 	st.LastResult, st.Releases = out.res, len(out.res.Releases)
 	if out.res.RawError != "" {
 		st.Error = "raw manifests: " + out.res.RawError
@@ -249,12 +311,23 @@ func (c *clusterSync) Status() ClusterStatus {
 	return c.status
 }
 
+// finishNotSynced finishes a job of a cluster that syncs manually: the
+// change is committed and pushed, the cluster was not synced for it.
+func (s *Service) finishNotSynced(j *job, out syncOutcome) {
+	s.finish(j, func(d *Deployment) {
+		d.Status, d.Synced, d.Message = Succeeded, new(false), out.notSynced
+		if d.Request.Restart && !d.Changed {
+			d.Message += "; the restart was not done"
+		}
+	})
+}
+
 // finishSynced finishes a job with the outcome of its cluster's sync: the
 // results of the job's releases, failed when any of them failed.
 func (s *Service) finishSynced(j *job, out syncOutcome) {
 	end := s.cfg.Now()
 	s.finish(j, func(d *Deployment) {
-		d.Times.Synced = out.started
+		d.Times.Synced, d.Synced = out.started, new(true)
 		if out.err != nil {
 			d.Status, d.Stage, d.Error = Failed, StageSync, out.err.Error()
 			return
@@ -284,18 +357,53 @@ func (s *Service) finishSynced(j *job, out syncOutcome) {
 }
 
 // Sync syncs a cluster now (full: compare every release with the live
-// cluster) and returns the result.
+// cluster) and returns the result. It is an explicit request: a cluster
+// that syncs manually is synced too.
 func (s *Service) Sync(ctx context.Context, cluster string, full bool) (*reconcile.Result, error) {
+	out, err := s.sync(ctx, cluster, full, true)
+	return out.res, err
+}
+
+// sync requests a sync and waits for its outcome; without force, a
+// cluster that syncs manually is not synced (outcome.notSynced).
+func (s *Service) sync(ctx context.Context, cluster string, full, force bool) (syncOutcome, error) {
 	c, err := s.cluster(cluster)
 	if err != nil {
-		return nil, err
+		return syncOutcome{}, err
+	}
+	ch, err := c.request(full, force)
+	if err != nil {
+		return syncOutcome{}, err
 	}
 	select {
-	case out := <-c.request(full):
-		return out.res, out.err
+	case out := <-ch:
+		return out, out.err
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return syncOutcome{}, ctx.Err()
 	}
+}
+
+// StartupSync syncs every served cluster once (full), as mgo serve does at
+// start, except those that sync manually, and waits for them. It logs
+// each outcome.
+func (s *Service) StartupSync(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, name := range s.Clusters() {
+		wg.Go(func() {
+			out, err := s.sync(ctx, name, true, false)
+			switch {
+			case err != nil:
+				s.log.Error("initial sync failed", "cluster", name, "error", err)
+			case out.notSynced != "":
+				s.log.Info("initial sync skipped: the cluster syncs manually", "cluster", name)
+			case out.res.Failed():
+				s.log.Warn("initial sync: some releases failed", "cluster", name, "result", out.res.String())
+			default:
+				s.log.Info("initial sync done", "cluster", name, "head", out.head)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // Diff compares a cluster with the repo at the current head.
@@ -345,18 +453,18 @@ func (s *Service) ClusterStatus(cluster string) (ClusterStatus, error) {
 	return c.Status(), nil
 }
 
-// cluster returns the sync of a served cluster, or ErrNotFound.
+// cluster returns the sync of a served cluster, or a *NotFoundError.
 func (s *Service) cluster(name string) (*clusterSync, error) {
 	c, ok := s.clusters[name]
 	if !ok {
-		return nil, fmt.Errorf("%w: cluster %q is not served here (clusters: %s)", ErrNotFound, name, strings.Join(s.Clusters(), ", "))
+		return nil, &NotFoundError{What: "cluster", Name: name, Known: s.Clusters()}
 	}
 	return c, nil
 }
 
 // Refresh fetches the repo and syncs every cluster whose files changed
-// since its last sync (a push by a person, seen by a webhook or a poll).
-// It returns the clusters it synced.
+// since its last sync (a push by a person, seen by a webhook or a poll),
+// except those that sync manually. It returns the clusters it synced.
 func (s *Service) Refresh(ctx context.Context) ([]string, error) {
 	if _, err := s.cfg.Git.Fetch(ctx); err != nil {
 		return nil, err
@@ -370,7 +478,7 @@ func (s *Service) Refresh(ctx context.Context) ([]string, error) {
 			}
 			c := s.clusters[name]
 			c.mu.Lock()
-			if d != c.inputs {
+			if d != c.inputs && d != c.skipped {
 				changed = append(changed, name)
 			}
 			c.mu.Unlock()
@@ -381,11 +489,22 @@ func (s *Service) Refresh(ctx context.Context) ([]string, error) {
 		return nil, err
 	}
 	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var synced []string
 	for _, name := range changed {
-		wg.Go(func() { _, _ = s.Sync(ctx, name, false) })
+		wg.Go(func() {
+			out, err := s.sync(ctx, name, false, false)
+			if err == nil && out.notSynced != "" {
+				return
+			}
+			mu.Lock()
+			synced = append(synced, name)
+			mu.Unlock()
+		})
 	}
 	wg.Wait()
-	return changed, nil
+	slices.Sort(synced)
+	return synced, nil
 }
 
 // CheckDrift runs the periodic full check of one cluster, as its drift
@@ -401,7 +520,11 @@ func (s *Service) CheckDrift(ctx context.Context, cluster string) error {
 	}
 	if policy == repo.DriftRepair {
 		s.log.Info("drift: repairing", "cluster", cluster)
-		_, err = s.Sync(ctx, cluster, true)
+		out, err := s.sync(ctx, cluster, true, false)
+		if err == nil && out.notSynced != "" {
+			s.log.Warn("drift: the cluster differs from the repo; not repaired, the cluster syncs manually",
+				"cluster", cluster, "objects", s.clusters[cluster].Status().Drift)
+		}
 		return err
 	}
 	s.log.Warn("drift: the cluster differs from the repo", "cluster", cluster, "objects", s.clusters[cluster].Status().Drift)

@@ -110,8 +110,13 @@ type Deployment struct {
 	Releases []ReleaseOutcome `json:"releases,omitempty"`
 	Stage    Stage            `json:"stage,omitempty"` // set when Failed
 	Error    string           `json:"error,omitempty"`
-	Times    Times            `json:"times"`
-	Seconds  Durations        `json:"seconds"`
+	// Synced reports whether the cluster was synced for the deployment;
+	// false when it syncs manually (Message says so). Unset until it
+	// finished, and in records of older versions.
+	Synced  *bool     `json:"synced,omitempty"`
+	Message string    `json:"message,omitempty"`
+	Times   Times     `json:"times"`
+	Seconds Durations `json:"seconds"`
 }
 
 // newID returns a time-ordered id: 20261125T174501Z-4f2a9c1e.

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/mygitops/mgo/internal/gitrepo"
 	"github.com/mygitops/mgo/internal/values"
@@ -23,7 +24,60 @@ var (
 	ErrUnprocessable = errors.New("the repository cannot take this change")
 	ErrRollout       = errors.New("rollout failed")   // the change landed but did not become ready
 	ErrClosed        = errors.New("service stopping") // no new requests during shutdown: 503
+	// ErrForbidden: the repository does not allow the request (an image
+	// repository outside the cluster's allowedImages): 403.
+	ErrForbidden = errors.New("not allowed")
+	// ErrQueueFull: too many requests wait for the git worker: 503. Nothing
+	// was recorded; a retry (with the same idempotency key) may succeed.
+	ErrQueueFull = fmt.Errorf("%w: the deploy queue is full", ErrClosed)
 )
+
+// NotFoundError is an unknown cluster or trigger repo. Its message lists
+// what is known (clusters, trigger repos); Message filters that list, so
+// an answer names only what the caller may see.
+type NotFoundError struct {
+	// What is "cluster" or "trigger repo"; Name is what was asked for;
+	// Cluster is the cluster searched for a trigger repo.
+	What, Name, Cluster string
+	// Where says what was searched, e.g. "installations/prod/*-values.yaml (3 files)".
+	Where string
+	// Known are the names of that kind that exist (clusters served, trigger
+	// repos listed in the cluster's values files).
+	Known []string
+}
+
+func (e *NotFoundError) Error() string { return e.Message(nil) }
+func (e *NotFoundError) Unwrap() error { return ErrNotFound }
+
+// Message is the error text listing only the known names keep accepts
+// (all of them when keep is nil).
+func (e *NotFoundError) Message(keep func(string) bool) string {
+	var known []string
+	for _, k := range e.Known {
+		if keep == nil || keep(k) {
+			known = append(known, k)
+		}
+	}
+	list := "none"
+	if len(known) > 0 {
+		list = strings.Join(known, ", ")
+	}
+	if keep != nil && len(known) < len(e.Known) {
+		list += " (of those you may see)"
+	}
+	msg := fmt.Sprintf("%s: %s %q", ErrNotFound, e.What, e.Name)
+	if e.What == "cluster" {
+		msg += " is not served here"
+		if e.Where != "" {
+			msg += ": " + e.Where
+		}
+		if e.Known == nil {
+			return msg
+		}
+		return msg + "; clusters: " + list
+	}
+	return msg + " is listed in no values file: searched " + e.Where + "; they list " + list
+}
 
 // FieldError is a bad input field.
 type FieldError struct {
@@ -132,10 +186,27 @@ func (r *Request) Normalize() error {
 	if r.Author == "" {
 		return &FieldError{"author", "is required (a name, an email or \"Name <email>\")"}
 	}
-	if _, err := gitrepo.ParseAuthor(r.Author); err != nil {
+	return CheckAuthor(r.Author)
+}
+
+// CheckAuthor refuses an author gitrepo.ParseAuthor refuses, and one with
+// invisible characters that change how text reads (Unicode format
+// characters such as U+202E RIGHT-TO-LEFT OVERRIDE, line and paragraph
+// separators U+2028/U+2029): a commit's author must read as it is.
+func CheckAuthor(author string) error {
+	if i := strings.IndexFunc(author, invisible); i >= 0 {
+		r, _ := utf8.DecodeRuneInString(author[i:])
+		return &FieldError{"author", fmt.Sprintf("contains the invisible character %U; give a plain name or e-mail", r)}
+	}
+	if _, err := gitrepo.ParseAuthor(author); err != nil {
 		return &FieldError{"author", err.Error()}
 	}
 	return nil
+}
+
+// invisible is a control, format, line or paragraph separator character.
+func invisible(r rune) bool {
+	return unicode.IsControl(r) || unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp)
 }
 
 // Edit sets the requested image in every values file of the cluster that

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"path"
 	"slices"
 	"strings"
 	"sync"
@@ -37,6 +38,9 @@ type Config struct {
 	Metrics   *Metrics
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// SyncStopTimeout bounds how long Run waits, once its context ended,
+	// for the cancelled cluster syncs to return (default 30s).
+	SyncStopTimeout time.Duration
 }
 
 // Service runs deploy requests. Start it with Run.
@@ -50,14 +54,25 @@ type Service struct {
 	clusters map[string]*clusterSync
 
 	mu      sync.Mutex
-	closed  bool
+	closed  bool                     // Shutdown began: no new requests or syncs
+	stopped bool                     // Run returned: nothing starts any more
 	waiters map[string]chan struct{} // closed when the deployment is finished
 	running sync.WaitGroup           // jobs accepted and not finished
+	syncing int                      // cluster sync goroutines running
+	idle    chan struct{}            // closed when syncing drops to 0
 }
+
+// errClientGone fails a queued request whose waiting client left.
+var errClientGone = errors.New("the client went away before the deploy started; nothing was committed")
 
 // job is a deployment in flight.
 type job struct {
 	d *Deployment
+	// client is the context of a client waiting for the answer (nil when
+	// the request is detached): when it ends before the edit is made, the
+	// request is dropped.
+	client context.Context
+	edited bool // the edit ran at least once (a commit may exist)
 	// files are the values files the request concerns: those the edit
 	// changed, or, when nothing changed, those listing the trigger repo.
 	files []string
@@ -83,6 +98,9 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.SyncStopTimeout <= 0 {
+		cfg.SyncStopTimeout = 30 * time.Second
+	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(nil)
 	}
@@ -97,6 +115,10 @@ func New(cfg Config) (*Service, error) {
 	for name, e := range cfg.Engines {
 		s.clusters[name] = newClusterSync(s, name, e)
 	}
+	if r := cfg.Store.Recovered(); r != nil {
+		s.log.Error("the deployment store was corrupt: moved aside, starting with no deployment records (git trailers say what was deployed)",
+			"movedTo", r.MovedTo, "error", r.Cause)
+	}
 	if n, err := cfg.Store.Interrupted(cfg.Now()); err != nil {
 		return nil, err
 	} else if n > 0 {
@@ -109,9 +131,23 @@ func New(cfg Config) (*Service, error) {
 func (s *Service) Clusters() []string { return slices.Sorted(maps.Keys(s.clusters)) }
 
 // Run processes queued requests until ctx ends. Requests still queued then
-// are failed; deployments in flight are cancelled with ctx.
+// are failed; deployments and cluster syncs in flight are cancelled with
+// ctx. Run returns once every cluster sync goroutine has ended (or
+// SyncStopTimeout passed, which it logs).
 func (s *Service) Run(ctx context.Context) {
-	defer s.cancel()
+	defer func() {
+		s.mu.Lock()
+		s.closed, s.stopped = true, true
+		s.mu.Unlock()
+		s.cancel()
+		select {
+		case <-s.syncsIdle():
+		case <-time.After(s.cfg.SyncStopTimeout):
+			// A sync stuck in a call that ignores its context: do not hang
+			// the shutdown for ever.
+			s.log.Error("cluster syncs did not stop after they were cancelled", "waited", s.cfg.SyncStopTimeout)
+		}
+	}()
 	for {
 		select {
 		case <-ctx.Done():
@@ -134,8 +170,10 @@ func (s *Service) Run(ctx context.Context) {
 	}
 }
 
-// Shutdown refuses new requests and waits until every accepted one has
-// finished or ctx ends.
+// Shutdown refuses new requests and sync requests, and waits until every
+// accepted request has finished and no cluster sync runs any more (so no
+// Helm action is cut short), or until ctx ends. When ctx ends first, cancel
+// Run's context: Run cancels the syncs and returns when they have ended.
 func (s *Service) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closed = true
@@ -144,10 +182,58 @@ func (s *Service) Shutdown(ctx context.Context) error {
 	go func() { s.running.Wait(); close(done) }()
 	select {
 	case <-done:
-		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("deployments still in flight: %w", ctx.Err())
 	}
+	select {
+	case <-s.syncsIdle():
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("cluster syncs still running: %w", ctx.Err())
+	}
+}
+
+// syncStarted counts a new sync goroutine; false once Run has returned.
+func (s *Service) syncStarted() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return false
+	}
+	s.syncing++
+	return true
+}
+
+func (s *Service) syncEnded() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.syncing--
+	if s.syncing == 0 && s.idle != nil {
+		close(s.idle)
+		s.idle = nil
+	}
+}
+
+// syncsIdle is closed when no cluster sync goroutine runs.
+func (s *Service) syncsIdle() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.syncing == 0 {
+		ch := make(chan struct{})
+		close(ch)
+		return ch
+	}
+	if s.idle == nil {
+		s.idle = make(chan struct{})
+	}
+	return s.idle
+}
+
+// isClosed reports whether Shutdown began or Run returned.
+func (s *Service) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
 }
 
 func (s *Service) drain(cause error) {
@@ -162,9 +248,22 @@ func (s *Service) drain(cause error) {
 }
 
 // Submit validates req completely, records it and queues it. It returns the
-// queued deployment (or, for a repeated idempotency key, the earlier one).
-// Nothing is recorded or written for a refused request.
+// queued deployment (or, for a repeated idempotency key, the earlier one,
+// unless that one failed: then the retry is a new deployment). Nothing is
+// recorded or written for a refused request. ctx bounds only the checks:
+// once queued, the request is detached from its client (see SubmitWaiting).
 func (s *Service) Submit(ctx context.Context, req Request) (*Deployment, error) {
+	return s.submit(ctx, req, nil)
+}
+
+// SubmitWaiting is Submit for a client that waits for the answer: when
+// ctx ends while the request is still queued (before its edit is made),
+// the request is dropped, failed at stage commit with nothing committed.
+func (s *Service) SubmitWaiting(ctx context.Context, req Request) (*Deployment, error) {
+	return s.submit(ctx, req, ctx)
+}
+
+func (s *Service) submit(ctx context.Context, req Request, client context.Context) (*Deployment, error) {
 	if err := req.Normalize(); err != nil {
 		s.cfg.Metrics.Deploys.WithLabelValues("refused").Inc()
 		return nil, err
@@ -175,7 +274,11 @@ func (s *Service) Submit(ctx context.Context, req Request) (*Deployment, error) 
 		return nil, err
 	}
 	d := &Deployment{ID: newID(s.cfg.Now()), Kind: KindDeploy, Request: req, Status: Queued}
-	return s.enqueue(&job{d: d, files: files})
+	out, err := s.enqueue(&job{d: d, files: files, client: client})
+	if err != nil {
+		s.cfg.Metrics.Deploys.WithLabelValues("refused").Inc()
+	}
+	return out, err
 }
 
 // check finds the values files of req's cluster that list its trigger repo,
@@ -194,19 +297,42 @@ func (s *Service) check(ctx context.Context, req Request) ([]string, error) {
 }
 
 // Targets returns the values files (relative to dir) of req's cluster that
-// list its trigger repo. An unknown cluster or trigger repo is ErrNotFound,
-// with what was searched.
+// list its trigger repo. An unknown cluster or trigger repo is a
+// *NotFoundError (ErrNotFound) saying what was searched; an image
+// repository the cluster's allowedImages in mygitops.yaml does not allow is
+// ErrForbidden.
 func Targets(dir string, req Request) ([]string, error) {
+	noCluster := &NotFoundError{What: "cluster", Name: req.Cluster,
+		Where: fmt.Sprintf("the repo has no directory %s/%s", repo.InstallationsDir, req.Cluster)}
 	r, err := repo.Load(dir, repo.LoadOptions{Cluster: req.Cluster})
 	if err != nil {
 		if errors.Is(err, repo.ErrUnknownCluster) {
-			err = fmt.Errorf("%w: %w", ErrNotFound, err)
+			return nil, noCluster
 		}
 		return nil, err
 	}
+	c := r.Clusters[req.Cluster]
+	if c == nil {
+		return nil, noCluster
+	}
+	settings := r.Config.Cluster(req.Cluster)
+	if !settings.ImageAllowed(req.ImageRepo) {
+		return nil, fmt.Errorf("%w: image repository %q may not be deployed to cluster %s: its allowedImages in %s are %s",
+			ErrForbidden, req.ImageRepo, req.Cluster, repo.ConfigFile, strings.Join(settings.AllowedImages, ", "))
+	}
 	rels, err := r.ReleasesForTrigger(req.Cluster, req.TriggerRepo)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrNotFound, err)
+		var listed []string
+		for _, rl := range c.Releases {
+			for _, img := range rl.Header.Images {
+				if !slices.Contains(listed, img.TriggerRepo) {
+					listed = append(listed, img.TriggerRepo)
+				}
+			}
+		}
+		slices.Sort(listed)
+		return nil, &NotFoundError{What: "trigger repo", Name: req.TriggerRepo, Cluster: req.Cluster, Known: listed,
+			Where: fmt.Sprintf("%s (%d files)", path.Join(repo.InstallationsDir, req.Cluster, "*"+repo.ValuesSuffix), len(c.Releases))}
 	}
 	var files, problems []string
 	for _, rel := range rels {
@@ -223,6 +349,8 @@ func Targets(dir string, req Request) ([]string, error) {
 	return files, nil
 }
 
+// enqueue records j and queues it. A full queue refuses it with nothing
+// recorded, so a retry with the same idempotency key can succeed later.
 func (s *Service) enqueue(j *job) (*Deployment, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -230,33 +358,46 @@ func (s *Service) enqueue(j *job) (*Deployment, error) {
 		return nil, ErrClosed
 	}
 	j.d.Times.Queued = s.cfg.Now()
+	req := j.d.Request
+	// Only enqueue sends to the queue, under s.mu, so a queue with room now
+	// still has room below.
+	if len(s.queue) >= cap(s.queue) {
+		if req.IdempotencyKey != "" {
+			prev, err := s.cfg.Store.Lookup(req.Client, req.IdempotencyKey)
+			if err != nil {
+				return nil, err
+			}
+			if prev != nil && (prev.Status != Failed || !sameRequest(prev.Request, req)) {
+				return repeated(prev, req)
+			}
+		}
+		return nil, fmt.Errorf("%w (%d requests); nothing was recorded, retry later", ErrQueueFull, cap(s.queue))
+	}
 	prev, err := s.cfg.Store.Create(j.d)
 	if err != nil {
 		return nil, err
 	}
 	if prev != nil {
-		if !sameRequest(prev.Request, j.d.Request) {
-			return nil, fmt.Errorf("%w: idempotency key %q was used for deployment %s with another request",
-				ErrConflict, j.d.Request.IdempotencyKey, prev.ID)
-		}
-		return prev, nil
+		return repeated(prev, req)
 	}
 	out := clone(j.d) // the worker owns j.d once it is queued
 	s.running.Add(1)
 	s.waiters[j.d.ID] = make(chan struct{})
-	select {
-	case s.queue <- j:
-	default:
-		s.running.Done()
-		delete(s.waiters, j.d.ID)
-		j.d.Status, j.d.Error, j.d.Times.Finished = Failed, "the deploy queue is full", s.cfg.Now()
-		_ = s.cfg.Store.Put(j.d)
-		return nil, fmt.Errorf("%w: the deploy queue is full (%d requests)", ErrClosed, cap(s.queue))
-	}
+	s.queue <- j
 	s.cfg.Metrics.QueueDepth.Set(float64(len(s.queue)))
 	s.log.Info("deployment queued", "id", out.ID, "kind", out.Kind, "cluster", out.Request.Cluster,
 		"triggerRepo", out.Request.TriggerRepo, "image", out.Request.Ref(), "client", out.Request.Client)
 	return out, nil
+}
+
+// repeated answers a request whose idempotency key points at prev.
+func repeated(prev *Deployment, req Request) (*Deployment, error) {
+	if !sameRequest(prev.Request, req) {
+		return nil, fmt.Errorf("%w: idempotency key %q was used for deployment %s with another request",
+			ErrConflict, req.IdempotencyKey, prev.ID)
+	}
+	prev.Seconds = prev.Times.Durations()
+	return prev, nil
 }
 
 func sameRequest(a, b Request) bool {
@@ -267,8 +408,11 @@ func sameRequest(a, b Request) bool {
 // Get returns the deployment with id.
 func (s *Service) Get(id string) (*Deployment, error) { return s.cfg.Store.Get(id) }
 
-// List returns up to limit recent deployments, newest first.
-func (s *Service) List(limit int) ([]*Deployment, error) { return s.cfg.Store.List(limit) }
+// List returns up to limit recent deployments for which keep is true
+// (every one when keep is nil), newest first.
+func (s *Service) List(limit int, keep func(*Deployment) bool) ([]*Deployment, error) {
+	return s.cfg.Store.List(limit, keep)
+}
 
 // Wait waits until the deployment is finished or ctx ends, and returns it.
 func (s *Service) Wait(ctx context.Context, id string) (*Deployment, error) {
@@ -306,8 +450,8 @@ func (s *Service) Rollback(ctx context.Context, id, client, author string) (*Dep
 	if req.Author == "" {
 		req.Author = client
 	}
-	if _, err := gitrepo.ParseAuthor(req.Author); err != nil {
-		return nil, &FieldError{"author", err.Error()}
+	if err := CheckAuthor(strings.TrimSpace(req.Author)); err != nil {
+		return nil, err
 	}
 	d := &Deployment{ID: newID(s.cfg.Now()), Kind: KindRollback, Request: req, RollbackOf: id, Status: Queued}
 	return s.enqueue(&job{d: d, files: orig.Files, revert: orig.Commit})
@@ -318,6 +462,10 @@ func (s *Service) Rollback(ctx context.Context, id, client, author string) (*Dep
 func (s *Service) process(ctx context.Context, batch []*job) {
 	var deploys []*job
 	for _, j := range batch {
+		if j.gone() {
+			s.fail(j, StageCommit, errClientGone)
+			continue
+		}
 		if j.d.Kind == KindRollback {
 			s.revert(ctx, j)
 		} else {
@@ -343,6 +491,10 @@ func (s *Service) process(ctx context.Context, batch []*job) {
 	now := s.cfg.Now()
 	for i, j := range deploys {
 		cr := res.Changes[i]
+		if errors.Is(cr.Err, errClientGone) {
+			s.fail(j, StageCommit, errClientGone)
+			continue
+		}
 		if cr.Err != nil {
 			s.fail(j, StageCommit, cr.Err)
 			continue
@@ -356,6 +508,15 @@ func (s *Service) process(ctx context.Context, batch []*job) {
 func (s *Service) editFunc(j *job) gitrepo.ChangeFunc {
 	req := j.d.Request
 	return func(dir string) (bool, error) {
+		// The first run is after the fetch, which may have taken long: a
+		// waiting client that left meanwhile gets nothing committed. Later
+		// runs (after a lost push race) must redo what the first one did.
+		if !j.edited {
+			if j.gone() {
+				return false, errClientGone
+			}
+			j.edited = true
+		}
 		changed, err := req.Edit(dir)
 		if err != nil {
 			return false, err
@@ -367,6 +528,9 @@ func (s *Service) editFunc(j *job) gitrepo.ChangeFunc {
 		return len(changed) > 0, nil
 	}
 }
+
+// gone reports whether the job's waiting client has left.
+func (j *job) gone() bool { return j.client != nil && j.client.Err() != nil }
 
 // releaseName is "app" for installations/prod/app-values.yaml.
 func releaseName(file string) string {
@@ -412,7 +576,9 @@ func (s *Service) pushed(j *job, changed bool, commit, head string, now time.Tim
 		s.log.Error("storing deployment", "id", j.d.ID, "error", err)
 	}
 	s.log.Info("deployment pushed", "id", j.d.ID, "changed", changed, "commit", j.d.Commit)
-	s.clusters[j.d.Request.Cluster].add(j)
+	if !s.clusters[j.d.Request.Cluster].add(j) {
+		s.fail(j, StageSync, fmt.Errorf("%w: mgo stopped before the sync", ErrClosed))
+	}
 }
 
 // fail finishes j as failed.

@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -20,19 +21,87 @@ var (
 // and its idempotency key appear together or not at all.
 type Store struct {
 	db *bolt.DB
+	// recovered is set when the file was corrupt and moved aside.
+	recovered *Recovery
+}
+
+// Recovery says that the store file was corrupt, where it was moved and
+// why; the store then started empty.
+type Recovery struct {
+	MovedTo string
+	Cause   error
 }
 
 // OpenStore opens (or creates) the store file at path. Only one process may
 // have it open; a second one fails after a second instead of waiting.
+//
+// A corrupt file (bbolt refuses it, panics on it, or its pages or records
+// do not check out) is renamed to <path>.corrupt-<UTC time> and an empty
+// store is started in its place: the git history (Deployment-Id trailers)
+// still says what was deployed. Recovered reports it, for the log.
 func OpenStore(path string) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("deployment store: %w", err)
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
-	if err != nil {
+	db, err := openChecked(path)
+	if err == nil {
+		return &Store{db: db}, nil
+	}
+	var ce *corruptError
+	if !errors.As(err, &ce) {
 		return nil, fmt.Errorf("deployment store %s: %w", path, err)
 	}
-	err = db.Update(func(tx *bolt.Tx) error {
+	aside := fmt.Sprintf("%s.corrupt-%s", path, time.Now().UTC().Format("20060102T150405.000000000Z"))
+	if err := os.Rename(path, aside); err != nil {
+		return nil, fmt.Errorf("deployment store %s is corrupt (%v) and cannot be moved aside: %w", path, ce.cause, err)
+	}
+	db, err = openChecked(path)
+	if err != nil {
+		return nil, fmt.Errorf("deployment store %s (new, after moving a corrupt one to %s): %w", path, aside, err)
+	}
+	return &Store{db: db, recovered: &Recovery{MovedTo: aside, Cause: ce.cause}}, nil
+}
+
+// Recovered returns what OpenStore did with a corrupt file, or nil.
+func (s *Store) Recovered() *Recovery { return s.recovered }
+
+// corruptError is a store file that cannot be used.
+type corruptError struct{ cause error }
+
+func (e *corruptError) Error() string { return "corrupt: " + e.cause.Error() }
+
+// openChecked opens the file, creates the buckets and checks every page
+// and record. bbolt panics on some corrupt pages instead of returning an
+// error; those panics are recovered and reported as corruption.
+func openChecked(path string) (db *bolt.DB, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			// A panic inside bolt.Open leaves its file handle open; the file
+			// is moved aside and a new one created, so it does no harm.
+			if db != nil {
+				_ = db.Close()
+			}
+			db, err = nil, &corruptError{fmt.Errorf("bbolt panicked: %v", r)}
+		}
+	}()
+	db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		if errors.Is(err, bolt.ErrInvalid) || errors.Is(err, bolt.ErrChecksum) || errors.Is(err, bolt.ErrVersionMismatch) ||
+			errors.Is(err, bolt.ErrInvalidMapping) || isTruncated(path) {
+			return nil, &corruptError{err}
+		}
+		return nil, err
+	}
+	if err := check(db); err != nil {
+		db.Close()
+		db = nil
+		return nil, &corruptError{err}
+	}
+	return db, nil
+}
+
+func createBuckets(db *bolt.DB) error {
+	return db.Update(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketDeployments, bucketIdempotency} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
@@ -40,11 +109,45 @@ func OpenStore(path string) (*Store, error) {
 		}
 		return nil
 	})
+}
+
+// isTruncated reports a file shorter than bbolt's two meta pages.
+func isTruncated(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Size() < 2*int64(os.Getpagesize())
+}
+
+// check walks every page (tx.Check) and decodes every record, then
+// creates the buckets of a new store.
+func check(db *bolt.DB) error {
+	err := db.View(func(tx *bolt.Tx) error {
+		var errs []error
+		for err := range tx.Check() {
+			if len(errs) < 5 {
+				errs = append(errs, err)
+			}
+		}
+		if len(errs) > 0 {
+			return errors.Join(errs...)
+		}
+		if b := tx.Bucket(bucketDeployments); b != nil {
+			err := b.ForEach(func(k, v []byte) error {
+				var d Deployment
+				if err := json.Unmarshal(v, &d); err != nil {
+					return fmt.Errorf("record %q: %w", k, err)
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("deployment store %s: %w", path, err)
+		return err
 	}
-	return &Store{db: db}, nil
+	return createBuckets(db)
 }
 
 // Close closes the file.
@@ -52,18 +155,48 @@ func (s *Store) Close() error { return s.db.Close() }
 
 func idemKey(client, key string) []byte { return []byte(client + "\x00" + key) }
 
+// Lookup returns the deployment an idempotency key of a client points at,
+// or nil.
+func (s *Store) Lookup(client, key string) (*Deployment, error) {
+	var d *Deployment
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		d, err = lookup(tx, client, key)
+		return err
+	})
+	return d, err
+}
+
+func lookup(tx *bolt.Tx, client, key string) (*Deployment, error) {
+	id := tx.Bucket(bucketIdempotency).Get(idemKey(client, key))
+	if id == nil {
+		return nil, nil
+	}
+	b := tx.Bucket(bucketDeployments).Get(id)
+	if b == nil {
+		return nil, nil // a key whose record is gone is free again
+	}
+	d := &Deployment{}
+	return d, json.Unmarshal(b, d)
+}
+
 // Create stores a new deployment. When d.Request has an idempotency key
-// already used by the same client, nothing is stored and the earlier
-// deployment is returned with existing=true.
+// the same client already used, the earlier deployment is returned and
+// nothing is stored, unless the earlier one failed and asked for the same
+// thing: then d is stored and the key points at it, so a retry after a
+// failure can succeed.
 func (s *Store) Create(d *Deployment) (prev *Deployment, err error) {
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		if k := d.Request.IdempotencyKey; k != "" {
-			ib := tx.Bucket(bucketIdempotency)
-			if id := ib.Get(idemKey(d.Request.Client, k)); id != nil {
-				prev = &Deployment{}
-				return json.Unmarshal(tx.Bucket(bucketDeployments).Get(id), prev)
+			old, err := lookup(tx, d.Request.Client, k)
+			if err != nil {
+				return err
 			}
-			if err := ib.Put(idemKey(d.Request.Client, k), []byte(d.ID)); err != nil {
+			if old != nil && (old.Status != Failed || !sameRequest(old.Request, d.Request)) {
+				prev = old
+				return nil
+			}
+			if err := tx.Bucket(bucketIdempotency).Put(idemKey(d.Request.Client, k), []byte(d.ID)); err != nil {
 				return err
 			}
 		}
@@ -100,8 +233,10 @@ func (s *Store) Get(id string) (*Deployment, error) {
 	return d, err
 }
 
-// List returns up to limit deployments, newest first.
-func (s *Store) List(limit int) ([]*Deployment, error) {
+// List returns up to limit deployments for which keep is true (every one
+// when keep is nil), newest first. The filter runs during the scan, so a
+// caller who may see few deployments still gets up to limit of them.
+func (s *Store) List(limit int, keep func(*Deployment) bool) ([]*Deployment, error) {
 	var out []*Deployment
 	err := s.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketDeployments).Cursor()
@@ -110,7 +245,9 @@ func (s *Store) List(limit int) ([]*Deployment, error) {
 			if err := json.Unmarshal(v, d); err != nil {
 				return fmt.Errorf("record %s: %w", k, err)
 			}
-			out = append(out, d)
+			if keep == nil || keep(d) {
+				out = append(out, d)
+			}
 		}
 		return nil
 	})
@@ -118,7 +255,8 @@ func (s *Store) List(limit int) ([]*Deployment, error) {
 }
 
 // Interrupted marks every deployment that is not finished as failed: it was
-// in flight when mgo stopped. Git and the cluster say what became of it.
+// in flight when mgo stopped. Git and the cluster say what became of it; a
+// retry with its idempotency key starts a new deployment.
 func (s *Store) Interrupted(now time.Time) (int, error) {
 	n := 0
 	err := s.db.Update(func(tx *bolt.Tx) error {
