@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"time"
 
 	"github.com/go-logr/logr"
 
@@ -42,7 +41,10 @@ type Cluster struct {
 }
 
 // NewCluster builds the clients of a cluster from a rest.Config. The
-// budget's QPS and burst limit every client built from Config.
+// budget's QPS and burst limit every client built from Config. Every
+// request but watches gets a deadline: cfg.Timeout, or
+// DefaultRequestTimeout when it is not set (Config.Timeout itself is
+// cleared, since an http.Client timeout would cut watches too).
 func NewCluster(name string, cfg *rest.Config, budget repo.Budget) (*Cluster, error) {
 	if name == "" {
 		return nil, errors.New("kube: cluster name is required")
@@ -66,6 +68,12 @@ func NewCluster(name string, cfg *rest.Config, budget repo.Budget) (*Cluster, er
 	c.Config.Burst = budget.Burst
 	c.Config.UserAgent = "mgo"
 	c.Config.Wrap(c.Requests.Wrap)
+	timeout := cfg.Timeout
+	if timeout <= 0 {
+		timeout = DefaultRequestTimeout
+	}
+	c.Config.Timeout = 0
+	c.Config.Wrap(requestTimeout(timeout))
 
 	// controller-runtime logs through a process-wide logger that must be set
 	// once; mgo reports what matters itself.
@@ -94,7 +102,8 @@ func NewCluster(name string, cfg *rest.Config, budget repo.Budget) (*Cluster, er
 }
 
 // FromKubeconfig builds a cluster from a kubeconfig file and context; the
-// context name is the cluster name mgo uses.
+// context name is the cluster name mgo uses. Requests get the kubeconfig's
+// timeout, if any, or DefaultRequestTimeout (see NewCluster).
 func FromKubeconfig(path, context string, budget repo.Budget) (*Cluster, error) {
 	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(
 		&clientcmd.ClientConfigLoadingRules{ExplicitPath: path},
@@ -103,6 +112,5 @@ func FromKubeconfig(path, context string, budget repo.Budget) (*Cluster, error) 
 	if err != nil {
 		return nil, fmt.Errorf("kube: context %q of %s: %w", context, path, err)
 	}
-	cfg.Timeout = 30 * time.Second
 	return NewCluster(context, cfg, budget)
 }

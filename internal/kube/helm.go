@@ -7,6 +7,9 @@ import (
 
 	"helm.sh/helm/v4/pkg/action"
 	helmkube "helm.sh/helm/v4/pkg/kube"
+	"helm.sh/helm/v4/pkg/release"
+	releasev1 "helm.sh/helm/v4/pkg/release/v1"
+	"helm.sh/helm/v4/pkg/storage/driver"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
@@ -14,6 +17,8 @@ import (
 	"k8s.io/client-go/restmapper"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/mygitops/mgo/internal/faults"
 )
 
 // restClientGetter gives Helm the cluster's own rest.Config (budget and
@@ -74,5 +79,21 @@ func (c *Cluster) Helm(namespace string, log *slog.Logger) (*action.Configuratio
 	if err := cfg.Init(&restClientGetter{cfg: c.Config, namespace: namespace}, namespace, "secret"); err != nil {
 		return nil, fmt.Errorf("cluster %s: helm in namespace %s: %w", c.Name, namespace, err)
 	}
+	cfg.Releases.Driver = faultDriver{cfg.Releases.Driver}
 	return cfg, nil
+}
+
+// faultDriver is Helm's release storage with the fault point of a Helm
+// action: right after Helm stored a new revision as pending-install or
+// pending-upgrade, before it applies any object (hooks included).
+type faultDriver struct{ driver.Driver }
+
+func (d faultDriver) Create(key string, rls release.Releaser) error {
+	if err := d.Driver.Create(key, rls); err != nil {
+		return err
+	}
+	if r, ok := rls.(*releasev1.Release); ok && r.Info != nil && r.Info.Status.IsPending() {
+		faults.Point(faults.HelmUpgrade)
+	}
+	return nil
 }

@@ -2,9 +2,12 @@ package kube
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -18,9 +21,15 @@ import (
 )
 
 // The inventory of raw manifests lives in the cluster it describes, in a
-// ConfigMap mgo-inventory-<set> of SystemNamespace. Every object applied as
-// part of a set carries the owner labels mgo.io/name=<set> and
-// mgo.io/namespace=<cluster>; prune deletes nothing without them.
+// ConfigMap mgo-inventory-<set>-<owner hash> of SystemNamespace, one per
+// cluster name and repository identity. Every object applied as part of a
+// set carries the owner labels mgo.io/name=<set>, mgo.io/namespace=<cluster>,
+// mgo.io/cluster=<cluster> and mgo.io/repo=<repo id>; prune deletes nothing
+// without all four. Older mgo versions kept one inventory
+// mgo-inventory-<set> per physical cluster and labelled objects with the
+// first two only: such objects that the repository still defines are
+// adopted (relabelled by their next apply), the others are left alone and
+// reported.
 const (
 	SystemNamespace = "mgo-system"
 	// DefaultRawSet is the one set of a cluster's raw manifests.
@@ -28,7 +37,12 @@ const (
 	rawInventoryKey = "inventory.json"
 )
 
-func inventoryName(set string) string { return "mgo-inventory-" + set }
+func legacyInventoryName(set string) string { return "mgo-inventory-" + set }
+
+func inventoryName(set string, o Owner) string {
+	sum := sha256.Sum256([]byte(o.Cluster + "\x00" + o.Repo))
+	return "mgo-inventory-" + set + "-" + hex.EncodeToString(sum[:5])
+}
 
 // RawOptions control ApplyRaw.
 type RawOptions struct {
@@ -41,6 +55,10 @@ type RawOptions struct {
 	// WaitTimeout bounds the wait for Namespaces and CRDs to be ready
 	// before the objects that need them are applied.
 	WaitTimeout time.Duration
+	// Repo is the identity of the gitops repository (a label value or any
+	// string, see LabelValue); default DefaultRepoID. Objects are labelled
+	// with it and only objects labelled with it are pruned.
+	Repo string
 }
 
 // DefaultRawOptions prune and wait up to a minute for definitions.
@@ -53,6 +71,10 @@ type RawResult struct {
 	ChangeSet *ssa.ChangeSet
 	// InventoryWritten is true when the stored inventory changed.
 	InventoryWritten bool
+	// LeftAlone lists objects an older mgo applied (without cluster and
+	// repository labels) that the repository no longer defines: they are
+	// never pruned (they may be another instance's); delete them by hand.
+	LeftAlone []string
 }
 
 // ApplyRaw makes the cluster's raw objects equal to objects: Namespaces and
@@ -66,6 +88,7 @@ func (c *Cluster) ApplyRaw(ctx context.Context, objects []*unstructured.Unstruct
 		opts.Set = DefaultRawSet
 	}
 	set := opts.Set
+	owner := c.OwnerFor(opts.Repo)
 	objects = slices.Clone(objects)
 	for i, o := range objects {
 		o = o.DeepCopy()
@@ -74,9 +97,16 @@ func (c *Cluster) ApplyRaw(ctx context.Context, objects []*unstructured.Unstruct
 		}
 		objects[i] = o
 	}
-	c.Resources.SetOwnerLabels(objects, set, c.Name)
+	c.SetRawLabels(objects, set, opts.Repo)
 
-	previous, err := c.loadInventory(ctx, set)
+	previous, err := c.loadInventory(ctx, inventoryName(set, owner))
+	if err != nil {
+		return res, err
+	}
+	// Objects an older mgo applied (one inventory per physical cluster, no
+	// cluster or repository label) are never pruned: those still in the
+	// repository are adopted by this apply, the others are reported.
+	legacy, err := c.loadInventory(ctx, legacyInventoryName(set))
 	if err != nil {
 		return res, err
 	}
@@ -90,13 +120,17 @@ func (c *Cluster) ApplyRaw(ctx context.Context, objects []*unstructured.Unstruct
 	if err != nil {
 		// Record what was applied before the failure, so a later prune
 		// knows about it; nothing is pruned after a failed apply.
-		if _, ierr := c.storeInventory(ctx, set, union(previous, inventoryOf(objects, res.ChangeSet))); ierr != nil {
+		if _, ierr := c.storeInventory(ctx, set, owner, union(previous, inventoryOf(objects, res.ChangeSet))); ierr != nil {
 			err = errors.Join(err, ierr)
 		}
 		return res, fmt.Errorf("applying raw manifests: %w", err)
 	}
 
 	current := inventoryOf(objects, nil)
+	for _, id := range legacy.Diff(current).Diff(previous) {
+		res.ChangeSet.Add(ssa.ChangeSetEntry{ObjMetadata: id, Subject: fmtID(id), Action: ssa.SkippedAction})
+		res.LeftAlone = append(res.LeftAlone, fmtID(id))
+	}
 	if opts.Prune {
 		stale := previous.Diff(current)
 		if len(stale) > 0 {
@@ -113,13 +147,13 @@ func (c *Cluster) ApplyRaw(ctx context.Context, objects []*unstructured.Unstruct
 				del = append(del, u)
 			}
 			delOpts := ssa.DefaultDeleteOptions()
-			delOpts.Inclusions = c.Resources.GetOwnerLabels(set, c.Name)
+			delOpts.Inclusions = c.RawLabels(set, opts.Repo)
 			dcs, err := c.Resources.DeleteAll(ctx, del, delOpts)
 			if dcs != nil {
 				res.ChangeSet.Append(dcs.Entries)
 			}
 			if err != nil {
-				if _, ierr := c.storeInventory(ctx, set, union(previous, current)); ierr != nil {
+				if _, ierr := c.storeInventory(ctx, set, owner, union(previous, current)); ierr != nil {
 					err = errors.Join(err, ierr)
 				}
 				return res, fmt.Errorf("pruning raw manifests: %w", err)
@@ -129,16 +163,43 @@ func (c *Cluster) ApplyRaw(ctx context.Context, objects []*unstructured.Unstruct
 		current = union(previous, current)
 	}
 
-	if res.InventoryWritten, err = c.storeInventory(ctx, set, current); err != nil {
+	if res.InventoryWritten, err = c.storeInventory(ctx, set, owner, current); err != nil {
 		return res, err
 	}
 	return res, nil
 }
 
-// RawInventory returns the objects the last apply of a set left in the
-// cluster, as stored in its inventory.
+// RawInventory returns the objects the last apply of a set for the default
+// repository identity left in the cluster, as stored in its inventory.
 func (c *Cluster) RawInventory(ctx context.Context, set string) (object.ObjMetadataSet, error) {
-	return c.loadInventory(ctx, set)
+	return c.RawInventoryFor(ctx, set, "")
+}
+
+// RawInventoryFor returns the objects the last apply of a set for a
+// repository identity left in the cluster, as stored in its inventory.
+func (c *Cluster) RawInventoryFor(ctx context.Context, set, repoID string) (object.ObjMetadataSet, error) {
+	return c.loadInventory(ctx, inventoryName(set, c.OwnerFor(repoID)))
+}
+
+// RawLabels are the labels of every raw object of a set applied for a
+// repository identity: the owner labels and the ownership labels.
+func (c *Cluster) RawLabels(set, repoID string) map[string]string {
+	labels := c.Resources.GetOwnerLabels(set, LabelValue(c.Name))
+	maps.Copy(labels, c.OwnerFor(repoID).Labels())
+	return labels
+}
+
+// SetRawLabels sets RawLabels on objects.
+func (c *Cluster) SetRawLabels(objects []*unstructured.Unstructured, set, repoID string) {
+	want := c.RawLabels(set, repoID)
+	for _, o := range objects {
+		labels := o.GetLabels()
+		if labels == nil {
+			labels = map[string]string{}
+		}
+		maps.Copy(labels, want)
+		o.SetLabels(labels)
+	}
 }
 
 // defaultNamespace gives a namespaced object without a namespace the
@@ -203,17 +264,17 @@ type inventoryEntry struct {
 	Name      string `json:"name"`
 }
 
-func (c *Cluster) loadInventory(ctx context.Context, set string) (object.ObjMetadataSet, error) {
-	cm, err := c.Clientset.CoreV1().ConfigMaps(SystemNamespace).Get(ctx, inventoryName(set), metav1.GetOptions{})
+func (c *Cluster) loadInventory(ctx context.Context, name string) (object.ObjMetadataSet, error) {
+	cm, err := c.Clientset.CoreV1().ConfigMaps(SystemNamespace).Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading the raw manifest inventory %s/%s: %w", SystemNamespace, inventoryName(set), err)
+		return nil, fmt.Errorf("reading the raw manifest inventory %s/%s: %w", SystemNamespace, name, err)
 	}
 	var entries []inventoryEntry
 	if err := json.Unmarshal([]byte(cm.Data[rawInventoryKey]), &entries); err != nil {
-		return nil, fmt.Errorf("raw manifest inventory %s/%s is corrupt: %w", SystemNamespace, inventoryName(set), err)
+		return nil, fmt.Errorf("raw manifest inventory %s/%s is corrupt: %w", SystemNamespace, name, err)
 	}
 	var ids object.ObjMetadataSet
 	for _, e := range entries {
@@ -225,7 +286,8 @@ func (c *Cluster) loadInventory(ctx context.Context, set string) (object.ObjMeta
 }
 
 // storeInventory writes the inventory when it differs from the stored one.
-func (c *Cluster) storeInventory(ctx context.Context, set string, ids object.ObjMetadataSet) (bool, error) {
+func (c *Cluster) storeInventory(ctx context.Context, set string, owner Owner, ids object.ObjMetadataSet) (bool, error) {
+	name := inventoryName(set, owner)
 	entries := make([]inventoryEntry, 0, len(ids))
 	for _, id := range ids {
 		entries = append(entries, inventoryEntry{Group: id.GroupKind.Group, Kind: id.GroupKind.Kind, Namespace: id.Namespace, Name: id.Name})
@@ -238,7 +300,7 @@ func (c *Cluster) storeInventory(ctx context.Context, set string, ids object.Obj
 		return false, err
 	}
 	cms := c.Clientset.CoreV1().ConfigMaps(SystemNamespace)
-	cm, err := cms.Get(ctx, inventoryName(set), metav1.GetOptions{})
+	cm, err := cms.Get(ctx, name, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
 		if len(entries) == 0 {
@@ -247,10 +309,11 @@ func (c *Cluster) storeInventory(ctx context.Context, set string, ids object.Obj
 		if err := c.ensureSystemNamespace(ctx); err != nil {
 			return false, err
 		}
+		labels := owner.Labels()
+		labels["app.kubernetes.io/managed-by"] = "mgo"
 		cm = &corev1.ConfigMap{
-			ObjectMeta: metav1.ObjectMeta{Name: inventoryName(set), Namespace: SystemNamespace,
-				Labels: map[string]string{"app.kubernetes.io/managed-by": "mgo"}},
-			Data: map[string]string{rawInventoryKey: string(data)},
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: SystemNamespace, Labels: labels},
+			Data:       map[string]string{rawInventoryKey: string(data)},
 		}
 		if _, err := cms.Create(ctx, cm, metav1.CreateOptions{FieldManager: FieldManager}); err != nil {
 			return false, fmt.Errorf("storing the raw manifest inventory: %w", err)

@@ -71,8 +71,12 @@ func (d *DiffResult) Failed() bool {
 
 // Diff compares every object the repo defines for the cluster with the live
 // cluster (server-side dry-run apply, mgo's field manager) and returns the
-// differences. It changes nothing.
+// differences. It changes nothing. It ends within Config.DiffTimeout: a
+// release (or the raw manifests) not compared by then has the deadline as
+// its error.
 func (e *Engine) Diff(ctx context.Context, r *repo.Repo, opts Options) (*DiffResult, error) {
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.DiffTimeout)
+	defer cancel()
 	c, ok := r.Clusters[e.cluster.Name]
 	if !ok {
 		return nil, fmt.Errorf("%w: %s has no %s/%s", ErrUnknownCluster, r.Dir, repo.InstallationsDir, e.cluster.Name)
@@ -146,7 +150,7 @@ func (e *Engine) diffRaw(ctx context.Context, c *repo.Cluster, res *DiffResult) 
 			res.Raw = append(res.Raw, d)
 		}
 	}
-	inv, err := e.cluster.RawInventory(ctx, kube.DefaultRawSet)
+	inv, err := e.cluster.RawInventoryFor(ctx, kube.DefaultRawSet, e.cfg.RepoID)
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -26,13 +27,15 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/mygitops/mgo/internal/faults"
 	"github.com/mygitops/mgo/internal/kube"
 	"github.com/mygitops/mgo/internal/render"
 	"github.com/mygitops/mgo/internal/repo"
 )
 
-// Helm release labels mgo sets. Only releases labelled managed-by=mgo are
-// ever uninstalled.
+// Helm release labels mgo sets. Only releases labelled managed-by=mgo and
+// with the engine's own kube.LabelCluster and kube.LabelRepo are ever
+// uninstalled.
 const (
 	LabelManagedBy = "mgo.io/managed-by"
 	LabelDigest    = "mgo.io/digest"
@@ -76,6 +79,8 @@ type Engine struct {
 	cluster *kube.Cluster
 	charts  *render.Charts
 	log     *slog.Logger
+	cfg     Config
+	owner   kube.Owner
 
 	syncMu  sync.Mutex // one sync of a cluster at a time
 	mu      sync.Mutex
@@ -87,15 +92,22 @@ type Engine struct {
 	capsAt  time.Time
 }
 
-// New returns an engine for a cluster.
+// New returns an engine for a cluster with the default Config.
 func New(cluster *kube.Cluster, charts *render.Charts, log *slog.Logger) (*Engine, error) {
+	return NewWithConfig(cluster, charts, log, Config{})
+}
+
+// NewWithConfig returns an engine for a cluster.
+func NewWithConfig(cluster *kube.Cluster, charts *render.Charts, log *slog.Logger, cfg Config) (*Engine, error) {
 	if cluster == nil || charts == nil {
 		return nil, errors.New("reconcile: a cluster and a chart source are required")
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Engine{cluster: cluster, charts: charts, log: log.With("cluster", cluster.Name), applied: map[string]string{}, failed: map[string]failure{}}, nil
+	cfg = cfg.withDefaults()
+	return &Engine{cluster: cluster, charts: charts, log: log.With("cluster", cluster.Name), cfg: cfg, owner: cluster.OwnerFor(cfg.RepoID),
+		applied: map[string]string{}, failed: map[string]failure{}}, nil
 }
 
 // Sync makes the cluster equal to the repo and reports what it did. An
@@ -119,6 +131,12 @@ func (e *Engine) Sync(ctx context.Context, r *repo.Repo, opts Options) (*Result,
 	settings := r.Config.Cluster(e.cluster.Name)
 	if opts.Timeout <= 0 {
 		opts.Timeout = settings.Timeout
+	}
+	if opts.DryRun {
+		// A dry run only compares: it has the deadline of a diff.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, e.cfg.DiffTimeout)
+		defer cancel()
 	}
 
 	// 1. Raw manifests, first: they may hold the Namespaces and CRDs the
@@ -208,10 +226,23 @@ func (e *Engine) syncRaw(ctx context.Context, c *repo.Cluster, opts Options, res
 		}
 		return
 	}
-	raw, err := e.cluster.ApplyRaw(ctx, objs, kube.DefaultRawOptions())
+	rawOpts := kube.DefaultRawOptions()
+	rawOpts.Repo = e.cfg.RepoID
+	raw, err := e.cluster.ApplyRaw(ctx, objs, rawOpts)
 	if raw != nil {
+		leftAlone := map[string]bool{}
+		for _, s := range raw.LeftAlone {
+			leftAlone[s] = true
+		}
 		for _, en := range raw.ChangeSet.Entries {
-			res.Raw = append(res.Raw, ObjectResult{Subject: en.Subject, Action: string(en.Action)})
+			or := ObjectResult{Subject: en.Subject, Action: string(en.Action)}
+			if leftAlone[en.Subject] {
+				or.Message = "left alone: applied by an older mgo without cluster and repository labels and no longer in the repository; not pruned (delete it by hand if it is not another instance's)"
+			}
+			res.Raw = append(res.Raw, or)
+		}
+		if len(raw.LeftAlone) > 0 {
+			e.log.Warn("raw objects of an older mgo left alone", "objects", raw.LeftAlone)
 		}
 	}
 	if err != nil {
@@ -280,16 +311,36 @@ func (e *Engine) syncRelease(ctx context.Context, r *repo.Repo, rel *repo.Releas
 	// Compare with the live cluster.
 	cfg, err := e.cluster.Helm(rel.Header.Namespace, log)
 	if err != nil {
-		return fail(StageDiff, err)
+		return fail(StageDiff, fmt.Errorf("%s: %w", rel.File, err))
 	}
 	last, err := lastRelease(cfg, rel.Header.Name)
 	if err != nil {
-		return fail(StageDiff, err)
+		return fail(StageDiff, fmt.Errorf("%s: %w", rel.File, err))
+	}
+	if !opts.DryRun {
+		// A revision left pending by a killed mgo blocks every Helm
+		// action on the release: recover it first, when no live mgo
+		// holds it.
+		var recovered string
+		last, recovered, err = e.recoverPending(cfg, last)
+		rr.Recovered = recovered
+		if herr := (*errPendingHeld)(nil); errors.As(err, &herr) {
+			// Not remembered as a failure of this rendering: the next
+			// sync looks again.
+			rr.Action, rr.Stage, rr.Error = Failed, StageApply, fmt.Sprintf("%s: %v", rel.File, err)
+			log.Error("release sync failed", "stage", StageApply, "error", err)
+			return rr
+		}
+		if err != nil {
+			return fail(StageApply, fmt.Errorf("%s: %w", rel.File, err))
+		}
 	}
 	drifted := last == nil || last.Info == nil || last.Info.Status != "deployed"
 	immutable := false
+	dctx, dcancel := context.WithTimeout(ctx, e.cfg.DiffTimeout)
+	defer dcancel()
 	for _, obj := range rendered.Objects {
-		entry, err := e.diffObject(ctx, obj, rel.Header.Name, rel.Header.Namespace)
+		entry, err := e.diffObject(dctx, obj, rel.Header.Name, rel.Header.Namespace)
 		if err != nil && isImmutableFieldError(err) {
 			// Handled before the upgrade (recreate) or refused there.
 			rr.Objects = append(rr.Objects, ObjectResult{Subject: subject(obj), Action: "recreate", Message: err.Error()})
@@ -297,7 +348,7 @@ func (e *Engine) syncRelease(ctx context.Context, r *repo.Repo, rel *repo.Releas
 			continue
 		}
 		if err != nil {
-			return fail(StageDiff, err)
+			return fail(StageDiff, fmt.Errorf("%s: %w", rel.File, err))
 		}
 		rr.Objects = append(rr.Objects, ObjectResult{Subject: entry.Subject, Action: string(entry.Action)})
 		if entry.Action != ssa.UnchangedAction {
@@ -307,9 +358,11 @@ func (e *Engine) syncRelease(ctx context.Context, r *repo.Repo, rel *repo.Releas
 	if last != nil {
 		rr.Revision = last.Version
 	}
+	dcancel()
 	if !drifted {
 		rr.Action = Unchanged
 		if !opts.DryRun {
+			e.adopt(cfg, last)
 			e.remember(key, rendered.Digest)
 		}
 		return rr
@@ -324,13 +377,14 @@ func (e *Engine) syncRelease(ctx context.Context, r *repo.Repo, rel *repo.Releas
 	if err != nil {
 		return fail(StageApply, err)
 	}
-	labels := map[string]string{LabelManagedBy: managedBy, LabelDigest: rendered.Digest[:40]}
+	labels := e.releaseLabels(rendered.Digest[:40])
 	hasDeployed := last != nil && hasDeployedRevision(cfg, rel.Header.Name)
 	if immutable && hasDeployed {
 		if _, err := e.recreateImmutable(ctx, rendered, rel.Header.Name, rel.Header.Namespace); err != nil {
 			return fail(StageApply, fmt.Errorf("%s: %w", rel.File, err))
 		}
 	}
+	unhold := e.hold(rel.Header.Namespace, rel.Header.Name)
 	out, err := e.helmApply(ctx, cfg, rel, ch, vals, labels, hasDeployed, opts.Timeout)
 	if err != nil && hasDeployed && isImmutableFieldError(err) {
 		// A field the API server will not update. StatefulSets are deleted
@@ -345,10 +399,14 @@ func (e *Engine) syncRelease(ctx context.Context, r *repo.Repo, rel *repo.Releas
 			out, err = e.helmApply(ctx, cfg, rel, ch, vals, labels, true, opts.Timeout)
 		}
 	}
+	unhold()
 	if out != nil {
 		rr.Revision = out.Version
 	}
 	if err == nil {
+		if testHookBeforeWait != nil {
+			testHookBeforeWait(rel.Header.Name)
+		}
 		if werr := e.waitRollout(ctx, rendered, rel.Header.Namespace, opts.Timeout, &rr); werr != nil {
 			e.markFailed(cfg, out, werr)
 			return fail(StageWait, fmt.Errorf("%s: %w", rel.File, werr))
@@ -372,6 +430,26 @@ func (e *Engine) syncRelease(ctx context.Context, r *repo.Repo, rel *repo.Releas
 	log.Info("release synced", "action", rr.Action, "revision", rr.Revision)
 	return rr
 }
+
+// adopt labels the newest revision of a release an older mgo installed
+// (managed-by only, no cluster or repository label) as this engine's, so
+// that it is uninstalled when it leaves the repository. Releases whose
+// objects changed are relabelled by their upgrade instead.
+func (e *Engine) adopt(cfg *action.Configuration, last *releasev1.Release) {
+	if last == nil || last.Labels[LabelManagedBy] != managedBy || !kube.Unowned(last.Labels) {
+		return
+	}
+	maps.Copy(last.Labels, e.owner.Labels())
+	if err := cfg.Releases.Update(last); err != nil {
+		e.log.Warn("could not label the Helm release as this mgo's", "release", last.Name, "namespace", last.Namespace, "error", err)
+		return
+	}
+	e.log.Info("adopted a release of an older mgo", "release", last.Name, "namespace", last.Namespace, "revision", last.Version)
+}
+
+// testHookBeforeWait, set by tests only, is called with a release's name
+// when its objects are applied and its rollout wait begins.
+var testHookBeforeWait func(release string)
 
 // failure is a release's last failed sync.
 type failure struct {
@@ -465,7 +543,7 @@ func (e *Engine) diffObjectFull(ctx context.Context, obj *unstructured.Unstructu
 func (e *Engine) prepare(obj *unstructured.Unstructured, release, ns string) (*unstructured.Unstructured, error) {
 	obj = obj.DeepCopy()
 	if release == "" {
-		e.cluster.Resources.SetOwnerLabels([]*unstructured.Unstructured{obj}, kube.DefaultRawSet, e.cluster.Name)
+		e.cluster.SetRawLabels([]*unstructured.Unstructured{obj}, kube.DefaultRawSet, e.cfg.RepoID)
 	} else {
 		labels := obj.GetLabels()
 		if labels == nil {
@@ -520,7 +598,11 @@ func (e *Engine) objectStatus(ctx context.Context, rendered *render.Rendered, ns
 			i = len(rr.Objects) - 1
 		}
 		if err := e.cluster.Client.Get(ctx, key, live); err != nil {
-			rr.Objects[i].Status, rr.Objects[i].Message = "NotFound", err.Error()
+			st := "Unknown" // the API server did not answer
+			if apierrors.IsNotFound(err) {
+				st = "NotFound"
+			}
+			rr.Objects[i].Status, rr.Objects[i].Message = st, err.Error()
 			continue
 		}
 		st, err := status.Compute(live)
@@ -535,6 +617,7 @@ func (e *Engine) objectStatus(ctx context.Context, rendered *render.Rendered, ns
 // waitRollout polls the kstatus of every rendered object until all are
 // Current or timeout passes; then the error names those that are not.
 func (e *Engine) waitRollout(ctx context.Context, rendered *render.Rendered, ns string, timeout time.Duration, rr *ReleaseResult) error {
+	faults.Point(faults.RolloutWait)
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	interval := 200 * time.Millisecond
@@ -711,7 +794,11 @@ func (e *Engine) uninstallRemoved(ctx context.Context, c *repo.Cluster, opts Opt
 	}
 	var out []ReleaseResult
 	failed := false
+	var leftAlone []string
 	defer func() {
+		if len(leftAlone) > 0 {
+			e.log.Warn("releases of an older mgo left alone", "releases", leftAlone)
+		}
 		if !failed && !opts.DryRun {
 			e.mu.Lock()
 			e.relSet = set
@@ -724,6 +811,20 @@ func (e *Engine) uninstallRemoved(ctx context.Context, c *repo.Cluster, opts Opt
 			continue
 		}
 		rr := ReleaseResult{Name: hr.Name, Namespace: hr.Namespace, Revision: hr.Version}
+		switch {
+		case e.owner.Owns(hr.Labels):
+		case kube.Unowned(hr.Labels):
+			// Installed by an mgo older than the ownership labels: it may
+			// be another instance's. Never uninstalled; reported.
+			rr.Action = LeftAlone
+			rr.Note = fmt.Sprintf("installed by an older mgo (no %s and %s labels) and not in the repository: left alone; uninstall it by hand if no other mgo instance owns it",
+				kube.LabelCluster, kube.LabelRepo)
+			leftAlone = append(leftAlone, hr.Namespace+"/"+hr.Name)
+			out = append(out, rr)
+			continue
+		default:
+			continue // another mgo instance's, or another context's
+		}
 		if opts.DryRun {
 			rr.Action = WouldChange
 			out = append(out, rr)

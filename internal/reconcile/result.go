@@ -17,6 +17,10 @@ const (
 	Unchanged   Action = "unchanged"   // live state matched the rendered state: no new revision
 	UpToDate    Action = "up-to-date"  // rendered output unchanged since the last sync: not checked again
 	Uninstalled Action = "uninstalled" // its values file was removed
+	// LeftAlone: a release an older mgo installed (without cluster and
+	// repository labels) that the repository does not define: it may be
+	// another instance's, so it is not uninstalled (see Note).
+	LeftAlone   Action = "left-alone"
 	WouldChange Action = "would-change"
 	Failed      Action = "failed"
 )
@@ -55,7 +59,13 @@ type ReleaseResult struct {
 	Objects      []ObjectResult
 	Stage        Stage  // set when Action is Failed
 	Error        string // set when Action is Failed
-	Duration     time.Duration
+	// Recovered says how a revision left pending (mgo killed during a
+	// Helm action) was recovered before this sync acted on the release.
+	Recovered string
+	// Note explains an action that is neither a change nor a failure
+	// (LeftAlone).
+	Note     string
+	Duration time.Duration
 }
 
 // ObjectResult is one object of a release or of the raw manifests.
@@ -97,8 +107,14 @@ func (r *Result) String() string {
 		if rr.Revision > 0 {
 			fmt.Fprintf(&b, " (revision %d)", rr.Revision)
 		}
+		if rr.Recovered != "" {
+			fmt.Fprintf(&b, " [recovered: %s]", rr.Recovered)
+		}
 		if rr.Error != "" {
 			fmt.Fprintf(&b, ": %s failed: %s", rr.Stage, rr.Error)
+		}
+		if rr.Note != "" {
+			fmt.Fprintf(&b, ": %s", rr.Note)
 		}
 		b.WriteString("\n")
 	}

@@ -17,6 +17,9 @@ type Setup struct {
 	Cluster    string // kubeconfig context, the cluster's name in the repo
 	CacheDir   string // chart cache; default ~/.cache/mgo/charts
 	PlainHTTP  bool   // OCI registries over plain HTTP
+	// Engine configures the engine (repository identity, instance id,
+	// pending-release threshold, diff deadline); the zero value is usable.
+	Engine Config
 }
 
 // NewFromSetup connects an engine to a cluster, with the cluster's budget
@@ -52,5 +55,5 @@ func NewFromSetup(s Setup, r *repo.Repo, log *slog.Logger) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	return New(cluster, charts, log)
+	return NewWithConfig(cluster, charts, log, s.Engine)
 }
