@@ -30,8 +30,10 @@ type Config struct {
 	// GitLabToken is compared with X-Gitlab-Token. Empty: that hook is off.
 	GitHubSecret []byte
 	GitLabToken  []byte
-	// Ready reports whether the service can take requests (for /readyz).
-	Ready    func() error
+	// Ready reports whether the service can take requests, with details
+	// for /readyz (such as the last fetch). It must answer at once: it
+	// never waits for git or a cluster.
+	Ready    func() (details map[string]any, err error)
 	Gatherer prometheus.Gatherer
 	Log      *slog.Logger
 }
@@ -172,13 +174,19 @@ func (g scopedGatherer) visible(m *dto.Metric) bool {
 }
 
 func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
+	body := map[string]any{"status": "ready"}
 	if s.cfg.Ready != nil {
-		if err := s.cfg.Ready(); err != nil {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "error": err.Error()})
+		details, err := s.cfg.Ready()
+		for k, v := range details {
+			body[k] = v
+		}
+		if err != nil {
+			body["status"], body["error"] = "not ready", err.Error()
+			writeJSON(w, http.StatusServiceUnavailable, body)
 			return
 		}
 	}
-	writeJSON(w, 200, map[string]string{"status": "ready"})
+	writeJSON(w, http.StatusOK, body)
 }
 
 // RefreshLoop fetches and syncs changed clusters whenever a webhook

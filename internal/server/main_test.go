@@ -94,6 +94,7 @@ type mgo struct {
 const (
 	ciToken      = "mgo_ci_token_for_tests"
 	otherToken   = "mgo_other_token_for_tests"
+	hubToken     = "mgo_dockerhub_token_for_tests"
 	gitlabHook   = "gitlab-hook-token"
 	githubSecret = "github-hook-secret"
 )
@@ -114,6 +115,7 @@ func startMgo(t *testing.T, gitURL, passwordFile, dataDir string, mods ...func(*
 		Tokens: []auth.TokenConfig{
 			{Name: "ci", SHA256: auth.Hash(ciToken), Clusters: []string{cluster}, TriggerRepos: []string{"gitlab.com/acme/*"}},
 			{Name: "other", SHA256: auth.Hash(otherToken), Clusters: []string{"staging"}, TriggerRepos: []string{"*"}},
+			{Name: "hub", SHA256: auth.Hash(hubToken), Clusters: []string{cluster}, TriggerRepos: []string{"gitlab.com/acme/*"}, Routes: []string{auth.RouteDockerHub}},
 		},
 		GitLabToken:     []byte(gitlabHook),
 		GitHubSecret:    []byte(githubSecret),

@@ -129,7 +129,7 @@ func Run(ctx context.Context, cfg Config) error {
 	h, err := api.New(api.Config{
 		Service: svc, Tokens: tokens, InsecureNoAuth: cfg.InsecureNoAuth && tokens == nil,
 		GitHubSecret: cfg.GitHubSecret, GitLabToken: cfg.GitLabToken, Gatherer: reg, Log: log,
-		Ready: func() error { _, err := git.Head(ctx); return err },
+		Ready: func() (map[string]any, error) { return readiness(ctx, git) },
 	})
 	if err != nil {
 		return err
@@ -183,6 +183,26 @@ func Run(ctx context.Context, cfg Config) error {
 	wg.Wait()
 	log.Info("stopped")
 	return errors.Join(errs...)
+}
+
+// readiness is /readyz: ready while the clone is usable, whatever the
+// remote does; the last successful fetch (or push) and the error of a
+// later failed one say how fresh it is. It takes no lock and does no I/O.
+func readiness(ctx context.Context, git *gitrepo.Repo) (map[string]any, error) {
+	details := map[string]any{}
+	last, fetchErr := git.LastFetch()
+	if !last.IsZero() {
+		details["lastFetch"] = last.UTC().Format(time.RFC3339)
+	}
+	if fetchErr != nil {
+		details["fetchError"] = fetchErr.Error()
+	}
+	head, err := git.Head(ctx)
+	if err == nil && head == "" {
+		err = errors.New("the gitops repo is not checked out")
+	}
+	details["head"] = head
+	return details, err
 }
 
 // engines connects to every cluster of the repo that the kubeconfig (or
@@ -250,20 +270,10 @@ func engines(ctx context.Context, cfg Config, git *gitrepo.Repo, log *slog.Logge
 	return out, nil
 }
 
-// loops syncs every cluster once at start, then polls the repo and runs
+// loops syncs every cluster whose sync policy is auto once at start, then polls the repo and runs
 // drift checks on their intervals, until ctx ends.
 func loops(ctx context.Context, cfg Config, svc *deploy.Service, log *slog.Logger) {
-	for _, name := range svc.Clusters() {
-		go func() {
-			res, err := svc.Sync(ctx, name, true)
-			switch {
-			case err != nil:
-				log.Error("initial sync failed", "cluster", name, "error", err)
-			case res.Failed():
-				log.Warn("initial sync: some releases failed", "cluster", name, "result", res.String())
-			}
-		}()
-	}
+	go svc.StartupSync(ctx)
 	tick := func(d time.Duration) <-chan time.Time {
 		if d <= 0 {
 			return nil

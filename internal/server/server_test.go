@@ -329,7 +329,7 @@ func TestServe(t *testing.T) {
 		var e errorAnswer
 		// The header form repository is docker.io/acme/worker, not the one the
 		// values file names: the registry differs, so the repository changes too.
-		code := m.call(http.MethodPost, "/deploy/dockerhub?cluster="+cluster+"&triggerRepo=gitlab.com/acme/worker&token="+ciToken,
+		code := m.call(http.MethodPost, "/deploy/dockerhub?cluster="+cluster+"&triggerRepo=gitlab.com/acme/worker&token="+hubToken,
 			"", "application/json", strings.NewReader(hook), &e)
 		if code != http.StatusOK {
 			t.Fatalf("docker hub hook: %d %+v", code, e)
