@@ -554,8 +554,8 @@ func (s *Service) withSnapshot(ctx context.Context, fn func(dir, head string) er
 	return fn(dir, head)
 }
 
-// copyTree copies regular files and directories (not .git, not symlinks
-// leaving the tree) from src to dst.
+// copyTree copies regular files, directories and symlinks (as links, not
+// their targets; not .git) from src to dst.
 func copyTree(src, dst string) error {
 	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -575,8 +575,16 @@ func copyTree(src, dst string) error {
 				return err
 			}
 			return os.WriteFile(target, b, 0o600)
+		case d.Type()&fs.ModeSymlink != 0:
+			// Copied as a link, never followed: the repo loader refuses
+			// links by name, and must see them to do so.
+			to, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			return os.Symlink(to, target)
 		}
-		return nil // symlinks and other types are not followed
+		return nil // other types (sockets, devices) are not copied
 	})
 }
 
@@ -589,14 +597,23 @@ func clusterInputs(dir, cluster string) (string, error) {
 			if errors.Is(err, fs.ErrNotExist) {
 				return nil
 			}
-			if err != nil || !d.Type().IsRegular() {
+			if err != nil {
 				return err
+			}
+			rel, _ := filepath.Rel(dir, p)
+			if d.Type()&fs.ModeSymlink != 0 {
+				// A link is an input too: the loader refuses it.
+				to, err := os.Readlink(p)
+				fmt.Fprintf(h, "%s\x00link\x00%s\x00", filepath.ToSlash(rel), to)
+				return err
+			}
+			if !d.Type().IsRegular() {
+				return nil
 			}
 			b, err := os.ReadFile(p)
 			if err != nil {
 				return err
 			}
-			rel, _ := filepath.Rel(dir, p)
 			fmt.Fprintf(h, "%s\x00%d\x00", filepath.ToSlash(rel), len(b))
 			h.Write(b)
 			return nil
