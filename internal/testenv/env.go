@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -68,7 +69,9 @@ type Env struct {
 	// Client is a clientset for Config.
 	Client kubernetes.Interface
 
+	procsMu   sync.Mutex
 	procs     []*process
+	apiArgs   []string // kube-apiserver's binary and arguments, for StartAPIServer
 	reserved  []reservedPort
 	tokens    map[string]string
 	pki       *pki
@@ -190,23 +193,24 @@ func (e *Env) start(ctx context.Context, opts Options) error {
 	); err != nil {
 		return err
 	}
-	if err := e.run("kube-apiserver", bin("kube-apiserver"), nil,
-		"--etcd-servers="+etcdURL,
+	e.apiArgs = []string{bin("kube-apiserver"),
+		"--etcd-servers=" + etcdURL,
 		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
-		"--secure-port="+strconv.Itoa(apiPort),
-		"--cert-dir="+filepath.Join(e.Dir, "pki"),
-		"--tls-cert-file="+e.pki.ServingCert, "--tls-private-key-file="+e.pki.ServingKey,
-		"--client-ca-file="+e.pki.CACert,
-		"--token-auth-file="+filepath.Join(e.Dir, "tokens.csv"),
+		"--secure-port=" + strconv.Itoa(apiPort),
+		"--cert-dir=" + filepath.Join(e.Dir, "pki"),
+		"--tls-cert-file=" + e.pki.ServingCert, "--tls-private-key-file=" + e.pki.ServingKey,
+		"--client-ca-file=" + e.pki.CACert,
+		"--token-auth-file=" + filepath.Join(e.Dir, "tokens.csv"),
 		"--authorization-mode=RBAC",
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-		"--service-account-key-file="+e.pki.SAPub,
-		"--service-account-signing-key-file="+e.pki.SAKey,
+		"--service-account-key-file=" + e.pki.SAPub,
+		"--service-account-signing-key-file=" + e.pki.SAKey,
 		"--service-cluster-ip-range=10.96.0.0/16",
 		"--endpoint-reconciler-type=none", // the advertise address is loopback
 		"--allow-privileged=true",
 		"--profiling=false",
-	); err != nil {
+	}
+	if err := e.run("kube-apiserver", e.apiArgs[0], nil, e.apiArgs[1:]...); err != nil {
 		return err
 	}
 	if err := e.waitAPIServer(ctx); err != nil {
@@ -291,17 +295,79 @@ func (e *Env) run(name, bin string, env []string, args ...string) error {
 	if err != nil {
 		return err
 	}
-	p, err := startProcess(name, bin, append(args, extra...), env, filepath.Join(e.Dir, "logs", name+".log"))
+	p, err := startProcess(name, bin, append(slices.Clone(args), extra...), env, filepath.Join(e.Dir, "logs", name+".log"))
 	if err != nil {
 		return err
 	}
+	e.procsMu.Lock()
 	e.procs = append(e.procs, p)
+	e.procsMu.Unlock()
 	return nil
+}
+
+// processes returns the running control-plane processes.
+func (e *Env) processes() []*process {
+	e.procsMu.Lock()
+	defer e.procsMu.Unlock()
+	return slices.Clone(e.procs)
+}
+
+// StopAPIServer stops kube-apiserver (SIGTERM, then SIGKILL), leaving
+// etcd and every other process running, as an API server outage would.
+// Its port stays reserved for StartAPIServer. Clients of the API server
+// (the controller manager, the scheduler, kwok) retry until it is back.
+func (e *Env) StopAPIServer() {
+	e.procsMu.Lock()
+	var api *process
+	e.procs = slices.DeleteFunc(e.procs, func(p *process) bool {
+		if p.Name == "kube-apiserver" {
+			api = p
+			return true
+		}
+		return false
+	})
+	e.procsMu.Unlock()
+	if api != nil {
+		api.Stop(10 * time.Second)
+	}
+}
+
+// StartAPIServer starts kube-apiserver again after StopAPIServer, on the
+// same port with the same etcd, certificates and tokens, and waits until it
+// answers /readyz. It does nothing when the API server is running.
+func (e *Env) StartAPIServer(ctx context.Context) error {
+	for _, p := range e.processes() {
+		if p.Name == "kube-apiserver" {
+			return nil
+		}
+	}
+	if len(e.apiArgs) == 0 {
+		return errors.New("testenv: the control plane was not started")
+	}
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	// The port was released by the stopped server; it can take a moment
+	// until the kernel lets a new one bind it, so a server that exits at
+	// once is started again.
+	for {
+		if err := e.run("kube-apiserver", e.apiArgs[0], nil, e.apiArgs[1:]...); err != nil {
+			return err
+		}
+		err := e.waitAPIServer(ctx)
+		if err == nil {
+			return nil
+		}
+		e.StopAPIServer()
+		if ctx.Err() != nil {
+			return err
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // checkProcs returns an error if a control-plane process has exited.
 func (e *Env) checkProcs() error {
-	for _, p := range e.procs {
+	for _, p := range e.processes() {
 		if exited, _ := p.Exited(); exited {
 			return p.exitError()
 		}
@@ -485,7 +551,7 @@ func (e *Env) UserConfig(name string) (*rest.Config, error) {
 // Pids returns the process ids of the control-plane processes.
 func (e *Env) Pids() map[string]int {
 	m := map[string]int{}
-	for _, p := range e.procs {
+	for _, p := range e.processes() {
 		m[p.Name] = p.Pid()
 	}
 	return m
@@ -503,7 +569,7 @@ func (e *Env) Stop() {
 		// an API server whose etcd is gone hangs in its graceful shutdown.
 		var clients []*process
 		var apiserver, etcd *process
-		for _, p := range e.procs {
+		for _, p := range e.processes() {
 			switch p.Name {
 			case "etcd":
 				etcd = p
