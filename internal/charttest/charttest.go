@@ -5,6 +5,7 @@ package charttest
 
 import (
 	"bytes"
+	"encoding/pem"
 	"io"
 	"log"
 	"net/http"
@@ -49,9 +50,33 @@ func Package(t testing.TB, dir, version string) string {
 	return path
 }
 
-// RepoServer is a Helm chart repository over HTTP.
+// CAFile returns a PEM file trusting the certificate of every RepoServer
+// (net/http/httptest serves them all with one certificate).
+func CAFile(t testing.TB) string {
+	t.Helper()
+	srv := httptest.NewTLSServer(http.NotFoundHandler())
+	defer srv.Close()
+	return writeCA(t, srv)
+}
+
+func writeCA(t testing.TB, srv *httptest.Server) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "ca.pem")
+	cert := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	if err := os.WriteFile(path, cert, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// RepoServer is a Helm chart repository over HTTPS (mgo refuses to send
+// credentials over plain http); its certificate is trusted through
+// CAFile.
 type RepoServer struct {
 	URL string
+	// CAFile is a PEM file of the certificate authority that signed the
+	// server's certificate, for render.Options.CAFile.
+	CAFile string
 
 	dir      string
 	user     string
@@ -66,7 +91,7 @@ func NewRepoServer(t testing.TB, user, password string) *RepoServer {
 	t.Helper()
 	s := &RepoServer{dir: t.TempDir(), user: user, password: password, requests: map[string]int{}}
 	files := http.FileServer(http.Dir(s.dir))
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		s.requests[r.URL.Path]++
 		s.mu.Unlock()
@@ -82,6 +107,7 @@ func NewRepoServer(t testing.TB, user, password string) *RepoServer {
 	}))
 	t.Cleanup(srv.Close)
 	s.URL = srv.URL
+	s.CAFile = writeCA(t, srv)
 	s.reindex(t)
 	return s
 }

@@ -95,6 +95,7 @@ Every endpoint but /healthz and /readyz needs a bearer token from
 	fs.StringVar(&cfg.Kubeconfig, "kubeconfig", "", "kubeconfig whose contexts are the repo's clusters (default $KUBECONFIG)")
 	fs.StringVar(&cfg.InCluster, "in-cluster", "", "name of the cluster mgo runs in (uses its service account)")
 	fs.StringVar(&cfg.ChartCache, "chart-cache", "", "chart cache directory (default <data-dir>/charts)")
+	fs.StringVar(&cfg.ChartCAFile, "chart-ca-file", "", "PEM bundle of extra certificate authorities for chart repositories and OCI registries")
 	fs.BoolVar(&cfg.PlainHTTP, "plain-http", false, "talk to OCI registries over plain HTTP (local registries only)")
 	fs.StringVar(&creds.Dir, "chart-credentials-dir", "", "the only directory whose files chart-repository credentials in mygitops.yaml may name (default: none)")
 	fs.StringVar(&creds.EnvPrefix, "chart-credentials-env-prefix", creds.EnvPrefix, "the prefix of every environment variable chart-repository credentials in mygitops.yaml may name (\"\": none)")

@@ -110,6 +110,7 @@ func newEngine(t testing.TB) *Engine {
 	}
 	opts := render.DefaultOptions(t.TempDir())
 	opts.PlainHTTP = true // the test registry speaks plain HTTP
+	opts.CAFile = charttest.CAFile(t)
 	charts, err := render.NewCharts(opts, nil)
 	if err != nil {
 		t.Fatal(err)

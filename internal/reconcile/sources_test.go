@@ -12,12 +12,12 @@ import (
 func TestSyncTenReleasesFromEverySource(t *testing.T) {
 	repoSrv := charttest.NewRepoServer(t, "ci", "chart-pass")
 	repoSrv.Add(t, charttest.ChartDir("hello"), "0.1.0", "0.2.0")
-	t.Setenv("MGO_TEST_REPO_PASSWORD", "chart-pass")
+	t.Setenv("MGO_CHART_TEST_PASSWORD", "chart-pass")
 	reg := charttest.NewRegistry(t)
 	ociURL := reg.Push(t, charttest.ChartDir("hello"), "charts", "0.3.0")
 
 	g := newGitops(t)
-	g.write("mygitops.yaml", "helm:\n  repositories:\n    - name: acme\n      url: "+repoSrv.URL+"\n      username: ci\n      passwordEnv: MGO_TEST_REPO_PASSWORD\n")
+	g.write("mygitops.yaml", "helm:\n  repositories:\n    - name: acme\n      url: "+repoSrv.URL+"\n      username: ci\n      passwordEnv: MGO_CHART_TEST_PASSWORD\n")
 	nss := make([]string, 10)
 	for i := range nss {
 		nss[i] = env.Namespace(t)

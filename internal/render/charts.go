@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -43,6 +45,9 @@ type Options struct {
 	// before it is fetched again. Exact versions already in the cache need
 	// no index at all. Default 5 minutes.
 	IndexTTL time.Duration
+	// CAFile is a PEM bundle of extra certificate authorities trusted for
+	// chart repositories and OCI registries (beside the system's).
+	CAFile string
 	// PlainHTTP talks to OCI registries over plain HTTP (local registries
 	// and tests only).
 	PlainHTTP bool
@@ -92,10 +97,25 @@ func NewCharts(opts Options, log *slog.Logger) (*Charts, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	client := newHTTPClient(opts.Timeout)
+	if opts.CAFile != "" {
+		pem, err := os.ReadFile(opts.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("render: chart CA file: %w", err)
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("render: chart CA file %s holds no PEM certificate", opts.CAFile)
+		}
+		client.Transport.(*http.Transport).TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
 	return &Charts{
 		opts:  opts,
 		log:   log,
-		http:  newHTTPClient(opts.Timeout),
+		http:  client,
 		locks: map[string]*sync.Mutex{},
 	}, nil
 }

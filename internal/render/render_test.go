@@ -58,6 +58,7 @@ func newCharts(t *testing.T, plainHTTP bool) *Charts {
 	t.Helper()
 	opts := DefaultOptions(t.TempDir())
 	opts.PlainHTTP = plainHTTP
+	opts.CAFile = charttest.CAFile(t)
 	c, err := NewCharts(opts, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -84,8 +85,8 @@ func TestLoadLocalChart(t *testing.T) {
 func TestLoadFromRepository(t *testing.T) {
 	srv := charttest.NewRepoServer(t, "ci", "s3cret")
 	srv.Add(t, charttest.ChartDir("hello"), "0.1.0", "0.2.0", "0.2.1", "1.0.0")
-	t.Setenv("MGO_TEST_CHARTS_PASSWORD", "s3cret")
-	config := "helm:\n  repositories:\n    - name: acme\n      url: " + srv.URL + "\n      username: ci\n      passwordEnv: MGO_TEST_CHARTS_PASSWORD\n"
+	t.Setenv("MGO_CHART_TEST_PASSWORD", "s3cret")
+	config := "helm:\n  repositories:\n    - name: acme\n      url: " + srv.URL + "\n      username: ci\n      passwordEnv: MGO_CHART_TEST_PASSWORD\n"
 	ctx := context.Background()
 
 	r, rel := gitopsRepo(t, config, "acme/hello", "0.2.0", "1.0.0")
@@ -128,7 +129,7 @@ func TestLoadFromRepository(t *testing.T) {
 	if _, err := c.Load(ctx, r.Dir, r.Config, rel.Header); err == nil || !strings.Contains(err.Error(), "not in the index") {
 		t.Errorf("missing version: %v", err)
 	}
-	t.Setenv("MGO_TEST_CHARTS_PASSWORD", "wrong-password")
+	t.Setenv("MGO_CHART_TEST_PASSWORD", "wrong-password")
 	rel.Header.Version = "1.0.0"
 	_, err = newCharts(t, false).Load(ctx, r.Dir, r.Config, rel.Header)
 	if err == nil || !strings.Contains(err.Error(), "401") {

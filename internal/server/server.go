@@ -41,7 +41,10 @@ type Config struct {
 	Kubeconfig string
 	InCluster  string
 	ChartCache string
-	PlainHTTP  bool
+	// ChartCAFile is a PEM bundle of extra CAs for chart repositories and
+	// OCI registries.
+	ChartCAFile string
+	PlainHTTP   bool
 	// Credentials is what chart-repository credential references in
 	// mygitops.yaml may name (default: repo.DefaultCredentialPolicy).
 	Credentials *repo.CredentialPolicy
@@ -226,7 +229,7 @@ func engines(ctx context.Context, cfg Config, git *gitrepo.Repo, log *slog.Logge
 		cacheDir = filepath.Join(cfg.DataDir, "charts")
 	}
 	opts := render.DefaultOptions(cacheDir)
-	opts.PlainHTTP = cfg.PlainHTTP
+	opts.PlainHTTP, opts.CAFile = cfg.PlainHTTP, cfg.ChartCAFile
 	if cfg.Credentials != nil {
 		opts.Credentials = *cfg.Credentials
 	}
