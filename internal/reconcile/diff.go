@@ -101,7 +101,7 @@ func (e *Engine) Diff(ctx context.Context, r *repo.Repo, opts Options) (*DiffRes
 		}
 		switch {
 		case !rel.Valid:
-			fail(StageValidate, fmt.Errorf("%s has errors; run mgo validate", rel.File))
+			fail(StageValidate, invalidRelease(r, rel))
 		default:
 			ch, err := e.charts.Load(ctx, r.Dir, r.Config, rel.Header)
 			if err != nil {

@@ -142,7 +142,7 @@ func (e *Engine) Sync(ctx context.Context, r *repo.Repo, opts Options) (*Result,
 	// 1. Raw manifests, first: they may hold the Namespaces and CRDs the
 	// releases need.
 	if opts.Release == "" {
-		e.syncRaw(ctx, c, opts, res)
+		e.syncRaw(ctx, r, c, opts, res)
 	}
 
 	// 2. Releases, at most MaxConcurrentReleases at a time.
@@ -198,7 +198,7 @@ func (e *Engine) renderer() (*render.Renderer, error) {
 	return render.NewRenderer(*e.caps)
 }
 
-func (e *Engine) syncRaw(ctx context.Context, c *repo.Cluster, opts Options, res *Result) {
+func (e *Engine) syncRaw(ctx context.Context, r *repo.Repo, c *repo.Cluster, opts Options, res *Result) {
 	var objs []*unstructured.Unstructured
 	h := sha256.New()
 	for _, rf := range c.Raw {
@@ -209,10 +209,14 @@ func (e *Engine) syncRaw(ctx context.Context, c *repo.Cluster, opts Options, res
 		}
 	}
 	digest := hex.EncodeToString(h.Sum(nil))
+	// A document left out for its errors is missing from objs: pruning
+	// would delete its live object. Apply the rest, prune nothing, and
+	// report the files.
+	skipped := skippedRaw(r, c)
 	e.mu.Lock()
 	unchanged := e.rawDone == digest
 	e.mu.Unlock()
-	if unchanged && !opts.Full && !opts.DryRun {
+	if unchanged && skipped == nil && !opts.Full && !opts.DryRun {
 		return // applied as they are at the last sync; drift checks are full syncs
 	}
 	if opts.DryRun {
@@ -224,10 +228,16 @@ func (e *Engine) syncRaw(ctx context.Context, c *repo.Cluster, opts Options, res
 			}
 			res.Raw = append(res.Raw, ObjectResult{Subject: entry.Subject, Action: string(entry.Action)})
 		}
+		if skipped != nil {
+			res.RawError = skipped.Error()
+		}
 		return
 	}
 	rawOpts := kube.DefaultRawOptions()
 	rawOpts.Repo = e.cfg.RepoID
+	if skipped != nil {
+		rawOpts.Prune = false
+	}
 	raw, err := e.cluster.ApplyRaw(ctx, objs, rawOpts)
 	if raw != nil {
 		leftAlone := map[string]bool{}
@@ -246,12 +256,56 @@ func (e *Engine) syncRaw(ctx context.Context, c *repo.Cluster, opts Options, res
 		}
 	}
 	if err != nil {
-		res.RawError = err.Error()
+		res.RawError = errors.Join(skipped, err).Error()
 		return
+	}
+	if skipped != nil {
+		res.RawError = skipped.Error()
+		return // not done: the next sync tries again
 	}
 	e.mu.Lock()
 	e.rawDone = digest
 	e.mu.Unlock()
+}
+
+// skippedRaw reports the raw files of c with documents left out for their
+// errors, naming each problem; nil when there are none.
+func skippedRaw(r *repo.Repo, c *repo.Cluster) error {
+	var errs []error
+	for _, rf := range c.Raw {
+		if rf.Skipped == 0 {
+			continue
+		}
+		errs = append(errs, fmt.Errorf("%s: %d document(s) left out and nothing pruned: %s", rf.File, rf.Skipped, problemsOf(r, rf.File)))
+	}
+	return errors.Join(errs...)
+}
+
+// invalidRelease is the error of a release whose files have errors: each
+// problem with its file and line.
+func invalidRelease(r *repo.Repo, rel *repo.Release) error {
+	p := problemsOf(r, rel.File)
+	if rel.SecretsFile != "" {
+		if sp := problemsOf(r, rel.SecretsFile); sp != "" {
+			p = strings.TrimPrefix(p+"; "+sp, "; ")
+		}
+	}
+	if p == "" {
+		p = "see mgo validate"
+	}
+	return fmt.Errorf("%s has errors: %s", rel.File, p)
+}
+
+// problemsOf lists the errors found in file when the repo was loaded.
+func problemsOf(r *repo.Repo, file string) string {
+	if r == nil {
+		return ""
+	}
+	var out []string
+	for _, p := range r.Problems.Errors().InFile(file) {
+		out = append(out, p.String())
+	}
+	return strings.Join(out, "; ")
 }
 
 func (e *Engine) syncRelease(ctx context.Context, r *repo.Repo, rel *repo.Release, renderer *render.Renderer, opts Options) (rr ReleaseResult) {
@@ -272,7 +326,7 @@ func (e *Engine) syncRelease(ctx context.Context, r *repo.Repo, rel *repo.Releas
 	}
 	defer func() { rr.Duration = time.Since(start) }()
 	if !rel.Valid {
-		return fail(StageValidate, fmt.Errorf("%s has errors; run mgo validate", rel.File))
+		return fail(StageValidate, invalidRelease(r, rel))
 	}
 	key := rel.Header.Namespace + "/" + rel.Header.Name
 

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/mygitops/mgo/internal/deploy"
 	"github.com/mygitops/mgo/internal/gittest"
 	"github.com/mygitops/mgo/internal/reconcile"
@@ -39,6 +41,19 @@ func TestHostileRepoFiles(t *testing.T) {
 		bomb.WriteString("a" + string(rune('0'+i)) + ": &a" + string(rune('0'+i)) + " [" + strings.Repeat(p+", ", 9) + p + "]\n")
 	}
 
+	// A raw ConfigMap applied while it was valid must survive a push that
+	// breaks it: the broken document is left out of the apply, and pruning
+	// would delete it.
+	settings := dir + "config-raw.yaml"
+	if _, err := person.PushChange(map[string]string{settings: "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: default\ndata:\n  retries: \"3\"\n"}, "add settings", 3); err != nil {
+		t.Fatal(err)
+	}
+	hook(t, m)
+	waitFor(t, "the raw ConfigMap", time.Minute, func() bool {
+		_, err := env.Client.CoreV1().ConfigMaps("default").Get(t.Context(), "settings", metav1.GetOptions{})
+		return err == nil
+	})
+
 	cases := []struct {
 		name    string
 		file    string // the bad file
@@ -56,7 +71,7 @@ func TestHostileRepoFiles(t *testing.T) {
 		{name: "invalid UTF-8", file: dir + "latin1-values.yaml", line: true,
 			content: "__mygitops:\n  chart: ./charts/hello\n  name: latin1\n  namespace: hostile-x\nowner: \"J\xf6rg\"\n"},
 		{name: "symlink out of the repo", file: dir + "link-values.yaml", symlink: "/etc/passwd"},
-		{name: "number in ConfigMap data", file: dir + "config-raw.yaml", raw: true, line: true,
+		{name: "number in ConfigMap data", file: settings, raw: true, line: true,
 			content: "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: default\ndata:\n  retries: 3\n"},
 	}
 	for _, tc := range cases {
@@ -86,7 +101,12 @@ func TestHostileRepoFiles(t *testing.T) {
 				if err := person.Sync(); err != nil {
 					t.Fatal(err)
 				}
-				if err := os.Remove(filepath.Join(person.Dir, tc.file)); err != nil {
+				if tc.raw {
+					// The file was valid before: it stays, valid again.
+					if err := os.WriteFile(filepath.Join(person.Dir, tc.file), []byte(strings.Replace(tc.content, "retries: 3", "retries: \"3\"", 1)), 0o644); err != nil {
+						t.Fatal(err)
+					}
+				} else if err := os.Remove(filepath.Join(person.Dir, tc.file)); err != nil {
 					t.Fatal(err)
 				}
 				if _, err := person.Commit(map[string]string{}, "remove "+tc.name); err != nil {
@@ -96,14 +116,7 @@ func TestHostileRepoFiles(t *testing.T) {
 					t.Fatal(err)
 				}
 			})
-			req, _ := http.NewRequest(http.MethodPost, m.url+"/hooks/gitlab", strings.NewReader(`{"object_kind":"push"}`))
-			req.Header.Set("X-Gitlab-Event", "Push Hook")
-			req.Header.Set("X-Gitlab-Token", gitlabHook)
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil || resp.StatusCode != http.StatusAccepted {
-				t.Fatalf("webhook: %v %v", resp, err)
-			}
-			resp.Body.Close()
+			hook(t, m)
 			head := remote.Head(t)
 			waitFor(t, "the pushed change to be fetched and synced", 2*time.Minute, func() bool {
 				var cs struct {
@@ -142,9 +155,27 @@ func TestHostileRepoFiles(t *testing.T) {
 			if got := imageOrEmpty("hostile-good", "good"); got != "registry.example.com/acme/good:"+tag {
 				t.Errorf("the good release beside %s runs %s, want tag %s", tc.name, got, tag)
 			}
+			if tc.raw {
+				if _, err := env.Client.CoreV1().ConfigMaps("default").Get(t.Context(), "settings", metav1.GetOptions{}); err != nil {
+					t.Errorf("the ConfigMap of the broken document was pruned: %v", err)
+				}
+			}
 			if code := m.call(http.MethodGet, "/healthz", "", "", nil, nil); code != http.StatusOK {
 				t.Fatalf("mgo is not healthy after %s: %d", tc.name, code)
 			}
 		})
 	}
+}
+
+// hook tells mgo about a push, as GitLab's webhook does.
+func hook(t *testing.T, m *mgo) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, m.url+"/hooks/gitlab", strings.NewReader(`{"object_kind":"push"}`))
+	req.Header.Set("X-Gitlab-Event", "Push Hook")
+	req.Header.Set("X-Gitlab-Token", gitlabHook)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("webhook: %v %v", resp, err)
+	}
+	resp.Body.Close()
 }

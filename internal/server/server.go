@@ -5,6 +5,9 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -59,6 +63,16 @@ type Config struct {
 	PollInterval    time.Duration
 	ResyncInterval  time.Duration
 	ShutdownTimeout time.Duration
+
+	// RepoID identifies the gitops repo on the clusters: mgo labels what it
+	// installs with it and the cluster name and removes only what carries
+	// both. Default: derived from Git.URL and Git.Branch.
+	RepoID string
+	// PendingTimeout is when a Helm release left pending by another mgo
+	// is taken as abandoned and recovered (0: the engine's default).
+	PendingTimeout time.Duration
+	// DiffTimeout bounds diffs and drift checks (0: the engine's default).
+	DiffTimeout time.Duration
 
 	Log *slog.Logger
 	// Started, when set, is called with the listening address.
@@ -110,7 +124,7 @@ func Run(ctx context.Context, cfg Config) error {
 	head, _ := git.Head(ctx)
 	log.Info("gitops repo ready", "url", cfg.Git.URL, "branch", cfg.Git.Branch, "head", head, "duration", time.Since(start).Round(time.Millisecond))
 
-	engines, err := engines(ctx, cfg, git, log)
+	engines, err := engines(ctx, cfg, git, start, log)
 	if err != nil {
 		return err
 	}
@@ -188,6 +202,36 @@ func Run(ctx context.Context, cfg Config) error {
 	return errors.Join(errs...)
 }
 
+// DefaultRepoID is the repo identity of a gitops repo URL and branch: a
+// short hash, the same for every mgo that serves the same branch.
+func DefaultRepoID(url, branch string) string {
+	sum := sha256.Sum256([]byte(url + "#" + branch))
+	return "r-" + hex.EncodeToString(sum[:8])
+}
+
+// instanceID returns the id of this mgo instance, kept in the data
+// directory so that it survives restarts: Helm revisions it left pending
+// when it was killed are recovered at its next start.
+func instanceID(dataDir string) (string, error) {
+	p := filepath.Join(dataDir, "instance-id")
+	if b, err := os.ReadFile(p); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	id := "i-" + hex.EncodeToString(b[:])
+	tmp := p + ".tmp"
+	if err := os.WriteFile(tmp, []byte(id+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("instance id: %w", err)
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		return "", fmt.Errorf("instance id: %w", err)
+	}
+	return id, nil
+}
+
 // readiness is /readyz: ready while the clone is usable, whatever the
 // remote does; the last successful fetch (or push) and the error of a
 // later failed one say how fresh it is. It takes no lock and does no I/O.
@@ -211,7 +255,7 @@ func readiness(ctx context.Context, git *gitrepo.Repo) (map[string]any, error) {
 // engines connects to every cluster of the repo that the kubeconfig (or
 // the in-cluster config) knows. A cluster without a context is reported and
 // left out; no cluster at all is an error.
-func engines(ctx context.Context, cfg Config, git *gitrepo.Repo, log *slog.Logger) (map[string]*reconcile.Engine, error) {
+func engines(ctx context.Context, cfg Config, git *gitrepo.Repo, started time.Time, log *slog.Logger) (map[string]*reconcile.Engine, error) {
 	var r *repo.Repo
 	err := git.Read(ctx, func(dir, _ string) error {
 		var err error
@@ -237,6 +281,18 @@ func engines(ctx context.Context, cfg Config, git *gitrepo.Repo, log *slog.Logge
 	if err != nil {
 		return nil, err
 	}
+	instance, err := instanceID(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	ecfg := reconcile.Config{
+		RepoID: cfg.RepoID, InstanceID: instance, StartedAt: started,
+		PendingTimeout: cfg.PendingTimeout, DiffTimeout: cfg.DiffTimeout,
+	}
+	if ecfg.RepoID == "" {
+		ecfg.RepoID = DefaultRepoID(cfg.Git.URL, cfg.Git.Branch)
+	}
+	log.Info("what this mgo owns is labelled with its cluster names and", "repoID", ecfg.RepoID, "instance", instance)
 	out := map[string]*reconcile.Engine{}
 	for _, name := range r.ClusterNames() {
 		budget := r.Config.Cluster(name).Budget
@@ -261,7 +317,7 @@ func engines(ctx context.Context, cfg Config, git *gitrepo.Repo, log *slog.Logge
 			log.Warn("cluster of the repo not served: no kubeconfig", "cluster", name)
 			continue
 		}
-		e, err := reconcile.New(c, charts, log)
+		e, err := reconcile.NewWithConfig(c, charts, log, ecfg)
 		if err != nil {
 			return nil, err
 		}
