@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mygitops/mgo/internal/faults"
 	"github.com/mygitops/mgo/internal/gitrepo"
 	"github.com/mygitops/mgo/internal/reconcile"
 	"github.com/mygitops/mgo/internal/repo"
@@ -576,6 +577,7 @@ func (s *Service) pushed(j *job, changed bool, commit, head string, now time.Tim
 		s.log.Error("storing deployment", "id", j.d.ID, "error", err)
 	}
 	s.log.Info("deployment pushed", "id", j.d.ID, "changed", changed, "commit", j.d.Commit)
+	faults.Point(faults.AfterPush)
 	if !s.clusters[j.d.Request.Cluster].add(j) {
 		s.fail(j, StageSync, fmt.Errorf("%w: mgo stopped before the sync", ErrClosed))
 	}
