@@ -129,7 +129,7 @@ func (f *deployFlags) local(ctx context.Context, out, errOut io.Writer) error {
 		return err
 	}); err != nil {
 		code := 2
-		if errors.Is(err, deploy.ErrNotFound) || errors.Is(err, deploy.ErrUnprocessable) {
+		if errors.Is(err, deploy.ErrNotFound) || errors.Is(err, deploy.ErrUnprocessable) || errors.Is(err, deploy.ErrForbidden) {
 			code = 1
 		}
 		return &ExitError{Code: code, Err: err}
