@@ -19,12 +19,7 @@ import (
 // a running mgo: it stays up, the sync names the file (and line where
 // there is one), and the other releases still sync.
 func TestHostileRepoFiles(t *testing.T) {
-	files := seed(t)
-	for k := range files {
-		if strings.HasPrefix(k, "installations/") {
-			delete(files, k)
-		}
-	}
+	files := withoutReleases(t)
 	dir := "installations/" + cluster + "/"
 	files[dir+"good-values.yaml"] = values("good", "hostile-good", "1.0.0", "")
 	remote, gitSrv, pw := setupFiles(t, files)

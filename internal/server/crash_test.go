@@ -173,12 +173,7 @@ func TestCrashRecovery(t *testing.T) {
 	for _, stage := range []string{faults.AfterCommit, faults.AfterPush, faults.HelmUpgrade, faults.RolloutWait} {
 		t.Run(stage, func(t *testing.T) {
 			ns := "crash-" + stage
-			files := seed(t)
-			for k := range files {
-				if strings.HasPrefix(k, "installations/") {
-					delete(files, k)
-				}
-			}
+			files := withoutReleases(t)
 			files["installations/"+cluster+"/app-values.yaml"] = values("app", ns, "1.0.0", "")
 			remote, gitSrv, pw := setupFiles(t, files)
 			dataDir := t.TempDir()

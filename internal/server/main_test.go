@@ -242,6 +242,18 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
+// withoutReleases is seed without its releases: mygitops.yaml and the chart,
+// for tests that add the releases they need.
+func withoutReleases(t *testing.T) map[string]string {
+	files := seed(t)
+	for k := range files {
+		if strings.HasPrefix(k, "installations/") {
+			delete(files, k)
+		}
+	}
+	return files
+}
+
 func setup(t *testing.T) (*gittest.Remote, *gittest.HTTPServer, string) {
 	t.Helper()
 	return setupFiles(t, seed(t))

@@ -18,12 +18,7 @@ import (
 // answers within a second throughout, a queued request whose client left
 // is dropped without a commit, and the next deploy after recovery works.
 func TestGitRemoteOutage(t *testing.T) {
-	files := seed(t)
-	for k := range files {
-		if strings.HasPrefix(k, "installations/") {
-			delete(files, k)
-		}
-	}
+	files := withoutReleases(t)
 	files["installations/"+cluster+"/app-values.yaml"] = values("app", "outage-app", "1.0.0", "")
 	remote, gitSrv, pw := setupFiles(t, files)
 	const gitTimeout = 3 * time.Second
