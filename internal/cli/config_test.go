@@ -250,3 +250,40 @@ func TestConfigDoc(t *testing.T) {
 		}
 	}
 }
+
+// mgo serve takes its flags from a config file and the environment too;
+// --print-config shows no secret and runs nothing; a misspelt key stops it
+// before it starts.
+func TestServeConfig(t *testing.T) {
+	t.Setenv("MGO_POLL_INTERVAL", "15s")
+	cfg := writeConfig(t, "listen: 127.0.0.1:9999\ntokens-file: /etc/mgo/tokens/tokens.yaml\ninsecure-allow-http: true\n")
+	var out, errOut bytes.Buffer
+	code := Execute([]string{"serve", "--config", cfg, "--print-config",
+		"--repo-url", "https://mgo:glpat-s3cr3t@git.example.com/acme/gitops.git"}, &out, &errOut)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	for _, want := range []string{
+		"listen: 127.0.0.1:9999 # file",
+		"poll-interval: 15s # env",
+		"repo-url: https://mgo:xxxxx@git.example.com/acme/gitops.git # flag",
+		"insecure-allow-http: true # file",
+		"tokens-file: /etc/mgo/tokens/tokens.yaml # file",
+		"resync-interval: 10m0s # default",
+	} {
+		if !strings.Contains(out.String(), want+"\n") {
+			t.Errorf("--print-config lacks %q:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "s3cr3t") {
+		t.Errorf("--print-config shows the password:\n%s", out.String())
+	}
+
+	out.Reset()
+	errOut.Reset()
+	bad := writeConfig(t, "repo-url: https://git.example.com/acme/gitops.git\npoll-intervall: 1m\n")
+	if code := Execute([]string{"serve", "--config", bad}, &out, &errOut); code != 2 ||
+		!strings.Contains(errOut.String(), bad+`: unknown key "poll-intervall" (did you mean "poll-interval"?)`) {
+		t.Errorf("misspelt key: exit %d: %s", code, errOut.String())
+	}
+}

@@ -111,6 +111,7 @@ Every endpoint but /healthz and /readyz needs a bearer token from
 	fs.DurationVar(&cfg.DiffTimeout, "diff-timeout", 2*time.Minute, "deadline of a diff or drift check of one cluster")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	_ = cmd.MarkFlagRequired("repo-url")
+	bindConfig(cmd) // --config, MGO_* environment, --print-config
 	return cmd
 }
 
