@@ -11,6 +11,8 @@ declare -A pkgs=(
 	[gcc]=gcc         # cgo, needed by the race detector
 	[ps]=procps       # hack/check-leftovers.sh
 	[curl]=curl       # the demo talks to mgo like a CI job does
+	[update-ca-certificates]=ca-certificates # the image's CA bundle
+	[unshare]=util-linux # the chart test runs mgo as a pod would see itself
 )
 missing=()
 for cmd in "${!pkgs[@]}"; do
