@@ -49,6 +49,12 @@ type Principal struct {
 	TriggerRepos []string
 	// Routes limits the principal to these routes; empty: every route.
 	Routes []string
+	// Grants, when set (OIDC), are the claim rules that matched: a deploy
+	// needs a cluster and a trigger repo of the same grant. Clusters and
+	// TriggerRepos are then their union, for what the caller may see.
+	Grants []Grant
+	// Identity is set for an OIDC caller: issuer, subject, project, run.
+	Identity *Identity
 }
 
 // Tokens authenticates static bearer tokens.
@@ -179,6 +185,21 @@ func (p Principal) AllowCluster(cluster string) error {
 func (p Principal) AllowDeploy(cluster, triggerRepo string) error {
 	if err := p.AllowCluster(cluster); err != nil {
 		return err
+	}
+	if len(p.Grants) > 0 {
+		for _, g := range p.Grants {
+			if matchAny(g.Clusters, cluster) && matchAny(g.TriggerRepos, triggerRepo) {
+				return nil
+			}
+		}
+		var own []string
+		for _, g := range p.Grants {
+			if matchAny(g.Clusters, cluster) {
+				own = append(own, g.TriggerRepos...)
+			}
+		}
+		return fmt.Errorf("%w: %s may not deploy trigger repo %q to cluster %q (the claim rules allow %s there)",
+			ErrForbidden, p.Name, triggerRepo, cluster, strings.Join(own, ", "))
 	}
 	if !matchAny(p.TriggerRepos, triggerRepo) {
 		return fmt.Errorf("%w: %s may not deploy trigger repo %q", ErrForbidden, p.Name, triggerRepo)
