@@ -41,7 +41,7 @@ type fixture struct {
 	m      *deploy.Metrics
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T, mods ...func(*Config)) *fixture {
 	t.Helper()
 	files := gittest.Skeleton()
 	files["mygitops.yaml"] = `helm:
@@ -89,7 +89,11 @@ clusters:
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := New(Config{Service: svc, Tokens: tokens, Gatherer: f.reg})
+	cfg := Config{Service: svc, Tokens: tokens, Gatherer: f.reg}
+	for _, mod := range mods {
+		mod(&cfg)
+	}
+	h, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,6 +40,7 @@ type releaseStatus struct {
 
 func (s *Server) handleReleases(w http.ResponseWriter, r *http.Request, p auth.Principal) {
 	name := r.PathValue("cluster")
+	auditOf(r).Cluster = clip(name, 300)
 	if err := p.AllowCluster(name); err != nil {
 		writeErr(w, err, p)
 		return
@@ -62,6 +63,7 @@ func (s *Server) handleReleases(w http.ResponseWriter, r *http.Request, p auth.P
 
 func (s *Server) handleDiff(w http.ResponseWriter, r *http.Request, p auth.Principal) {
 	name := r.PathValue("cluster")
+	auditOf(r).Cluster = clip(name, 300)
 	if err := p.AllowCluster(name); err != nil {
 		writeErr(w, err, p)
 		return
@@ -78,6 +80,7 @@ func (s *Server) handleDiff(w http.ResponseWriter, r *http.Request, p auth.Princ
 
 func (s *Server) handleSync(w http.ResponseWriter, r *http.Request, p auth.Principal) {
 	name := r.PathValue("cluster")
+	auditOf(r).Cluster = clip(name, 300)
 	if err := p.AllowCluster(name); err != nil {
 		writeErr(w, err, p)
 		return

@@ -105,11 +105,13 @@ func (s *Server) handleCreateDeployment(w http.ResponseWriter, r *http.Request, 
 // deploy checks the caller's scope, submits req and, when wait is set,
 // answers once the deployment has finished.
 func (s *Server) deploy(w http.ResponseWriter, r *http.Request, p auth.Principal, req deploy.Request, wait bool) {
+	auditRequest(r, req)
 	if err := p.AllowDeploy(strings.TrimSpace(req.Cluster), strings.TrimSpace(req.TriggerRepo)); err != nil {
 		writeErr(w, err, p)
 		return
 	}
 	req.Client = p.Name
+	req.Identity = identityOf(p)
 	submit := s.svc.Submit // detached: the request goes on when the client leaves
 	if wait {
 		submit = s.svc.SubmitWaiting // dropped when the client leaves while it is queued
@@ -120,6 +122,7 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request, p auth.Principal
 		writeErr(w, err, p)
 		return
 	}
+	auditOf(r).DeploymentID = d.ID
 	if wait {
 		if d, err = s.svc.Wait(r.Context(), d.ID); err != nil {
 			writeErr(w, fmt.Errorf("waiting for deployment: %w", err), p)
@@ -139,8 +142,10 @@ func answerDeployment(w http.ResponseWriter, d *deploy.Deployment) {
 }
 
 func (s *Server) handleGetDeployment(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	auditOf(r).DeploymentID = clip(r.PathValue("id"), 100)
 	d, err := s.svc.Get(r.PathValue("id"))
 	if err == nil {
+		auditOf(r).Cluster = d.Request.Cluster
 		err = p.AllowCluster(d.Request.Cluster)
 	}
 	if err != nil {
@@ -191,15 +196,21 @@ func (s *Server) handleRollback(w http.ResponseWriter, r *http.Request, p auth.P
 			return
 		}
 	}
+	e := auditOf(r)
+	e.RollbackOf = clip(r.PathValue("id"), 100)
 	orig, err := s.svc.Get(r.PathValue("id"))
 	if err == nil {
+		e.Cluster, e.TriggerRepo = orig.Request.Cluster, orig.Request.TriggerRepo
 		err = p.AllowDeploy(orig.Request.Cluster, orig.Request.TriggerRepo)
 	}
 	if err != nil {
 		writeErr(w, err, p)
 		return
 	}
-	d, err := s.svc.Rollback(r.Context(), orig.ID, p.Name, b.Author)
+	d, err := s.svc.RollbackBy(r.Context(), orig.ID, p.Name, identityOf(p), b.Author)
+	if err == nil {
+		e.DeploymentID = d.ID
+	}
 	if err == nil && b.Wait {
 		d, err = s.svc.Wait(r.Context(), d.ID)
 	}

@@ -27,6 +27,8 @@ type errorBody struct {
 func statusOf(err error) int {
 	var mbe *http.MaxBytesError
 	switch {
+	case errors.Is(err, auth.ErrIssuerUnavailable):
+		return http.StatusServiceUnavailable // the token could not be checked now; retry
 	case errors.Is(err, auth.ErrUnauthenticated):
 		return http.StatusUnauthorized
 	case errors.Is(err, auth.ErrForbidden), errors.Is(err, deploy.ErrForbidden):
@@ -93,6 +95,9 @@ func writeScopedError(w http.ResponseWriter, err error, d *deploy.Deployment, p 
 		body.Field = fe.Field
 	}
 	status := statusOf(err)
+	if aw, ok := w.(*auditWriter); ok {
+		aw.reason = body.Error
+	}
 	if status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="mgo"`)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/mygitops/mgo/internal/audit"
 	"github.com/mygitops/mgo/internal/auth"
 	"github.com/mygitops/mgo/internal/deploy"
 )
@@ -22,10 +24,15 @@ const MaxBody = 1 << 20
 // Config wires a Server.
 type Config struct {
 	Service *deploy.Service
-	// Tokens authenticates bearer tokens; nil with InsecureNoAuth lets
-	// every caller in as "anonymous" with every scope (local demos only).
+	// Tokens authenticates static bearer tokens and OIDC ID tokens of CI
+	// jobs; with neither, InsecureNoAuth lets every caller in as
+	// "anonymous" with every scope (local demos only).
 	Tokens         *auth.Tokens
+	OIDC           *auth.OIDC
 	InsecureNoAuth bool
+	// Audit receives one entry per authenticated request and per refusal
+	// (nil: none).
+	Audit *audit.Logger
 	// GitHubSecret verifies X-Hub-Signature-256 of GitHub push events;
 	// GitLabToken is compared with X-Gitlab-Token. Empty: that hook is off.
 	GitHubSecret []byte
@@ -54,7 +61,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Service == nil {
 		return nil, errors.New("api: a deploy service is required")
 	}
-	if cfg.Tokens == nil && !cfg.InsecureNoAuth {
+	if cfg.Tokens == nil && cfg.OIDC == nil && !cfg.InsecureNoAuth {
 		return nil, errors.New("api: no tokens configured (use --insecure-no-auth only for a local demo)")
 	}
 	if cfg.Log == nil {
@@ -86,8 +93,8 @@ func (s *Server) routes() {
 	m.Handle("GET /api/v1/clusters/{cluster}/releases", s.authed("", s.handleReleases))
 	m.Handle("GET /api/v1/clusters/{cluster}/diff", s.authed("", s.handleDiff))
 	m.Handle("POST /api/v1/clusters/{cluster}/sync", s.authed("", s.handleSync))
-	m.HandleFunc("POST /hooks/github", s.handleGitHub)
-	m.HandleFunc("POST /hooks/gitlab", s.handleGitLab)
+	m.Handle("POST /hooks/github", s.audited("github", http.HandlerFunc(s.handleGitHub)))
+	m.Handle("POST /hooks/gitlab", s.audited("gitlab", http.HandlerFunc(s.handleGitLab)))
 }
 
 // ServeHTTP limits the body and routes. Unknown paths get a JSON 404.
@@ -101,32 +108,55 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // authed authenticates the bearer token, and checks that it may use the
-// route (a name of auth.Route*, "" for the others), before h runs.
+// route (a name of auth.Route*, "" for the others), before h runs. Every
+// request it sees goes to the audit log.
 func (s *Server) authed(route string, h authedHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		aw, e := s.startAudit(w, r)
+		defer s.finishAudit(aw, e)
 		p, err := s.principal(r)
+		if p.Name != "" {
+			e.Who = whoOf(p)
+		}
 		if err == nil {
 			err = p.AllowRoute(route)
 		}
 		if err != nil {
-			s.log.Info("request refused", "path", r.URL.Path, "remote", r.RemoteAddr, "error", err)
-			writeError(w, err, nil)
+			s.log.Info("request refused", "path", r.URL.Path, "remote", r.RemoteAddr, "client", p.Name, "error", err)
+			writeError(aw, err, nil)
 			return
 		}
-		h(w, r, p)
+		h(aw, r.WithContext(context.WithValue(r.Context(), auditKey{}, e)), p)
+	})
+}
+
+// audited puts a webhook (authenticated by its signature or token) in the
+// audit log.
+func (s *Server) audited(hook string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		aw, e := s.startAudit(w, r)
+		defer s.finishAudit(aw, e)
+		e.Who = audit.Who{Kind: "webhook", Name: hook}
+		h.ServeHTTP(aw, r)
 	})
 }
 
 func (s *Server) principal(r *http.Request) (auth.Principal, error) {
-	if s.cfg.Tokens == nil {
+	if s.cfg.Tokens == nil && s.cfg.OIDC == nil {
 		return auth.Principal{Name: "anonymous", Clusters: []string{"*"}, TriggerRepos: []string{"*"}}, nil
 	}
 	if r.URL.Path == "/deploy/dockerhub" && r.Header.Get("Authorization") == "" && r.URL.Query().Has("token") {
 		// Docker Hub webhooks are a bare URL: the token rides in it, so only
-		// a token limited to this route is accepted there.
+		// a static token limited to this route is accepted there.
+		if s.cfg.Tokens == nil {
+			return auth.Principal{}, fmt.Errorf("%w: no static tokens are configured for a token in the URL", auth.ErrUnauthenticated)
+		}
 		return s.cfg.Tokens.AuthenticateURLToken(r.URL.Query().Get("token"))
 	}
-	return s.cfg.Tokens.AuthenticateRequest(r)
+	// Verifying an ID token may fetch the issuer's keys: bounded.
+	ctx, cancel := context.WithTimeout(r.Context(), 2*auth.HTTPTimeout)
+	defer cancel()
+	return auth.Authenticator{Tokens: s.cfg.Tokens, OIDC: s.cfg.OIDC}.AuthenticateRequest(r.WithContext(ctx))
 }
 
 // handleMetrics serves the Prometheus metrics. A token whose clusters

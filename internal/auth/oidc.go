@@ -79,6 +79,11 @@ type IssuerConfig struct {
 	// token.actions.githubusercontent.com, gitlab for gitlab.com, else
 	// required.
 	Kind string `json:"kind,omitempty" yaml:"kind,omitempty"`
+	// ProjectHost is the host of this issuer's projects as trigger repos
+	// name them (a rule's default trigger repo is <ProjectHost>/<project>).
+	// Default: gitlab.com and github.com for those issuers, else the host
+	// of URL (a self-managed GitLab or GitHub Enterprise).
+	ProjectHost string `json:"projectHost,omitempty" yaml:"projectHost,omitempty"`
 	// CAFile is a PEM bundle of extra certificate authorities for the
 	// issuer's HTTPS (a self-managed GitLab with a private CA).
 	CAFile string `json:"caFile,omitempty" yaml:"caFile,omitempty"`
@@ -149,7 +154,9 @@ type OIDC struct {
 type issuer struct {
 	cfg    IssuerConfig
 	client *http.Client
-	host   string // of the project, for trigger repos: gitlab.com, github.com
+	host   string // of the web UI, for run URLs: gitlab.com, github.com
+	// projectHost prefixes the project in trigger repos.
+	projectHost string
 
 	mu       sync.Mutex
 	verifier *oidc.IDTokenVerifier
@@ -235,7 +242,14 @@ func NewOIDC(cfg OIDCConfig, o OIDCOptions) (*OIDC, error) {
 		if c.Kind == KindGitHub && u.Host == "token.actions.githubusercontent.com" {
 			host = "github.com"
 		}
-		is := &issuer{cfg: c, client: client, host: host}
+		is := &issuer{cfg: c, client: client, host: host, projectHost: host}
+		if c.ProjectHost != "" {
+			if strings.ContainsAny(c.ProjectHost, "/*?[ ") {
+				errs = append(errs, fmt.Errorf("%s: projectHost must be a host name such as gitlab.com", where))
+				continue
+			}
+			is.projectHost = c.ProjectHost
+		}
 		byName[c.Name], v.issuers[c.URL] = is, is
 	}
 	ruleNames := map[string]bool{}
@@ -412,7 +426,7 @@ func (v *OIDC) Authenticate(ctx context.Context, raw string) (Principal, error) 
 			if id.Project == "" {
 				continue // cannot happen for a validated rule; never grant "nothing" as "everything"
 			}
-			g.TriggerRepos = []string{is.host + "/" + id.Project}
+			g.TriggerRepos = []string{is.projectHost + "/" + id.Project}
 		}
 		p.Grants = append(p.Grants, g)
 		p.Clusters = append(p.Clusters, g.Clusters...)
@@ -556,28 +570,4 @@ func clean(s string, max int) string {
 
 func utf8ValidEnd(s string) bool {
 	return strings.ToValidUTF8(s, "\uFFFD") == s
-}
-
-// String is the identity on one line, as the Requested-By trailer shows
-// it: "acme/app (https://gitlab.com, sub project_path:acme/app:...,
-// pipeline https://gitlab.com/acme/app/-/pipelines/42, rule prod)".
-func (id Identity) String() string {
-	who := id.Project
-	if who == "" {
-		who = id.Subject
-	}
-	parts := []string{id.Issuer, "sub " + id.Subject}
-	if id.Ref != "" {
-		parts = append(parts, "ref "+id.Ref)
-	}
-	if id.Environment != "" {
-		parts = append(parts, "environment "+id.Environment)
-	}
-	if id.RunURL != "" {
-		parts = append(parts, "run "+id.RunURL)
-	}
-	if len(id.Rules) > 0 {
-		parts = append(parts, "rule "+strings.Join(id.Rules, ","))
-	}
-	return clean(who+" ("+strings.Join(parts, ", ")+")", 1000)
 }

@@ -106,6 +106,49 @@ type Request struct {
 	// Restart asks for a rolling restart of the affected workloads when the
 	// image is already set.
 	Restart bool `json:"restart,omitempty"`
+	// Identity is the CI identity of a caller with an OIDC ID token; set
+	// by the API, not by the body.
+	Identity Identity `json:"identity,omitzero"`
+}
+
+// Identity is who an OIDC ID token said the caller was: kept in the
+// deployment record and written to the commit's Requested-By trailer.
+type Identity struct {
+	Issuer      string `json:"issuer"`
+	Subject     string `json:"subject"`
+	Project     string `json:"project,omitempty"`
+	Ref         string `json:"ref,omitempty"`
+	Environment string `json:"environment,omitempty"`
+	// RunURL is the pipeline (GitLab) or workflow run (GitHub).
+	RunURL string `json:"runURL,omitempty"`
+	// Rules are the names of the claim rules that matched, comma-separated.
+	Rules string `json:"rules,omitempty"`
+}
+
+// RequestedBy is the Requested-By trailer of the request: the client, or
+// for an OIDC caller its identity on one line: "acme/app (issuer
+// https://gitlab.com, sub project_path:acme/app:..., ref main, run
+// https://gitlab.com/acme/app/-/pipelines/42, rule prod)".
+func (r Request) RequestedBy() string {
+	id := r.Identity
+	if id.Issuer == "" {
+		return r.Client
+	}
+	who := id.Project
+	if who == "" {
+		who = id.Subject
+	}
+	parts := []string{"issuer " + id.Issuer, "sub " + id.Subject}
+	for _, kv := range [][2]string{{"ref", id.Ref}, {"environment", id.Environment}, {"run", id.RunURL}, {"rule", id.Rules}} {
+		if kv[1] != "" {
+			parts = append(parts, kv[0]+" "+kv[1])
+		}
+	}
+	s := who + " (" + strings.Join(parts, ", ") + ")"
+	if len(s) > 1000 { // a trailer is at most 1024 bytes
+		s = strings.ToValidUTF8(s[:1000], "")
+	}
+	return s
 }
 
 // Image is the requested image.
@@ -230,7 +273,7 @@ func (r Request) CommitInfo(id string, files []string) gitrepo.CommitInfo {
 			Summary: fmt.Sprintf("deploy %s to %s/%s", r.Ref(), r.Cluster, strings.Join(names, ",")),
 			Trailers: gitrepo.Trailers{
 				TriggerRepo:  r.TriggerRepo,
-				RequestedBy:  r.Client,
+				RequestedBy:  r.RequestedBy(),
 				DeploymentID: id,
 			},
 		},

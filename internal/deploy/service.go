@@ -402,7 +402,10 @@ func repeated(prev *Deployment, req Request) (*Deployment, error) {
 }
 
 func sameRequest(a, b Request) bool {
+	// A retried CI job is another job (or run attempt) of the same
+	// client: its identity may differ in detail.
 	a.Author, b.Author = "", ""
+	a.Identity, b.Identity = Identity{}, Identity{}
 	return a == b
 }
 
@@ -433,6 +436,12 @@ func (s *Service) Wait(ctx context.Context, id string) (*Deployment, error) {
 // Rollback queues a deployment that reverts the commit of deployment id and
 // syncs its cluster.
 func (s *Service) Rollback(ctx context.Context, id, client, author string) (*Deployment, error) {
+	return s.RollbackBy(ctx, id, client, Identity{}, author)
+}
+
+// RollbackBy is Rollback for a caller with an OIDC identity, which the
+// rollback's record and commit carry.
+func (s *Service) RollbackBy(ctx context.Context, id, client string, identity Identity, author string) (*Deployment, error) {
 	orig, err := s.cfg.Store.Get(id)
 	if err != nil {
 		return nil, err
@@ -448,6 +457,7 @@ func (s *Service) Rollback(ctx context.Context, id, client, author string) (*Dep
 	}
 	req := orig.Request
 	req.Client, req.Author, req.IdempotencyKey, req.Restart = client, author, "", false
+	req.Identity = identity // the rollback's caller, not the original's
 	if req.Author == "" {
 		req.Author = client
 	}
@@ -543,7 +553,7 @@ func (s *Service) revert(ctx context.Context, j *job) {
 	req := j.d.Request
 	info := gitrepo.CommitInfo{Author: req.Author, Message: gitrepo.Message{
 		Summary:  fmt.Sprintf("rollback deployment %s on %s", j.d.RollbackOf, req.Cluster),
-		Trailers: gitrepo.Trailers{TriggerRepo: req.TriggerRepo, RequestedBy: req.Client, DeploymentID: j.d.ID},
+		Trailers: gitrepo.Trailers{TriggerRepo: req.TriggerRepo, RequestedBy: req.RequestedBy(), DeploymentID: j.d.ID},
 	}}
 	res, err := s.cfg.Git.Revert(ctx, j.revert, info)
 	if err != nil {
