@@ -32,6 +32,8 @@ type deployFlags struct {
 	chartCache   string
 	timeout      time.Duration
 	pollInterval time.Duration
+	idTokenEnv   string
+	audience     string
 }
 
 func newDeployCommand(out, errOut io.Writer) *cobra.Command {
@@ -45,9 +47,12 @@ author, and pushes it (retrying on a fresh fetch when someone else pushed
 first). Setting the image that is already there makes no commit.
 
 With --repo, mgo does this itself (and with --sync syncs the cluster
-afterwards). With --server URL, it asks a running mgo serve (token from
-$MGO_TOKEN), follows the deployment to its end and prints the result: what
-a CI job runs.
+afterwards). With --server URL, it asks a running mgo serve, follows the
+deployment to its end and prints the result: what a CI job runs. The
+identity it sends, in this order: the ID token in the variable named by
+--id-token-env (GitLab CI id_tokens); in GitHub Actions with
+"permissions: id-token: write", an ID token requested from the runner for
+--audience; else the static token in $MGO_TOKEN.
 
 Exit status: 0 success (also when nothing changed), 1 refused (bad input,
 unknown cluster or trigger repo), 2 failure (git, sync or rollout).`,
@@ -71,7 +76,9 @@ unknown cluster or trigger repo), 2 failure (git, sync or rollout).`,
 	}
 	fs := cmd.Flags()
 	f.git.register(fs, "repo")
-	fs.StringVar(&f.server, "server", "", "URL of mgo serve; the API token is read from $MGO_TOKEN")
+	fs.StringVar(&f.server, "server", "", "URL of mgo serve (identity: --id-token-env, the GitHub Actions ID token, else $MGO_TOKEN)")
+	fs.StringVar(&f.idTokenEnv, "id-token-env", "", "with --server: environment variable holding an OIDC ID token (GitLab CI id_tokens), e.g. MGO_ID_TOKEN")
+	fs.StringVar(&f.audience, "audience", "", "with --server in GitHub Actions: audience of the requested ID token (default: the --server URL)")
 	fs.StringVar(&f.req.Cluster, "cluster", "", "cluster (installations/<cluster>)")
 	fs.StringVar(&f.req.TriggerRepo, "trigger-repo", "", "source repository whose image changes, as listed in the headers")
 	fs.StringVar(&f.req.ImageRepo, "image", "", "image repository, e.g. registry.acme.io/acme/app")
@@ -203,14 +210,14 @@ func (f *deployFlags) syncAfter(ctx context.Context, g *gitrepo.Repo, cluster st
 func (f *deployFlags) remote(ctx context.Context, out, errOut io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
-	token := os.Getenv("MGO_TOKEN")
-	if token == "" {
-		return &ExitError{Code: 1, Err: errors.New("$MGO_TOKEN is empty: the API token is read from it")}
+	tokens, err := f.tokenSource(errOut)
+	if err != nil {
+		return &ExitError{Code: 1, Err: err}
 	}
 	if f.req.Author == "" {
 		f.req.Author = defaultAuthor()
 	}
-	c := &apiClient{base: strings.TrimRight(f.server, "/"), token: token, http: &http.Client{Timeout: time.Minute}}
+	c := &apiClient{base: strings.TrimRight(f.server, "/"), tokens: tokens, http: &http.Client{Timeout: time.Minute}}
 	body := map[string]any{
 		"cluster": f.req.Cluster, "triggerRepo": f.req.TriggerRepo, "imageRepo": f.req.ImageRepo,
 		"tag": f.req.Tag, "digest": f.req.Digest, "author": f.req.Author,
@@ -254,8 +261,9 @@ func (f *deployFlags) remote(ctx context.Context, out, errOut io.Writer) error {
 
 // apiClient calls mgo serve.
 type apiClient struct {
-	base, token string
-	http        *http.Client
+	base   string
+	tokens tokenSource
+	http   *http.Client
 }
 
 // do sends a request and decodes the answer into v. A 4xx answer is exit
@@ -273,7 +281,11 @@ func (c *apiClient) do(ctx context.Context, method, path string, body, v any) er
 	if err != nil {
 		return &ExitError{Code: 1, Err: fmt.Errorf("--server: %w", err)}
 	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
+	token, err := c.tokens(ctx)
+	if err != nil {
+		return &ExitError{Code: 2, Err: err}
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := c.http.Do(req)
 	if err != nil {

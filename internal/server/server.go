@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -24,6 +25,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/mygitops/mgo/internal/api"
+	"github.com/mygitops/mgo/internal/audit"
 	"github.com/mygitops/mgo/internal/auth"
 	"github.com/mygitops/mgo/internal/deploy"
 	"github.com/mygitops/mgo/internal/gitrepo"
@@ -53,7 +55,12 @@ type Config struct {
 	// mygitops.yaml may name (default: repo.DefaultCredentialPolicy).
 	Credentials *repo.CredentialPolicy
 
-	Tokens         []auth.TokenConfig
+	Tokens []auth.TokenConfig
+	// OIDC trusts ID tokens of CI jobs (GitLab, GitHub Actions) under its
+	// claim rules; AuditLog receives one JSON line per authenticated
+	// request and per refusal (nil: no audit log).
+	OIDC           auth.OIDCConfig
+	AuditLog       io.Writer
 	InsecureNoAuth bool
 	GitHubSecret   []byte
 	GitLabToken    []byte
@@ -102,7 +109,16 @@ func Run(ctx context.Context, cfg Config) error {
 		if tokens, err = auth.NewTokens(cfg.Tokens); err != nil {
 			return fmt.Errorf("tokens: %w", err)
 		}
-	} else if !cfg.InsecureNoAuth {
+	}
+	var oidcV *auth.OIDC
+	if cfg.OIDC.Enabled() || len(cfg.OIDC.Rules) > 0 {
+		var err error
+		if oidcV, err = auth.NewOIDC(cfg.OIDC, auth.OIDCOptions{Log: log}); err != nil {
+			return fmt.Errorf("oidc: %w", err)
+		}
+		go oidcV.Warm(ctx)
+	}
+	if tokens == nil && oidcV == nil && !cfg.InsecureNoAuth {
 		return errors.New("no API tokens configured: give --tokens-file (or --insecure-no-auth for a local demo)")
 	}
 
@@ -144,14 +160,14 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	h, err := api.New(api.Config{
-		Service: svc, Tokens: tokens, InsecureNoAuth: cfg.InsecureNoAuth && tokens == nil,
+		Service: svc, Tokens: tokens, OIDC: oidcV, Audit: audit.New(cfg.AuditLog), InsecureNoAuth: cfg.InsecureNoAuth && tokens == nil && oidcV == nil,
 		GitHubSecret: cfg.GitHubSecret, GitLabToken: cfg.GitLabToken, Gatherer: reg, Log: log,
 		Ready: func() (map[string]any, error) { return readiness(ctx, git) },
 	})
 	if err != nil {
 		return err
 	}
-	if tokens == nil {
+	if tokens == nil && oidcV == nil {
 		log.Warn("API authentication is OFF (--insecure-no-auth): anyone who reaches this port can deploy")
 	}
 
