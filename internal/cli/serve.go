@@ -19,9 +19,11 @@ import (
 	"github.com/mygitops/mgo/internal/server"
 )
 
-// tokensFile is the file of --tokens-file.
+// tokensFile is the file of --tokens-file: static tokens and OIDC issuers
+// with their claim rules.
 type tokensFile struct {
 	Tokens []auth.TokenConfig `yaml:"tokens"`
+	OIDC   auth.OIDCConfig    `yaml:"oidc"`
 }
 
 func newServeCommand(errOut io.Writer) *cobra.Command {
@@ -29,6 +31,7 @@ func newServeCommand(errOut io.Writer) *cobra.Command {
 		g                         gitFlags
 		cfg                       server.Config
 		tokensPath, logLevel      string
+		auditLog                  string
 		githubSecret, gitlabToken string
 		creds                     = repo.DefaultCredentialPolicy()
 	)
@@ -60,7 +63,7 @@ Every endpoint but /healthz and /readyz needs a bearer token from
 				cfg.Git.Dir = filepath.Join(cfg.DataDir, "repo")
 			}
 			if tokensPath != "" {
-				if cfg.Tokens, err = readTokens(tokensPath); err != nil {
+				if cfg.Tokens, cfg.OIDC, err = readTokens(tokensPath); err != nil {
 					return &ExitError{Code: 2, Err: err}
 				}
 			}
@@ -79,6 +82,15 @@ Every endpoint but /healthz and /readyz needs a bearer token from
 				}
 			}
 			cfg.Credentials = &creds
+			cfg.AuditLog = os.Stdout
+			if auditLog != "" && auditLog != "-" {
+				f, err := os.OpenFile(auditLog, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+				if err != nil {
+					return &ExitError{Code: 2, Err: fmt.Errorf("--audit-log: %w", err)}
+				}
+				defer f.Close()
+				cfg.AuditLog = f
+			}
 			cfg.Log = log
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -99,7 +111,8 @@ Every endpoint but /healthz and /readyz needs a bearer token from
 	fs.BoolVar(&cfg.PlainHTTP, "plain-http", false, "talk to OCI registries over plain HTTP (local registries only)")
 	fs.StringVar(&creds.Dir, "chart-credentials-dir", "", "the only directory whose files chart-repository credentials in mygitops.yaml may name (default: none)")
 	fs.StringVar(&creds.EnvPrefix, "chart-credentials-env-prefix", creds.EnvPrefix, "the prefix of every environment variable chart-repository credentials in mygitops.yaml may name (\"\": none)")
-	fs.StringVar(&tokensPath, "tokens-file", "", "YAML file: tokens: [{name, sha256, clusters, triggerRepos}]")
+	fs.StringVar(&tokensPath, "tokens-file", "", "YAML file: tokens: [{name, sha256, clusters, triggerRepos}], oidc: {issuers, rules} (docs/api.md)")
+	fs.StringVar(&auditLog, "audit-log", "-", "file the audit log (a JSON line per authenticated request and refusal) is appended to; \"-\": standard output")
 	fs.BoolVar(&cfg.InsecureNoAuth, "insecure-no-auth", false, "serve without authentication (local demos only)")
 	fs.StringVar(&githubSecret, "github-webhook-secret-file", "", "file holding the GitHub webhook secret (enables /hooks/github)")
 	fs.StringVar(&gitlabToken, "gitlab-webhook-token-file", "", "file holding the GitLab webhook token (enables /hooks/gitlab)")
@@ -115,24 +128,32 @@ Every endpoint but /healthz and /readyz needs a bearer token from
 	return cmd
 }
 
-func readTokens(path string) ([]auth.TokenConfig, error) {
+func readTokens(path string) ([]auth.TokenConfig, auth.OIDCConfig, error) {
+	var none auth.OIDCConfig
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("--tokens-file: %w", err)
+		return nil, none, fmt.Errorf("--tokens-file: %w", err)
 	}
 	var tf tokensFile
 	dec := yaml.NewDecoder(strings.NewReader(string(b)))
 	dec.KnownFields(true)
 	if err := dec.Decode(&tf); err != nil {
-		return nil, fmt.Errorf("--tokens-file %s: %w", path, err)
+		return nil, none, fmt.Errorf("--tokens-file %s: %w", path, err)
 	}
-	if len(tf.Tokens) == 0 {
-		return nil, fmt.Errorf("--tokens-file %s: no tokens", path)
+	if len(tf.Tokens) == 0 && !tf.OIDC.Enabled() {
+		return nil, none, fmt.Errorf("--tokens-file %s: no tokens and no oidc issuers", path)
 	}
-	if _, err := auth.NewTokens(tf.Tokens); err != nil {
-		return nil, fmt.Errorf("--tokens-file %s: %w", path, err)
+	if len(tf.Tokens) > 0 {
+		if _, err := auth.NewTokens(tf.Tokens); err != nil {
+			return nil, none, fmt.Errorf("--tokens-file %s: %w", path, err)
+		}
 	}
-	return tf.Tokens, nil
+	if tf.OIDC.Enabled() || len(tf.OIDC.Rules) > 0 {
+		if _, err := auth.NewOIDC(tf.OIDC, auth.OIDCOptions{}); err != nil {
+			return nil, none, fmt.Errorf("--tokens-file %s: %w", path, err)
+		}
+	}
+	return tf.Tokens, tf.OIDC, nil
 }
 
 func readSecretFile(path, flag string) ([]byte, error) {
