@@ -6,33 +6,21 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/mygitops/mgo/internal/audit"
 	"github.com/mygitops/mgo/internal/auth"
 	"github.com/mygitops/mgo/internal/auth/oidctest"
+	"github.com/mygitops/mgo/internal/logtest"
 )
 
 const audience = "https://mgo.example.com"
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) entries(t *testing.T) []audit.Entry {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// auditEntries parses the audit lines written to b.
+func auditEntries(t *testing.T, b *logtest.Buffer) []audit.Entry {
 	var out []audit.Entry
-	sc := bufio.NewScanner(bytes.NewReader(s.b.Bytes()))
+	sc := bufio.NewScanner(bytes.NewReader(b.Bytes()))
 	for sc.Scan() {
 		var e audit.Entry
 		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
@@ -57,7 +45,7 @@ func TestOIDCDeploysAndAudit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := &syncBuffer{}
+	log := &logtest.Buffer{}
 	f := newFixture(t, func(c *Config) { c.OIDC, c.Audit = v, audit.New(log) })
 	seed := f.remote.Head(t)
 
@@ -128,9 +116,9 @@ func TestOIDCDeploysAndAudit(t *testing.T) {
 		t.Errorf("get: %d %s", code, raw)
 	}
 
-	entries := log.entries(t)
+	entries := auditEntries(t, log)
 	if len(entries) != len(refusals)+4 {
-		t.Fatalf("%d audit lines, want %d:\n%s", len(entries), len(refusals)+4, log.b.String())
+		t.Fatalf("%d audit lines, want %d:\n%s", len(entries), len(refusals)+4, log.String())
 	}
 	for i, c := range refusals {
 		e := entries[i]
@@ -151,7 +139,7 @@ func TestOIDCDeploysAndAudit(t *testing.T) {
 	if e := entries[len(refusals)+3]; e.Route != "GET /api/v1/deployments/{id}" || e.DeploymentID != d.ID {
 		t.Errorf("audit line of the read: %+v", e)
 	}
-	all := log.b.String()
+	all := log.String()
 	for _, tok := range append(tokens, prodToken) {
 		for _, part := range strings.Split(tok, ".") {
 			if len(part) > 16 && strings.Contains(all, part) {

@@ -1,7 +1,6 @@
 package deploy
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -17,6 +16,7 @@ import (
 	"github.com/mygitops/mgo/internal/gitrepo"
 	"github.com/mygitops/mgo/internal/gittest"
 	"github.com/mygitops/mgo/internal/kube"
+	"github.com/mygitops/mgo/internal/logtest"
 	"github.com/mygitops/mgo/internal/reconcile"
 	"github.com/mygitops/mgo/internal/render"
 	"github.com/mygitops/mgo/internal/repo"
@@ -45,24 +45,7 @@ type fixture struct {
 	server *gittest.HTTPServer
 	svc    *Service
 	store  *Store
-	log    *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
+	log    *logtest.Buffer
 }
 
 type fixtureOptions struct {
@@ -78,7 +61,7 @@ func newFixture(t *testing.T, o fixtureOptions) *fixture {
 		o.files = gittest.Skeleton()
 		o.files["mygitops.yaml"] = manualConfig
 	}
-	f := &fixture{remote: gittest.NewRemote(t, o.files), log: &syncBuffer{}}
+	f := &fixture{remote: gittest.NewRemote(t, o.files), log: &logtest.Buffer{}}
 	f.server = gittest.NewHTTPServer(t, f.remote, httpUser, httpPass)
 	pw := filepath.Join(t.TempDir(), "pw")
 	writeFile(t, pw, httpPass)

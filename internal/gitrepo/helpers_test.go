@@ -10,11 +10,11 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/mygitops/mgo/internal/gittest"
+	"github.com/mygitops/mgo/internal/logtest"
 )
 
 const (
@@ -24,27 +24,8 @@ const (
 	testTimeout = 3 * time.Minute
 )
 
-// logBuffer collects a Repo's log lines, so tests can check what was
-// logged (and that no secret was).
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func newLogger(t *testing.T) (*slog.Logger, *logBuffer) {
-	buf := &logBuffer{}
+func newLogger(t *testing.T) (*slog.Logger, *logtest.Buffer) {
+	buf := &logtest.Buffer{}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("repo log:\n%s", buf.String())
@@ -90,7 +71,7 @@ func newHTTPFixture(t *testing.T) *httpFixture {
 	return &httpFixture{remote: remote, server: server, opts: opts}
 }
 
-func (f *httpFixture) repo(t *testing.T) (*Repo, *logBuffer) {
+func (f *httpFixture) repo(t *testing.T) (*Repo, *logtest.Buffer) {
 	t.Helper()
 	logger, buf := newLogger(t)
 	r, err := New(f.opts, logger)

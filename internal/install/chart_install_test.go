@@ -1,7 +1,6 @@
 package install
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -15,7 +14,6 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -34,6 +32,7 @@ import (
 	"github.com/mygitops/mgo/internal/auth"
 	"github.com/mygitops/mgo/internal/charttest"
 	"github.com/mygitops/mgo/internal/gittest"
+	"github.com/mygitops/mgo/internal/logtest"
 )
 
 const ciToken = "mgo_install_test_ci_token"
@@ -275,7 +274,7 @@ replicaCount: 1
 // mgoProcess is `mgo serve` running as the chart's service account.
 type mgoProcess struct {
 	url  string
-	logs *syncBuffer
+	logs *logtest.Buffer
 }
 
 // startMgo runs the mgo binary of the pushed image with the arguments of the
@@ -344,7 +343,7 @@ exec "$@"`
 	for _, e := range c.Env {
 		cmd.Env = append(cmd.Env, e.Name+"="+e.Value)
 	}
-	m := &mgoProcess{url: "http://" + addr, logs: &syncBuffer{}}
+	m := &mgoProcess{url: "http://" + addr, logs: &logtest.Buffer{}}
 	cmd.Stdout, cmd.Stderr = m.logs, m.logs
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := os.MkdirAll(filepath.Join(dir, "home"), 0o700); err != nil {
@@ -459,22 +458,4 @@ func writeFiles(t *testing.T, dir string, files map[string][]byte) {
 			t.Fatal(err)
 		}
 	}
-}
-
-// syncBuffer is a log sink tests may read while the process writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

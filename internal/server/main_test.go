@@ -13,7 +13,6 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,6 +23,7 @@ import (
 	"github.com/mygitops/mgo/internal/deploy"
 	"github.com/mygitops/mgo/internal/gitrepo"
 	"github.com/mygitops/mgo/internal/gittest"
+	"github.com/mygitops/mgo/internal/logtest"
 	"github.com/mygitops/mgo/internal/server"
 	"github.com/mygitops/mgo/internal/testenv"
 )
@@ -88,7 +88,7 @@ type mgo struct {
 	cancel  context.CancelFunc
 	done    chan error
 	dataDir string
-	logs    *lockedBuffer
+	logs    *logtest.Buffer
 }
 
 const (
@@ -105,7 +105,7 @@ func startMgo(t *testing.T, gitURL, passwordFile, dataDir string, mods ...func(*
 	opts.URL, opts.InsecureAllowHTTP = gitURL, true
 	opts.Auth.Username = "mgo"
 	opts.Auth.Password = gitrepo.SecretRef{File: passwordFile}
-	m := &mgo{t: t, done: make(chan error, 1), dataDir: dataDir, logs: &lockedBuffer{}}
+	m := &mgo{t: t, done: make(chan error, 1), dataDir: dataDir, logs: &logtest.Buffer{}}
 	started := make(chan string, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	m.cancel = cancel
@@ -121,7 +121,7 @@ func startMgo(t *testing.T, gitURL, passwordFile, dataDir string, mods ...func(*
 		GitHubSecret:    []byte(githubSecret),
 		ShutdownTimeout: time.Minute,
 		ResyncInterval:  3 * time.Second,
-		Log:             slog.New(slog.NewTextHandler(syncWriter{m.logs}, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Log:             slog.New(slog.NewTextHandler(m.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Started:         func(addr string) { started <- addr },
 	}
 	for _, mod := range mods {
@@ -220,26 +220,6 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-}
-
-// syncWriter is a log sink tests may read while mgo writes.
-type syncWriter struct{ b *lockedBuffer }
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (w syncWriter) Write(p []byte) (int, error) {
-	w.b.mu.Lock()
-	defer w.b.mu.Unlock()
-	return w.b.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // withoutReleases is seed without its releases: mygitops.yaml and the chart,

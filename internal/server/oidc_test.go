@@ -25,6 +25,7 @@ import (
 	"github.com/mygitops/mgo/internal/auth"
 	"github.com/mygitops/mgo/internal/auth/oidctest"
 	"github.com/mygitops/mgo/internal/deploy"
+	"github.com/mygitops/mgo/internal/logtest"
 	"github.com/mygitops/mgo/internal/server"
 )
 
@@ -149,11 +150,11 @@ func TestOIDCServe(t *testing.T) {
 	}
 	remote, gitSrv, pw := setupFiles(t, files)
 	const opsToken = "mgo_ops_token_for_oidc_tests"
-	auditLog := &lockedBuffer{}
+	auditLog := &logtest.Buffer{}
 	m := startMgo(t, gitSrv.URL, pw, t.TempDir(), func(c *server.Config) {
 		c.Kubeconfig = twoClusters(t)
 		c.OIDC = oidcCfg
-		c.AuditLog = syncWriter{auditLog}
+		c.AuditLog = auditLog
 		c.Tokens = append(c.Tokens, auth.TokenConfig{Name: "ops", SHA256: auth.Hash(opsToken), Clusters: []string{"prod", "staging"}, TriggerRepos: []string{"gitlab.com/acme/*"}})
 	})
 	waitFor(t, "initial sync of prod and staging", 3*time.Minute, func() bool {
