@@ -28,6 +28,7 @@ type clusterFlags struct {
 	cacheDir   string
 	plainHTTP  bool
 	output     string
+	repoID     string
 }
 
 func (f *clusterFlags) register(cmd *cobra.Command) {
@@ -38,6 +39,7 @@ func (f *clusterFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.cacheDir, "chart-cache", "", "chart cache directory (default ~/.cache/mgo/charts)")
 	cmd.Flags().BoolVar(&f.plainHTTP, "plain-http", false, "talk to OCI registries over plain HTTP (local registries only)")
 	cmd.Flags().StringVarP(&f.output, "output", "o", "text", "output format: text or json")
+	cmd.Flags().StringVar(&f.repoID, "repo-id", "", "identity of the gitops repo on the cluster: only releases and objects labelled with it are removed; give the one mgo serve logs at start to act as it does (default \"default\")")
 	_ = cmd.MarkFlagRequired("cluster")
 }
 
@@ -56,6 +58,7 @@ func (f *clusterFlags) engine(errOut io.Writer) (*repo.Repo, *reconcile.Engine, 
 	log := slog.New(slog.NewTextHandler(errOut, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	e, err := reconcile.NewFromSetup(reconcile.Setup{
 		Kubeconfig: f.kubeconfig, Cluster: f.cluster, CacheDir: f.cacheDir, PlainHTTP: f.plainHTTP,
+		Engine: reconcile.Config{RepoID: f.repoID},
 	}, r, log)
 	if err != nil {
 		return nil, nil, &ExitError{Code: 2, Err: err}
