@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,6 +26,10 @@ type createBody struct {
 	IdempotencyKey string `json:"idempotencyKey"`
 	Wait           bool   `json:"wait"`
 	Restart        bool   `json:"restart"`
+	// SourceCommit (or commitSha) is the trigger repo's commit the image
+	// was built from; notifications report on it.
+	SourceCommit string `json:"sourceCommit"`
+	CommitSHA    string `json:"commitSha"`
 }
 
 // handleFormDeploy is POST /deploy with the original mgo's form fields. It
@@ -44,6 +49,7 @@ func (s *Server) handleFormDeploy(w http.ResponseWriter, r *http.Request, p auth
 		Author:         f.Get("author"),
 		IdempotencyKey: f.Get("idempotencyKey"),
 		Restart:        f.Get("restart") == "true",
+		SourceCommit:   cmp.Or(f.Get("sourceCommit"), f.Get("commitSha")),
 	}, true)
 }
 
@@ -96,9 +102,14 @@ func (s *Server) handleCreateDeployment(w http.ResponseWriter, r *http.Request, 
 		writeErr(w, &deploy.FieldError{Field: "imageTag", Msg: "differs from tag; give one of them"}, p)
 		return
 	}
+	if b.SourceCommit != "" && b.CommitSHA != "" && b.SourceCommit != b.CommitSHA {
+		writeErr(w, &deploy.FieldError{Field: "commitSha", Msg: "differs from sourceCommit; give one of them"}, p)
+		return
+	}
 	s.deploy(w, r, p, deploy.Request{
 		Cluster: b.Cluster, TriggerRepo: b.TriggerRepo, ImageRepo: b.ImageRepo, Tag: b.Tag, Digest: b.Digest,
 		Author: b.Author, IdempotencyKey: b.IdempotencyKey, Restart: b.Restart,
+		SourceCommit: cmp.Or(b.SourceCommit, b.CommitSHA),
 	}, b.Wait)
 }
 

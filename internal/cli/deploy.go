@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -86,6 +87,7 @@ unknown cluster or trigger repo), 2 failure (git, sync or rollout).`,
 	fs.StringVar(&f.req.Digest, "digest", "", "image digest sha256:...")
 	fs.StringVar(&f.req.Author, "author", "", "commit author: \"Name <email>\", a name or an email (default: $GITLAB_USER_EMAIL, $GITHUB_ACTOR, $USER)")
 	fs.StringVar(&f.req.IdempotencyKey, "idempotency-key", "", "with --server: a retried request with this key returns the first deployment")
+	fs.StringVar(&f.req.SourceCommit, "source-commit", "", "with --server: the trigger repo's commit the image was built from, for its commit status (default: $CI_COMMIT_SHA, $GITHUB_SHA)")
 	fs.BoolVar(&f.req.Restart, "restart", false, "with --server: ask for a rolling restart when the image is unchanged")
 	fs.BoolVarP(&f.sync, "sync", "s", false, "with --repo: sync the cluster after pushing (kubeconfig context = cluster)")
 	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "with --sync: kubeconfig file (default $KUBECONFIG, then ~/.kube/config)")
@@ -222,6 +224,12 @@ func (f *deployFlags) remote(ctx context.Context, out, errOut io.Writer) error {
 		"cluster": f.req.Cluster, "triggerRepo": f.req.TriggerRepo, "imageRepo": f.req.ImageRepo,
 		"tag": f.req.Tag, "digest": f.req.Digest, "author": f.req.Author,
 		"idempotencyKey": f.req.IdempotencyKey, "restart": f.req.Restart, "wait": false,
+	}
+	if f.req.SourceCommit == "" { // the commit the CI job built, for its commit status
+		f.req.SourceCommit = cmp.Or(os.Getenv("CI_COMMIT_SHA"), os.Getenv("GITHUB_SHA"))
+	}
+	if f.req.SourceCommit != "" {
+		body["sourceCommit"] = f.req.SourceCommit
 	}
 	var d deploy.Deployment
 	if err := c.do(ctx, http.MethodPost, "/api/v1/deployments", body, &d); err != nil {

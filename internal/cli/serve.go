@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -76,6 +77,9 @@ Every endpoint but /healthz and /readyz needs a bearer token from
 			if cfg.Kubeconfig == "" {
 				cfg.Kubeconfig = os.Getenv("KUBECONFIG")
 			}
+			if u, err := url.Parse(cfg.ExternalURL); cfg.ExternalURL != "" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "") {
+				return &ExitError{Code: 2, Err: fmt.Errorf("--external-url %q: must be an http or https URL", cfg.ExternalURL)}
+			}
 			if creds.Dir != "" {
 				if creds.Dir, err = filepath.Abs(creds.Dir); err != nil {
 					return &ExitError{Code: 2, Err: fmt.Errorf("--chart-credentials-dir: %w", err)}
@@ -109,8 +113,8 @@ Every endpoint but /healthz and /readyz needs a bearer token from
 	fs.StringVar(&cfg.ChartCache, "chart-cache", "", "chart cache directory (default <data-dir>/charts)")
 	fs.StringVar(&cfg.ChartCAFile, "chart-ca-file", "", "PEM bundle of extra certificate authorities for chart repositories and OCI registries")
 	fs.BoolVar(&cfg.PlainHTTP, "plain-http", false, "talk to OCI registries over plain HTTP (local registries only)")
-	fs.StringVar(&creds.Dir, "chart-credentials-dir", "", "the only directory whose files chart-repository credentials in mygitops.yaml may name (default: none)")
-	fs.StringVar(&creds.EnvPrefix, "chart-credentials-env-prefix", creds.EnvPrefix, "the prefix of every environment variable chart-repository credentials in mygitops.yaml may name (\"\": none)")
+	fs.StringVar(&creds.Dir, "chart-credentials-dir", "", "the only directory whose files chart-repository and notification credentials in mygitops.yaml may name (default: none)")
+	fs.StringVar(&creds.EnvPrefix, "chart-credentials-env-prefix", creds.EnvPrefix, "the prefix of every environment variable chart-repository and notification credentials in mygitops.yaml may name (\"\": none)")
 	fs.StringVar(&tokensPath, "tokens-file", "", "YAML file: tokens: [{name, sha256, clusters, triggerRepos}], oidc: {issuers, rules} (docs/api.md)")
 	fs.StringVar(&auditLog, "audit-log", "-", "file the audit log (a JSON line per authenticated request and refusal) is appended to; \"-\": standard output")
 	fs.BoolVar(&cfg.InsecureNoAuth, "insecure-no-auth", false, "serve without authentication (local demos only)")
@@ -122,6 +126,7 @@ Every endpoint but /healthz and /readyz needs a bearer token from
 	fs.StringVar(&cfg.RepoID, "repo-id", "", "identity of the gitops repo on the clusters: mgo removes only releases and objects labelled with it (default: a hash of --repo-url and --branch)")
 	fs.DurationVar(&cfg.PendingTimeout, "pending-timeout", 5*time.Minute, "a Helm release left pending this long by another mgo is taken as abandoned and recovered")
 	fs.DurationVar(&cfg.DiffTimeout, "diff-timeout", 2*time.Minute, "deadline of a diff or drift check of one cluster")
+	fs.StringVar(&cfg.ExternalURL, "external-url", "", "base URL of this mgo's API as people reach it, for links in notifications (e.g. https://mgo.acme.io)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	_ = cmd.MarkFlagRequired("repo-url")
 	bindConfig(cmd) // --config, MGO_* environment, --print-config

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mygitops/mgo/internal/notify"
 	"github.com/mygitops/mgo/internal/reconcile"
 	"github.com/mygitops/mgo/internal/repo"
 )
@@ -497,6 +498,9 @@ func (s *Service) Refresh(ctx context.Context) ([]string, error) {
 			if err == nil && out.notSynced != "" {
 				return
 			}
+			if ctx.Err() == nil {
+				s.notify(syncEvent(name, out, err))
+			}
 			mu.Lock()
 			synced = append(synced, name)
 			mu.Unlock()
@@ -510,7 +514,15 @@ func (s *Service) Refresh(ctx context.Context) ([]string, error) {
 // CheckDrift runs the periodic full check of one cluster, as its drift
 // policy in mygitops.yaml says: "report" diffs and records what differs,
 // "repair" then syncs every release against the live cluster.
+//
+// It notifies drift.detected when the number of differing objects changed
+// since the last check (a drift that stays is told once), and
+// drift.repaired when a repair synced without failure.
 func (s *Service) CheckDrift(ctx context.Context, cluster string) error {
+	prev := 0
+	if c, err := s.cluster(cluster); err == nil {
+		prev = c.Status().Drift
+	}
 	res, policy, err := s.diff(ctx, cluster)
 	if err != nil {
 		return err
@@ -518,16 +530,36 @@ func (s *Service) CheckDrift(ctx context.Context, cluster string) error {
 	if !res.HasDifferences() {
 		return nil
 	}
+	n := s.clusters[cluster].Status().Drift
+	ev := notify.Event{Type: notify.DriftDetected, Cluster: cluster, Objects: n,
+		Summary: fmt.Sprintf("%d objects in %s differ from the repo", n, cluster)}
 	if policy == repo.DriftRepair {
 		s.log.Info("drift: repairing", "cluster", cluster)
 		out, err := s.sync(ctx, cluster, true, false)
-		if err == nil && out.notSynced != "" {
+		switch {
+		case err == nil && out.notSynced != "":
 			s.log.Warn("drift: the cluster differs from the repo; not repaired, the cluster syncs manually",
-				"cluster", cluster, "objects", s.clusters[cluster].Status().Drift)
+				"cluster", cluster, "objects", n)
+			ev.Summary += "; not repaired: the cluster syncs manually"
+		case err == nil && !out.res.Failed():
+			ev.Type, ev.Success, ev.Commit = notify.DriftRepaired, true, out.head
+			ev.Summary = fmt.Sprintf("repaired drift of %d objects in %s", n, cluster)
+			s.notify(ev)
+			return nil
+		case err == nil:
+			ev.Error = "repair: " + syncEvent(cluster, out, nil).Error
+		default:
+			ev.Error = "repair: " + err.Error()
+		}
+		if n != prev && ctx.Err() == nil {
+			s.notify(ev)
 		}
 		return err
 	}
-	s.log.Warn("drift: the cluster differs from the repo", "cluster", cluster, "objects", s.clusters[cluster].Status().Drift)
+	s.log.Warn("drift: the cluster differs from the repo", "cluster", cluster, "objects", n)
+	if n != prev {
+		s.notify(ev)
+	}
 	return nil
 }
 

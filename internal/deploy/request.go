@@ -106,6 +106,10 @@ type Request struct {
 	// Restart asks for a rolling restart of the affected workloads when the
 	// image is already set.
 	Restart bool `json:"restart,omitempty"`
+	// SourceCommit is the commit of the trigger repo the image was built
+	// from (CI_COMMIT_SHA, GITHUB_SHA): notifications report the deploy on
+	// it as a GitLab commit status or a GitHub deployment status.
+	SourceCommit string `json:"sourceCommit,omitempty"`
 	// Identity is the CI identity of a caller with an OIDC ID token; set
 	// by the API, not by the body.
 	Identity Identity `json:"identity,omitzero"`
@@ -170,6 +174,7 @@ func (r Request) Ref() string {
 
 var (
 	clusterName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:@-]{0,252}$`)
+	commitSHA   = regexp.MustCompile(`^[0-9a-f]{7,64}$`)
 	triggerRepo = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._~/-]{0,254}$`)
 )
 
@@ -177,7 +182,7 @@ var (
 // ("1.4.2@sha256:..." or a bare "sha256:..."), then checks every field. The
 // error names the first bad field.
 func (r *Request) Normalize() error {
-	for _, f := range []*string{&r.Cluster, &r.TriggerRepo, &r.ImageRepo, &r.Tag, &r.Digest, &r.Author, &r.IdempotencyKey} {
+	for _, f := range []*string{&r.Cluster, &r.TriggerRepo, &r.ImageRepo, &r.Tag, &r.Digest, &r.Author, &r.IdempotencyKey, &r.SourceCommit} {
 		*f = strings.TrimSpace(*f)
 	}
 	if tag, dig, ok := strings.Cut(r.Tag, "@"); ok {
@@ -201,6 +206,8 @@ func (r *Request) Normalize() error {
 		return &FieldError{"imageRepo", "is required"}
 	case r.Tag == "" && r.Digest == "":
 		return &FieldError{"imageTag", "a tag or a digest is required"}
+	case r.SourceCommit != "" && !commitSHA.MatchString(r.SourceCommit):
+		return &FieldError{"sourceCommit", "must be a commit hash (7 to 64 lowercase hex digits)"}
 	case len(r.IdempotencyKey) > 128 || strings.IndexFunc(r.IdempotencyKey, unicode.IsControl) >= 0:
 		return &FieldError{"idempotencyKey", "must be at most 128 printable characters"}
 	}

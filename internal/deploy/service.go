@@ -37,6 +37,9 @@ type Config struct {
 	QueueSize int
 	Log       *slog.Logger
 	Metrics   *Metrics
+	// Notifier is told of finished deployments, syncs of pushed changes
+	// and drift (nothing when nil). It never delays or fails a deploy.
+	Notifier Notifier
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 	// SyncStopTimeout bounds how long Run waits, once its context ended,
@@ -458,6 +461,7 @@ func (s *Service) RollbackBy(ctx context.Context, id, client string, identity Id
 	req := orig.Request
 	req.Client, req.Author, req.IdempotencyKey, req.Restart = client, author, "", false
 	req.Identity = identity // the rollback's caller, not the original's
+	req.SourceCommit = ""   // a rollback builds nothing from the source
 	if req.Author == "" {
 		req.Author = client
 	}
@@ -620,6 +624,7 @@ func (s *Service) finish(j *job, set func(*Deployment)) {
 	} else {
 		s.log.Info("deployment succeeded", "id", j.d.ID, "commit", j.d.Commit, "duration", j.d.Times.Finished.Sub(j.d.Times.Queued))
 	}
+	s.notify(deploymentEvent(j.d))
 	m := s.cfg.Metrics
 	m.Deploys.WithLabelValues(result).Inc()
 	for stage, at := range map[string]time.Time{"commit": j.d.Times.Committed, "sync": j.d.Times.Synced, "rollout": j.d.Times.RolledOut, "total": j.d.Times.Finished} {

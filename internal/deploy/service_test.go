@@ -53,6 +53,8 @@ type fixtureOptions struct {
 	queueSize int
 	// engine serves cluster prod; nil for tests that never sync it.
 	engine *reconcile.Engine
+	// notifier is told of events (none when nil).
+	notifier Notifier
 }
 
 func newFixture(t *testing.T, o fixtureOptions) *fixture {
@@ -90,7 +92,7 @@ func newFixture(t *testing.T, o fixtureOptions) *fixture {
 	}
 	t.Cleanup(func() { f.store.Close() })
 	f.svc, err = New(Config{Git: git, Engines: map[string]*reconcile.Engine{"prod": o.engine}, Store: f.store,
-		SnapshotDir: filepath.Join(t.TempDir(), "snapshots"), QueueSize: o.queueSize, Log: log})
+		SnapshotDir: filepath.Join(t.TempDir(), "snapshots"), QueueSize: o.queueSize, Log: log, Notifier: o.notifier})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -47,6 +47,9 @@ const ConfigFile = "mygitops.yaml"
 type Config struct {
 	Repositories []ChartRepository
 	Clusters     map[string]ClusterSettings
+	// Notifications are the receivers and routes of deploy, sync and
+	// drift events (see Notifications).
+	Notifications Notifications
 }
 
 // ChartRepository is a Helm chart repository charts are named after
@@ -358,8 +361,10 @@ func parseConfig(root string, ps *problems) *Config {
 			parseHelm(e.Value, cfg, ps)
 		case "clusters":
 			parseClusters(e.Value, cfg, ps)
+		case "notifications":
+			parseNotifications(e.Value, cfg, ps)
 		default:
-			ps.errorf(ConfigFile, e.KeyNode.Line, "unknown key %q (known: helm, clusters)", e.Key)
+			ps.errorf(ConfigFile, e.KeyNode.Line, "unknown key %q (known: helm, clusters, notifications)", e.Key)
 		}
 	}
 	return cfg

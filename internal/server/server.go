@@ -30,6 +30,7 @@ import (
 	"github.com/mygitops/mgo/internal/deploy"
 	"github.com/mygitops/mgo/internal/gitrepo"
 	"github.com/mygitops/mgo/internal/kube"
+	"github.com/mygitops/mgo/internal/notify"
 	"github.com/mygitops/mgo/internal/reconcile"
 	"github.com/mygitops/mgo/internal/render"
 	"github.com/mygitops/mgo/internal/repo"
@@ -80,6 +81,12 @@ type Config struct {
 	PendingTimeout time.Duration
 	// DiffTimeout bounds diffs and drift checks (0: the engine's default).
 	DiffTimeout time.Duration
+	// ExternalURL is the base URL of mgo's API as people reach it, for the
+	// links in notifications (none when empty).
+	ExternalURL string
+	// Notify tunes notification delivery (tests shorten the backoff); its
+	// Config, Credentials, ExternalURL, Log and Metrics are set by Run.
+	Notify notify.Options
 
 	Log *slog.Logger
 	// Started, when set, is called with the listening address.
@@ -152,9 +159,13 @@ func Run(ctx context.Context, cfg Config) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	notifier, err := newNotifier(cfg, git, reg, log)
+	if err != nil {
+		return err
+	}
 	svc, err := deploy.New(deploy.Config{
 		Git: git, Engines: engines, Store: store, SnapshotDir: filepath.Join(cfg.DataDir, "snapshots"),
-		Log: log, Metrics: deploy.NewMetrics(reg),
+		Log: log, Metrics: deploy.NewMetrics(reg), Notifier: notifier,
 	})
 	if err != nil {
 		return err
@@ -182,6 +193,7 @@ func Run(ctx context.Context, cfg Config) error {
 	defer stopWork()
 	var wg sync.WaitGroup
 	wg.Go(func() { svc.Run(work) })
+	wg.Go(func() { notifier.Run(work) })
 	wg.Go(func() { h.RefreshLoop(work) })
 	wg.Go(func() { loops(work, cfg, svc, log) })
 	serveErr := make(chan error, 1)
@@ -216,6 +228,24 @@ func Run(ctx context.Context, cfg Config) error {
 	wg.Wait()
 	log.Info("stopped")
 	return errors.Join(errs...)
+}
+
+// newNotifier is the dispatcher of notifications, reading the receivers
+// and routes of mygitops.yaml at the current head for each event.
+func newNotifier(cfg Config, git *gitrepo.Repo, reg prometheus.Registerer, log *slog.Logger) (*notify.Dispatcher, error) {
+	o := cfg.Notify
+	o.Credentials, o.ExternalURL, o.Metrics = cfg.Credentials, cfg.ExternalURL, notify.NewMetrics(reg)
+	o.Log = log.With("component", "notify")
+	o.Config = func(ctx context.Context) (repo.Notifications, error) {
+		var n repo.Notifications
+		err := git.Read(ctx, func(dir, _ string) error {
+			c, _ := repo.LoadConfig(dir) // a broken receiver is left out; mgo validate names it
+			n = c.Notifications
+			return nil
+		})
+		return n, err
+	}
+	return notify.New(o)
 }
 
 // DefaultRepoID is the repo identity of a gitops repo URL and branch: a

@@ -1,0 +1,252 @@
+package notify
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/mygitops/mgo/internal/repo"
+)
+
+// Options configure a Dispatcher. The zero values are replaced by the
+// defaults New documents.
+type Options struct {
+	// Config returns the current receivers and routes (mygitops.yaml at the
+	// head of the gitops repo). Required.
+	Config func(ctx context.Context) (repo.Notifications, error)
+	// Credentials is what secret references may name (default:
+	// repo.DefaultCredentialPolicy).
+	Credentials *repo.CredentialPolicy
+	// ExternalURL is the base URL of mgo's API, for links in messages
+	// (none when empty).
+	ExternalURL string
+	// Client sends the requests (default: a client with AttemptTimeout).
+	Client *http.Client
+	// QueueSize bounds the events and the deliveries waiting (default 256
+	// each); beyond it, new ones are dropped.
+	QueueSize int
+	// Workers send in parallel (default 4).
+	Workers int
+	// Attempts per delivery (default 5), the first retry after Backoff
+	// (default 2s), doubling up to a minute.
+	Attempts int
+	Backoff  time.Duration
+	// AttemptTimeout bounds one attempt (default 10s).
+	AttemptTimeout time.Duration
+	Log            *slog.Logger
+	Metrics        *Metrics
+}
+
+// Dispatcher routes events to receivers and delivers them in the
+// background. Start it with Run; Notify never blocks.
+type Dispatcher struct {
+	opts       Options
+	log        *slog.Logger
+	events     chan Event
+	deliveries chan *delivery
+}
+
+// delivery is one event on its way to one receiver.
+type delivery struct {
+	receiver, kind string
+	sender         sender
+	ev             Event
+	id             string // the same for every attempt
+	attempt        int
+	// memo keeps what an attempt learned that the next one needs (the
+	// GitHub deployment already created).
+	memo map[string]string
+}
+
+// sender is one receiver type's client.
+type sender interface {
+	send(ctx context.Context, d *delivery) error
+}
+
+// permanentError is a failure a retry cannot fix (the receiver refused
+// the request: 4xx other than 408 and 429).
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
+
+// New checks opts and returns a Dispatcher.
+func New(opts Options) (*Dispatcher, error) {
+	if opts.Config == nil {
+		return nil, errors.New("notify: a configuration source is required")
+	}
+	if opts.Credentials == nil {
+		p := repo.DefaultCredentialPolicy()
+		opts.Credentials = &p
+	}
+	if opts.QueueSize <= 0 {
+		opts.QueueSize = 256
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = 4
+	}
+	if opts.Attempts <= 0 {
+		opts.Attempts = 5
+	}
+	if opts.Backoff <= 0 {
+		opts.Backoff = 2 * time.Second
+	}
+	if opts.AttemptTimeout <= 0 {
+		opts.AttemptTimeout = 10 * time.Second
+	}
+	if opts.Client == nil {
+		opts.Client = &http.Client{Timeout: opts.AttemptTimeout}
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = NewMetrics(nil)
+	}
+	opts.ExternalURL = strings.TrimRight(opts.ExternalURL, "/")
+	return &Dispatcher{
+		opts:       opts,
+		log:        opts.Log,
+		events:     make(chan Event, opts.QueueSize),
+		deliveries: make(chan *delivery, opts.QueueSize),
+	}, nil
+}
+
+// Notify queues an event and returns at once; a full queue drops it.
+func (d *Dispatcher) Notify(ev Event) {
+	if ev.Time.IsZero() {
+		ev.Time = time.Now().UTC()
+	}
+	if ev.URL == "" && ev.DeploymentID != "" && d.opts.ExternalURL != "" {
+		ev.URL = d.opts.ExternalURL + "/api/v1/deployments/" + ev.DeploymentID
+	}
+	select {
+	case d.events <- ev:
+		d.opts.Metrics.QueueDepth.Inc()
+	default:
+		d.opts.Metrics.Notifications.WithLabelValues("", "dropped").Inc()
+		d.log.Warn("notification dropped: the queue is full", "event", ev.Type, "cluster", ev.Cluster, "deployment", ev.DeploymentID)
+	}
+}
+
+// Run routes and delivers events until ctx ends; what is still queued
+// then is not sent.
+func (d *Dispatcher) Run(ctx context.Context) {
+	for range d.opts.Workers {
+		go d.worker(ctx)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev := <-d.events:
+			d.opts.Metrics.QueueDepth.Dec()
+			d.route(ctx, ev)
+		}
+	}
+}
+
+// route queues a delivery of ev for each receiver its routes name.
+func (d *Dispatcher) route(ctx context.Context, ev Event) {
+	cctx, cancel := context.WithTimeout(ctx, d.opts.AttemptTimeout)
+	cfg, err := d.opts.Config(cctx)
+	cancel()
+	if err != nil {
+		d.opts.Metrics.Notifications.WithLabelValues("", "dropped").Inc()
+		d.log.Error("notification dropped: reading the notification settings failed", "event", ev.Type, "cluster", ev.Cluster, "error", err)
+		return
+	}
+	for _, r := range cfg.ReceiversFor(ev.Cluster, ev.Type) {
+		if (r.Type == repo.ReceiverGitLab || r.Type == repo.ReceiverGitHub) && !ev.forge() {
+			continue // forges hear only of deploys naming their source commit
+		}
+		log := d.log.With("receiver", r.Name, "event", ev.Type, "cluster", ev.Cluster)
+		sec, err := r.Secrets(*d.opts.Credentials)
+		if err != nil {
+			d.opts.Metrics.Notifications.WithLabelValues(r.Name, "dropped").Inc()
+			log.Error("notification dropped: the receiver cannot be used", "error", err)
+			continue
+		}
+		s := newSender(r.Type, sec, d.opts.Client)
+		if s == nil {
+			continue
+		}
+		d.enqueue(&delivery{receiver: r.Name, kind: r.Type, sender: s, ev: ev, id: randomID(), memo: map[string]string{}})
+	}
+}
+
+func (d *Dispatcher) enqueue(dl *delivery) {
+	select {
+	case d.deliveries <- dl:
+	default:
+		d.opts.Metrics.Notifications.WithLabelValues(dl.receiver, "dropped").Inc()
+		d.log.Warn("notification dropped: the delivery queue is full", "receiver", dl.receiver, "event", dl.ev.Type, "cluster", dl.ev.Cluster)
+	}
+}
+
+func (d *Dispatcher) worker(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case dl := <-d.deliveries:
+			d.attempt(ctx, dl)
+		}
+	}
+}
+
+// attempt sends once; a failure is retried later (the worker does not
+// wait for it) until the attempts are used up.
+func (d *Dispatcher) attempt(ctx context.Context, dl *delivery) {
+	dl.attempt++
+	actx, cancel := context.WithTimeout(ctx, d.opts.AttemptTimeout)
+	err := dl.sender.send(actx, dl)
+	cancel()
+	m := d.opts.Metrics.Notifications
+	log := d.log.With("receiver", dl.receiver, "type", dl.kind, "event", dl.ev.Type, "cluster", dl.ev.Cluster,
+		"deployment", dl.ev.DeploymentID, "attempt", dl.attempt)
+	if err == nil {
+		m.WithLabelValues(dl.receiver, "sent").Inc()
+		log.Debug("notification sent")
+		return
+	}
+	var perm *permanentError
+	if errors.As(err, &perm) || dl.attempt >= d.opts.Attempts || ctx.Err() != nil {
+		m.WithLabelValues(dl.receiver, "dropped").Inc()
+		log.Warn("notification dropped", "error", err)
+		return
+	}
+	m.WithLabelValues(dl.receiver, "retried").Inc()
+	wait := min(d.opts.Backoff<<(dl.attempt-1), time.Minute)
+	log.Info("notification failed, retrying", "error", err, "in", wait)
+	time.AfterFunc(wait, func() {
+		if ctx.Err() == nil {
+			d.enqueue(dl)
+		}
+	})
+}
+
+func newSender(kind string, sec repo.ReceiverSecrets, c *http.Client) sender {
+	switch kind {
+	case repo.ReceiverSlack:
+		return &slack{url: sec.URL, client: c}
+	case repo.ReceiverWebhook:
+		return &webhook{url: sec.URL, secret: []byte(sec.Secret), client: c}
+	case repo.ReceiverGitLab:
+		return &gitlab{base: strings.TrimRight(sec.URL, "/"), token: sec.Token, client: c}
+	case repo.ReceiverGitHub:
+		return &github{base: strings.TrimRight(sec.URL, "/"), token: sec.Token, client: c}
+	}
+	return nil
+}
+
+func randomID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

@@ -1,0 +1,117 @@
+package notify
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+)
+
+// slack posts a Block Kit message to an incoming webhook.
+type slack struct {
+	url    string
+	client *http.Client
+}
+
+func (s *slack) send(ctx context.Context, d *delivery) error {
+	_, err := post(ctx, s.client, s.url, nil, slackMessage(d.ev))
+	return err
+}
+
+type block = map[string]any
+
+func mrkdwn(s string) block { return block{"type": "mrkdwn", "text": s} }
+
+// slackMessage is the event as a Block Kit message: a header, the facts
+// as fields, the error, the stage times and a link; the attachment's
+// colour shows the outcome at a glance.
+func slackMessage(ev Event) map[string]any {
+	icon, color := ":white_check_mark:", "#2eb886"
+	if !ev.Success {
+		icon, color = ":x:", "#d00000"
+	}
+	if ev.Type == DriftDetected {
+		icon, color = ":warning:", "#daa038"
+	}
+	var fields []block
+	add := func(name, value string) {
+		if value != "" && len(fields) < 10 { // Slack allows ten fields
+			fields = append(fields, mrkdwn("*"+name+"*\n"+value))
+		}
+	}
+	add("Cluster", ev.Cluster)
+	if ev.Image != "" {
+		add("Image", "`"+ev.Image+"`")
+	}
+	var rels []string
+	for _, r := range ev.Releases {
+		s := r.Namespace + "/" + r.Name
+		if r.Action != "" {
+			s += " (" + r.Action + ")"
+		}
+		rels = append(rels, s)
+	}
+	add("Releases", strings.Join(rels, "\n"))
+	add("Commit", short(ev.Commit))
+	add("Source commit", short(ev.SourceCommit))
+	add("Author", ev.Author)
+	add("Requested by", ev.Requester)
+	if ev.Objects > 0 {
+		add("Objects", fmt.Sprint(ev.Objects))
+	}
+	blocks := []block{
+		{"type": "header", "text": block{"type": "plain_text", "text": truncate(ev.Type+" on "+ev.Cluster, 150)}},
+		{"type": "section", "text": mrkdwn(truncate(icon+" "+ev.Summary, 3000))},
+	}
+	if len(fields) > 0 {
+		blocks = append(blocks, block{"type": "section", "fields": fields})
+	}
+	if ev.Error != "" {
+		msg := ev.Error
+		if ev.Stage != "" {
+			msg = "failed at stage *" + ev.Stage + "*: " + msg
+		}
+		blocks = append(blocks, block{"type": "section", "text": mrkdwn(truncate(msg, 3000))})
+	}
+	var ctxs []block
+	if ev.DeploymentID != "" {
+		ctxs = append(ctxs, mrkdwn("deployment `"+ev.DeploymentID+"`"))
+	}
+	if len(ev.Seconds) > 0 {
+		var parts []string
+		for _, k := range []string{"committed", "pushed", "synced", "rolledOut", "total"} {
+			if v, ok := ev.Seconds[k]; ok && v > 0 {
+				parts = append(parts, fmt.Sprintf("%s %.1fs", k, v))
+			}
+		}
+		if len(parts) > 0 {
+			ctxs = append(ctxs, mrkdwn(strings.Join(parts, " · ")))
+		}
+	}
+	if len(ctxs) > 0 {
+		blocks = append(blocks, block{"type": "context", "elements": ctxs})
+	}
+	if ev.URL != "" {
+		blocks = append(blocks, block{"type": "actions", "elements": []block{{
+			"type": "button", "text": block{"type": "plain_text", "text": "Deployment"}, "url": ev.URL,
+		}}})
+	}
+	return map[string]any{
+		"text":        ev.Summary, // the notification's text and the fallback
+		"attachments": []block{{"color": color, "blocks": blocks}},
+	}
+}
+
+func short(sha string) string {
+	if len(sha) > 12 {
+		return sha[:12]
+	}
+	return sha
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n-1], "") + "…"
+}
