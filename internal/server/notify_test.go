@@ -10,7 +10,10 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/mygitops/mgo/internal/deploy"
+	"github.com/mygitops/mgo/internal/gittest"
 	"github.com/mygitops/mgo/internal/notify"
 	"github.com/mygitops/mgo/internal/server"
 )
@@ -67,17 +70,17 @@ notifications:
       url: ` + other.URL + `
   routes:
     - clusters: [` + cluster + `]
-      events: [deploy.succeeded, deploy.failed]
+      events: [deploy.succeeded, deploy.failed, sync.succeeded, sync.failed, drift.detected]
       receivers: [slow, hook]
     - clusters: [staging]
       receivers: [staging-only]
 `
 	files["installations/"+cluster+"/app-values.yaml"] = values("app", "notify-app", "1.0.0", "")
 	files["installations/"+cluster+"/stuck-values.yaml"] = values("stuck", "notify-stuck", "0.1.0", "nodeSelector:\n  pool: none\n")
-	_, gitSrv, pw := setupFiles(t, files)
+	remote, gitSrv, pw := setupFiles(t, files)
 	m := startMgo(t, gitSrv.URL, pw, t.TempDir(), func(c *server.Config) {
 		c.ExternalURL = "https://mgo.example.com/"
-		c.ResyncInterval = 0
+		c.ResyncInterval = 2 * time.Second
 	})
 
 	const sourceCommit = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
@@ -97,15 +100,18 @@ notifications:
 		t.Fatalf("deploy stuck: %d %+v, want a failed rollout", code, failed)
 	}
 
-	byID := func(id string) (notify.Event, bool) {
+	find := func(match func(notify.Event) bool) (notify.Event, bool) {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, ev := range events {
-			if ev.DeploymentID == id {
+			if match(ev) {
 				return ev, true
 			}
 		}
 		return notify.Event{}, false
+	}
+	byID := func(id string) (notify.Event, bool) {
+		return find(func(ev notify.Event) bool { return ev.DeploymentID == id })
 	}
 	var got notify.Event
 	waitFor(t, "the notification of the successful deploy", 10*time.Second, func() (found bool) { got, found = byID(ok.ID); return })
@@ -120,14 +126,60 @@ notifications:
 		got.Image != "registry.example.com/acme/stuck:0.2.0" || len(got.Releases) != 1 || got.Releases[0].Name != "stuck" {
 		t.Errorf("failed event %+v", got)
 	}
+
+	// A person's push, synced after the GitLab webhook, is told as a sync.
+	p := gittest.NewPerson(t, remote.Dir, "Frank", "frank@example.com")
+	content := strings.Replace(remote.File(t, "installations/"+cluster+"/app-values.yaml"), "replicaCount: 1", "replicaCount: 2", 1)
+	if _, err := p.Commit(map[string]string{"installations/" + cluster + "/app-values.yaml": content}, "scale app"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Push(); err != nil {
+		t.Fatal(err)
+	}
+	pushed := remote.Head(t)
+	hookReq, _ := http.NewRequest(http.MethodPost, m.url+"/hooks/gitlab", strings.NewReader(`{"object_kind":"push"}`))
+	hookReq.Header.Set("X-Gitlab-Event", "Push Hook")
+	hookReq.Header.Set("X-Gitlab-Token", gitlabHook)
+	if resp, err := http.DefaultClient.Do(hookReq); err != nil || resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("webhook: %v %v", resp, err)
+	}
+	waitFor(t, "the notification of the sync", 30*time.Second, func() (found bool) {
+		got, found = find(func(ev notify.Event) bool { return strings.HasPrefix(ev.Type, "sync.") && ev.Commit == pushed })
+		return
+	})
+	// The release stuck still fails its rollout, so the sync as a whole
+	// failed; app was upgraded with the pushed change.
+	if got.Type != notify.SyncFailed || got.Cluster != cluster || !strings.Contains(got.Error, "notify-stuck/stuck") ||
+		len(got.Releases) != 2 || got.Releases[0].Name != "app" || got.Releases[0].Action != "upgraded" {
+		t.Errorf("sync event %+v", got)
+	}
+
+	// A change behind mgo's back is told by the drift check.
+	dep, err := env.Client.AppsV1().Deployments("notify-app").Get(t.Context(), "app-hello", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	five := int32(5)
+	dep.Spec.Replicas = &five
+	if _, err := env.Client.AppsV1().Deployments("notify-app").Update(t.Context(), dep, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the notification of drift", 30*time.Second, func() (found bool) {
+		got, found = find(func(ev notify.Event) bool { return ev.Type == notify.DriftDetected })
+		return
+	})
+	if got.Success || got.Cluster != cluster || got.Objects == 0 {
+		t.Errorf("drift event %+v", got)
+	}
+
 	mu.Lock()
 	defer mu.Unlock()
 	if len(bad) > 0 || otherHits > 0 {
 		t.Errorf("unsigned or unreadable deliveries %q; the staging route got %d", bad, otherHits)
 	}
 	for _, ev := range events {
-		if ev.Type != notify.DeploySucceeded && ev.Type != notify.DeployFailed {
-			t.Errorf("the route selects deploys only, got %s", ev.Type)
+		if strings.HasPrefix(ev.Type, "rollback.") || ev.Type == notify.DriftRepaired {
+			t.Errorf("the route does not select %s", ev.Type)
 		}
 	}
 }
