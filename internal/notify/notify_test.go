@@ -3,6 +3,7 @@ package notify
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	dto "github.com/prometheus/client_model/go"
 
@@ -406,5 +408,49 @@ func TestUnusableReceiverIsDroppedWithoutItsSecret(t *testing.T) {
 	}
 	if rcv.count() != 0 {
 		t.Error("sent unsigned")
+	}
+}
+
+func TestSlackMessageStaysWithinBlockKitLimits(t *testing.T) {
+	ev := deployEvent(DeployFailed, strings.Repeat("c", 200))
+	for i := range 500 {
+		ev.Releases = append(ev.Releases, Release{Name: fmt.Sprintf("release-%03d", i), Namespace: "ns"})
+	}
+	ev.Error = strings.Repeat("é", 5000)
+	b, err := json.Marshal(slackMessage(ev))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msg struct {
+		Attachments []struct {
+			Blocks []struct {
+				Type   string            `json:"type"`
+				Text   map[string]string `json:"text"`
+				Fields []map[string]string
+			} `json:"blocks"`
+		} `json:"attachments"`
+	}
+	if err := json.Unmarshal(b, &msg); err != nil {
+		t.Fatal(err)
+	}
+	for _, bl := range msg.Attachments[0].Blocks {
+		limit := 3000
+		if bl.Type == "header" {
+			limit = 150
+		}
+		if n := len([]rune(bl.Text["text"])); n > limit {
+			t.Errorf("%s text of %d characters", bl.Type, n)
+		}
+		if len(bl.Fields) > 10 {
+			t.Errorf("%d fields", len(bl.Fields))
+		}
+		for _, f := range bl.Fields {
+			if n := len([]rune(f["text"])); n > 2000 {
+				t.Errorf("a field of %d characters", n)
+			}
+		}
+	}
+	if !utf8.Valid(b) {
+		t.Error("invalid UTF-8")
 	}
 }

@@ -35,8 +35,8 @@ func slackMessage(ev Event) map[string]any {
 	}
 	var fields []block
 	add := func(name, value string) {
-		if value != "" && len(fields) < 10 { // Slack allows ten fields
-			fields = append(fields, mrkdwn("*"+name+"*\n"+value))
+		if value != "" && len(fields) < 10 { // Slack allows ten fields of 2000 characters
+			fields = append(fields, mrkdwn(truncate("*"+name+"*\n"+value, 2000)))
 		}
 	}
 	add("Cluster", ev.Cluster)
