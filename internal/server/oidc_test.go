@@ -425,7 +425,7 @@ func TestOIDCServe(t *testing.T) {
 		for i, name := range []string{"deploy-staging", "deploy-production"} {
 			job := wf.Jobs[name]
 			steps := 0
-			sha := fmt.Sprintf("5ha%d", i)
+			sha := fmt.Sprintf("5a%06d", i) // a commit hash, as GITHUB_SHA is
 			for _, s := range job.Steps {
 				if s.Name == "Deploy" {
 					run(name, job.Environment, s.Run, sha)
