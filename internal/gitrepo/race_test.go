@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -180,7 +181,8 @@ func TestRetriesExhausted(t *testing.T) {
 }
 
 // 50 deploys through one Repo, concurrently, while another client pushes
-// unrelated commits to the same branch in a tight loop with the git CLI: every deploy lands as its own commit with its own
+// unrelated commits to the same branch every 100 to 300 ms with the git
+// CLI: every deploy lands as its own commit with its own
 // author, and the branch's full history is exactly the seed, the other
 // client's commits (unchanged, in their order) and the deploys.
 func TestConcurrentDeploysAgainstAnotherPusher(t *testing.T) {
@@ -202,7 +204,8 @@ func TestConcurrentDeploysAgainstAnotherPusher(t *testing.T) {
 	seed := f.remote.Head(t)
 
 	// The other client: a git CLI clone of the server's repository
-	// directory (faster than going through HTTP, so it wins races often).
+	// directory (faster than going through HTTP, so it wins races often),
+	// pushing every 100 to 300 ms.
 	other := gittest.NewPerson(t, f.remote.Dir, "Other", "other@example.com")
 	stop := make(chan struct{})
 	var mu sync.Mutex
@@ -230,6 +233,14 @@ func TestConcurrentDeploysAgainstAnotherPusher(t *testing.T) {
 			mu.Lock()
 			theirs = append(theirs, c)
 			mu.Unlock()
+			// A person or another tool pushes often, not back to back: a
+			// pusher that never pauses starves any client that fetches
+			// before it pushes (git's own CLI included) on a loaded machine.
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Duration(100+rand.IntN(200)) * time.Millisecond):
+			}
 		}
 	}()
 	// waitOther waits until the other client has landed n commits.
