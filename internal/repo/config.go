@@ -406,25 +406,40 @@ func parseHelm(n *yaml.Node, cfg *Config, ps *problems) {
 	}
 }
 
-func parseRepository(n *yaml.Node, i int, ps *problems) (ChartRepository, bool) {
-	r := ChartRepository{Line: n.Line}
-	where := fmt.Sprintf("helm.repositories[%d]", i)
+// stringFields reads a list entry that must be a mapping of strings. It
+// returns where, for messages, qualified with the entry's name; the
+// entries whose values are strings; valid, false when any value was not a
+// string (reported); and ok, false when n is not a mapping (reported).
+func stringFields(n *yaml.Node, where string, ps *problems) (string, []yamlnode.Entry, bool, bool) {
 	if name, _ := yamlnode.Scalar(yamlnode.Lookup(n, "name")); name != "" {
 		where += " (" + name + ")"
 	}
 	es, ok := yamlnode.Entries(n)
 	if !ok {
 		ps.errorf(ConfigFile, n.Line, "%s must be a mapping, not %s", where, yamlnode.KindName(n))
-		return r, false
+		return where, nil, false, false
 	}
 	valid := true
+	out := es[:0:0]
 	for _, e := range es {
-		v, isScalar := yamlnode.Scalar(e.Value)
-		if !isScalar {
+		if _, isScalar := yamlnode.Scalar(e.Value); !isScalar {
 			ps.errorf(ConfigFile, e.Value.Line, "%s.%s must be a string, not %s", where, e.Key, yamlnode.KindName(e.Value))
 			valid = false
 			continue
 		}
+		out = append(out, e)
+	}
+	return where, out, valid, true
+}
+
+func parseRepository(n *yaml.Node, i int, ps *problems) (ChartRepository, bool) {
+	r := ChartRepository{Line: n.Line}
+	where, es, valid, ok := stringFields(n, fmt.Sprintf("helm.repositories[%d]", i), ps)
+	if !ok {
+		return r, false
+	}
+	for _, e := range es {
+		v, _ := yamlnode.Scalar(e.Value)
 		switch e.Key {
 		case "name":
 			r.Name = v

@@ -201,23 +201,12 @@ func listItems(n *yaml.Node, where string, ps *problems) []*yaml.Node {
 
 func parseReceiver(n *yaml.Node, i int, ps *problems) (Receiver, bool) {
 	r := Receiver{Line: n.Line}
-	where := fmt.Sprintf("notifications.receivers[%d]", i)
-	if name, _ := yamlnode.Scalar(yamlnode.Lookup(n, "name")); name != "" {
-		where += " (" + name + ")"
-	}
-	es, ok := yamlnode.Entries(n)
+	where, es, valid, ok := stringFields(n, fmt.Sprintf("notifications.receivers[%d]", i), ps)
 	if !ok {
-		ps.errorf(ConfigFile, n.Line, "%s must be a mapping, not %s", where, yamlnode.KindName(n))
 		return r, false
 	}
-	valid := true
 	for _, e := range es {
-		v, isScalar := yamlnode.Scalar(e.Value)
-		if !isScalar {
-			ps.errorf(ConfigFile, e.Value.Line, "%s.%s must be a string, not %s", where, e.Key, yamlnode.KindName(e.Value))
-			valid = false
-			continue
-		}
+		v, _ := yamlnode.Scalar(e.Value)
 		switch e.Key {
 		case "name":
 			r.Name = v
