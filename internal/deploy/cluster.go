@@ -499,7 +499,7 @@ func (s *Service) Refresh(ctx context.Context) ([]string, error) {
 				return
 			}
 			if ctx.Err() == nil {
-				s.notify(syncEvent(name, out, err))
+				s.notify(s.pushedChangeEvent(ctx, name, out, err))
 			}
 			mu.Lock()
 			synced = append(synced, name)

@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
@@ -73,6 +74,17 @@ func deploymentEvent(d *Deployment) notify.Event {
 	return ev
 }
 
+// startedEvent is the event of a deploy that was accepted and queued.
+func startedEvent(d *Deployment) notify.Event {
+	req := d.Request
+	return notify.Event{
+		Type: notify.DeployStarted, Time: d.Times.Queued.UTC(), Cluster: req.Cluster,
+		DeploymentID: d.ID, TriggerRepo: req.TriggerRepo, Image: req.Ref(),
+		SourceCommit: req.SourceCommit, Project: project(req), Author: req.Author, Requester: req.RequestedBy(),
+		Summary: fmt.Sprintf("deploying %s to %s", req.Ref(), req.Cluster),
+	}
+}
+
 // project is the forge project of the request's trigger repo: the OIDC
 // identity's project, else the trigger repo without its host
 // (gitlab.com/acme/app: acme/app).
@@ -85,6 +97,27 @@ func project(req Request) string {
 		return path
 	}
 	return req.TriggerRepo // no host in it
+}
+
+// pushedChangeEvent is the event of a sync of a change someone pushed,
+// with the author and subject of the commit it synced and how long the
+// sync took.
+func (s *Service) pushedChangeEvent(ctx context.Context, cluster string, out syncOutcome, err error) notify.Event {
+	ev := syncEvent(cluster, out, err)
+	if out.head != "" {
+		if c, cerr := s.cfg.Git.Commit(ctx, out.head); cerr == nil {
+			ev.Author = c.Author
+			ev.Summary += ": " + c.Subject
+		} else {
+			s.log.Debug("notification: no author for the synced commit", "commit", out.head, "error", cerr)
+		}
+	}
+	if !out.started.IsZero() {
+		if d := s.cfg.Now().Sub(out.started).Seconds(); d > 0 {
+			ev.Seconds = map[string]float64{"synced": d}
+		}
+	}
+	return ev
 }
 
 // syncEvent is the event of a sync of a change someone pushed.

@@ -52,11 +52,15 @@ func TestDeployAndRollbackNotify(t *testing.T) {
 	if err != nil || d.Status != Succeeded {
 		t.Fatalf("deploy: %+v %v", d, err)
 	}
-	evs := rec.wait(t, 1)
-	if len(evs) != 1 {
-		t.Fatalf("events %+v, want one", evs)
+	evs := rec.wait(t, 2)
+	if len(evs) != 2 {
+		t.Fatalf("events %+v, want the start and the outcome", evs)
 	}
-	ev := evs[0]
+	if st := evs[0]; st.Type != notify.DeployStarted || st.Success || st.DeploymentID != d.ID || st.SourceCommit != req.SourceCommit ||
+		st.Project != "acme/app" || st.Commit != "" || st.Summary != "deploying registry.acme.io/acme/app:1.5.0 to prod" {
+		t.Errorf("start event %+v", st)
+	}
+	ev := evs[1]
 	if ev.Type != notify.DeploySucceeded || !ev.Success || ev.Cluster != "prod" || ev.DeploymentID != d.ID || ev.Commit != d.Commit ||
 		ev.SourceCommit != req.SourceCommit || ev.Project != "acme/app" || ev.Image != "registry.acme.io/acme/app:1.5.0" ||
 		ev.Author != "Alice <alice@acme.io>" || ev.Requester != "ci" || ev.Seconds["total"] <= 0 || ev.Time.IsZero() ||
@@ -71,9 +75,9 @@ func TestDeployAndRollbackNotify(t *testing.T) {
 	if _, err := f.svc.Wait(testContext(t), rb.ID); err != nil {
 		t.Fatal(err)
 	}
-	evs = rec.wait(t, 2)
-	if len(evs) != 2 || evs[1].Type != notify.RollbackSucceeded || evs[1].RollbackOf != d.ID || evs[1].SourceCommit != "" ||
-		!strings.Contains(evs[1].Summary, "rolled back deployment "+d.ID) {
+	evs = rec.wait(t, 3) // a rollback has no start event: it names no source commit
+	if len(evs) != 3 || evs[2].Type != notify.RollbackSucceeded || evs[2].RollbackOf != d.ID || evs[2].SourceCommit != "" ||
+		!strings.Contains(evs[2].Summary, "rolled back deployment "+d.ID) {
 		t.Errorf("rollback event %+v", evs[len(evs)-1])
 	}
 }

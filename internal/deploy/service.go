@@ -391,6 +391,9 @@ func (s *Service) enqueue(j *job) (*Deployment, error) {
 	s.cfg.Metrics.QueueDepth.Set(float64(len(s.queue)))
 	s.log.Info("deployment queued", "id", out.ID, "kind", out.Kind, "cluster", out.Request.Cluster,
 		"triggerRepo", out.Request.TriggerRepo, "image", out.Request.Ref(), "client", out.Request.Client)
+	if out.Kind == KindDeploy {
+		s.notify(startedEvent(out))
+	}
 	return out, nil
 }
 

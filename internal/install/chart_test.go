@@ -95,6 +95,7 @@ func TestChartLint(t *testing.T) {
 		{"misspelt key", with(baseValues(), "rbac.clusterwide", false), "clusterwide"},
 		{"two replicas", with(baseValues(), "replicaCount", 2), "replicaCount"},
 		{"bad log level", with(baseValues(), "logLevel", "verbose"), "logLevel"},
+		{"external URL without scheme", with(baseValues(), "externalURL", "mgo.acme.io"), "externalURL"},
 	} {
 		t.Run("refuses "+c.name, func(t *testing.T) {
 			lint := action.NewLint()
@@ -264,6 +265,19 @@ func TestChartRender(t *testing.T) {
 			t.Errorf("NOTES.txt:\n%s", r.notes)
 		}
 	})
+	t.Run("external URL", func(t *testing.T) {
+		base := convert[appsv1.Deployment](t, render(t, rel, ns, baseValues()).find("Deployment", ns, "mgo"))
+		for _, a := range base.Spec.Template.Spec.Containers[0].Args {
+			if strings.HasPrefix(a, "--external-url") {
+				t.Errorf("no Ingress and no externalURL, yet %s", a)
+			}
+		}
+		d := convert[appsv1.Deployment](t, render(t, rel, ns, with(baseValues(), "externalURL", "https://mgo.acme.io/", "ingress.enabled", true)).
+			find("Deployment", ns, "mgo"))
+		if args := d.Spec.Template.Spec.Containers[0].Args; !slices.Contains(args, "--external-url=https://mgo.acme.io") {
+			t.Errorf("args %v", args)
+		}
+	})
 	t.Run("optional parts", func(t *testing.T) {
 		r := render(t, "edge", ns, with(baseValues(), "ingress.enabled", true, "persistence.enabled", true,
 			"metrics.serviceMonitor.enabled", true, "metrics.serviceMonitor.tokenSecret.name", "mgo-metrics",
@@ -279,6 +293,10 @@ func TestChartRender(t *testing.T) {
 		}
 		if v := volume(d, "data"); v == nil || v.PersistentVolumeClaim == nil || v.PersistentVolumeClaim.ClaimName != "edge-mgo-data" {
 			t.Errorf("data volume %+v", v)
+		}
+		// Links in notifications go to the Ingress host unless externalURL says otherwise.
+		if args := d.Spec.Template.Spec.Containers[0].Args; !slices.Contains(args, "--external-url=http://mgo.example.com") {
+			t.Errorf("args %v: no --external-url from the Ingress host", args)
 		}
 		sm := r.find("ServiceMonitor", ns, "edge-mgo")
 		eps, _, _ := unstructured.NestedSlice(sm.Object, "spec", "endpoints")

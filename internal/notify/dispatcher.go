@@ -5,9 +5,12 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/mygitops/mgo/internal/repo"
@@ -49,6 +52,16 @@ type Dispatcher struct {
 	log        *slog.Logger
 	events     chan Event
 	deliveries chan *delivery
+
+	mu sync.Mutex
+	// starting counts the deploy.started deliveries not yet sent or
+	// dropped, by receiver and deployment: the outcome of that deployment
+	// waits for them, so a forge never shows "pending" after the result.
+	starting map[string]int
+	// inFlight counts the events queued and the deliveries not yet sent or
+	// dropped; idle is closed when it drops to 0 (Flush waits for it).
+	inFlight int
+	idle     chan struct{}
 }
 
 // delivery is one event on its way to one receiver.
@@ -114,6 +127,7 @@ func New(opts Options) (*Dispatcher, error) {
 		log:        opts.Log,
 		events:     make(chan Event, opts.QueueSize),
 		deliveries: make(chan *delivery, opts.QueueSize),
+		starting:   map[string]int{},
 	}, nil
 }
 
@@ -122,20 +136,27 @@ func (d *Dispatcher) Notify(ev Event) {
 	if ev.Time.IsZero() {
 		ev.Time = time.Now().UTC()
 	}
-	if ev.URL == "" && ev.DeploymentID != "" && d.opts.ExternalURL != "" {
-		ev.URL = d.opts.ExternalURL + "/api/v1/deployments/" + ev.DeploymentID
+	if ev.URL == "" && d.opts.ExternalURL != "" {
+		switch {
+		case ev.DeploymentID != "":
+			ev.URL = d.opts.ExternalURL + "/api/v1/deployments/" + url.PathEscape(ev.DeploymentID)
+		case ev.Cluster != "":
+			ev.URL = d.opts.ExternalURL + "/api/v1/clusters/" + url.PathEscape(ev.Cluster)
+		}
 	}
+	d.track(1)
 	select {
 	case d.events <- ev:
 		d.opts.Metrics.QueueDepth.Inc()
 	default:
+		d.track(-1)
 		d.opts.Metrics.Notifications.WithLabelValues("", "dropped").Inc()
 		d.log.Warn("notification dropped: the queue is full", "event", ev.Type, "cluster", ev.Cluster, "deployment", ev.DeploymentID)
 	}
 }
 
 // Run routes and delivers events until ctx ends; what is still queued
-// then is not sent.
+// then is not sent (Flush first waits for it).
 func (d *Dispatcher) Run(ctx context.Context) {
 	for range d.opts.Workers {
 		go d.worker(ctx)
@@ -147,6 +168,7 @@ func (d *Dispatcher) Run(ctx context.Context) {
 		case ev := <-d.events:
 			d.opts.Metrics.QueueDepth.Dec()
 			d.route(ctx, ev)
+			d.track(-1)
 		}
 	}
 }
@@ -161,10 +183,7 @@ func (d *Dispatcher) route(ctx context.Context, ev Event) {
 		d.log.Error("notification dropped: reading the notification settings failed", "event", ev.Type, "cluster", ev.Cluster, "error", err)
 		return
 	}
-	for _, r := range cfg.ReceiversFor(ev.Cluster, ev.Type) {
-		if (r.Type == repo.ReceiverGitLab || r.Type == repo.ReceiverGitHub) && !ev.forge() {
-			continue // forges hear only of deploys naming their source commit
-		}
+	for _, r := range d.receivers(cfg, ev) {
 		log := d.log.With("receiver", r.Name, "event", ev.Type, "cluster", ev.Cluster)
 		sec, err := r.Secrets(*d.opts.Credentials)
 		if err != nil {
@@ -176,8 +195,103 @@ func (d *Dispatcher) route(ctx context.Context, ev Event) {
 		if s == nil {
 			continue
 		}
-		d.enqueue(&delivery{receiver: r.Name, kind: r.Type, sender: s, ev: ev, id: randomID(), memo: map[string]string{}})
+		dl := &delivery{receiver: r.Name, kind: r.Type, sender: s, ev: ev, id: randomID(), memo: map[string]string{}}
+		d.mu.Lock()
+		if ev.Type == DeployStarted {
+			d.starting[dl.key()]++
+		}
+		d.mu.Unlock()
+		d.track(1)
+		d.enqueue(dl)
 	}
+}
+
+// key names the deployment at the receiver.
+func (dl *delivery) key() string { return dl.receiver + "\x00" + dl.ev.DeploymentID }
+
+// done is called once per delivery, when it was sent, dropped or given
+// up at shutdown.
+func (d *Dispatcher) done(dl *delivery) {
+	d.mu.Lock()
+	if dl.ev.Type == DeployStarted {
+		if d.starting[dl.key()]--; d.starting[dl.key()] <= 0 {
+			delete(d.starting, dl.key())
+		}
+	}
+	d.mu.Unlock()
+	d.track(-1)
+}
+
+// track adds n to the work in flight.
+func (d *Dispatcher) track(n int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.inFlight += n
+	if d.inFlight == 0 && d.idle != nil {
+		close(d.idle)
+		d.idle = nil
+	}
+}
+
+// Flush waits until every event notified so far was delivered or dropped,
+// or ctx ends; mgo serve calls it at shutdown, after the last deployment
+// finished, so the outcome of a deploy is not lost with the process.
+// Run must still be running.
+func (d *Dispatcher) Flush(ctx context.Context) error {
+	d.mu.Lock()
+	if d.inFlight == 0 {
+		d.mu.Unlock()
+		return nil
+	}
+	if d.idle == nil {
+		d.idle = make(chan struct{})
+	}
+	idle := d.idle
+	n := d.inFlight
+	d.mu.Unlock()
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("notifications: %d still being delivered at shutdown: %w", n, ctx.Err())
+	}
+}
+
+// behindStart reports whether dl is the outcome of a deployment whose
+// start is still on its way to the same receiver.
+func (d *Dispatcher) behindStart(dl *delivery) bool {
+	if dl.ev.Type == DeployStarted || dl.ev.DeploymentID == "" {
+		return false
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.starting[dl.key()] > 0
+}
+
+// receivers are the receivers of ev: those its routes name, less the
+// forges for anything but a deploy naming its source commit. A forge
+// routed a deploy's outcome also hears when it starts (its commit status
+// turns pending); other receivers hear of a start only when a route names
+// deploy.started.
+func (d *Dispatcher) receivers(cfg repo.Notifications, ev Event) []repo.Receiver {
+	forge := func(r repo.Receiver) bool { return r.Type == repo.ReceiverGitLab || r.Type == repo.ReceiverGitHub }
+	var out []repo.Receiver
+	seen := map[string]bool{}
+	add := func(rs []repo.Receiver, onlyForges bool) {
+		for _, r := range rs {
+			if seen[r.Name] || (forge(r) && !ev.forge()) || (onlyForges && !forge(r)) {
+				continue
+			}
+			seen[r.Name] = true
+			out = append(out, r)
+		}
+	}
+	add(cfg.ReceiversFor(ev.Cluster, ev.Type), false)
+	if ev.Type == DeployStarted {
+		add(cfg.ReceiversFor(ev.Cluster, DeploySucceeded), true)
+		add(cfg.ReceiversFor(ev.Cluster, DeployFailed), true)
+	}
+	return out
 }
 
 func (d *Dispatcher) enqueue(dl *delivery) {
@@ -186,6 +300,7 @@ func (d *Dispatcher) enqueue(dl *delivery) {
 	default:
 		d.opts.Metrics.Notifications.WithLabelValues(dl.receiver, "dropped").Inc()
 		d.log.Warn("notification dropped: the delivery queue is full", "receiver", dl.receiver, "event", dl.ev.Type, "cluster", dl.ev.Cluster)
+		d.done(dl)
 	}
 }
 
@@ -203,6 +318,10 @@ func (d *Dispatcher) worker(ctx context.Context) {
 // attempt sends once; a failure is retried later (the worker does not
 // wait for it) until the attempts are used up.
 func (d *Dispatcher) attempt(ctx context.Context, dl *delivery) {
+	if d.behindStart(dl) {
+		d.later(ctx, startWait, dl)
+		return
+	}
 	dl.attempt++
 	actx, cancel := context.WithTimeout(ctx, d.opts.AttemptTimeout)
 	err := dl.sender.send(actx, dl)
@@ -213,23 +332,37 @@ func (d *Dispatcher) attempt(ctx context.Context, dl *delivery) {
 	if err == nil {
 		m.WithLabelValues(dl.receiver, "sent").Inc()
 		log.Debug("notification sent")
+		d.done(dl)
 		return
 	}
 	var perm *permanentError
 	if errors.As(err, &perm) || dl.attempt >= d.opts.Attempts || ctx.Err() != nil {
 		m.WithLabelValues(dl.receiver, "dropped").Inc()
 		log.Warn("notification dropped", "error", err)
+		d.done(dl)
 		return
 	}
 	m.WithLabelValues(dl.receiver, "retried").Inc()
 	wait := min(d.opts.Backoff<<(dl.attempt-1), time.Minute)
 	log.Info("notification failed, retrying", "error", err, "in", wait)
+	d.later(ctx, wait, dl)
+}
+
+// later queues dl again after wait; a delivery whose Run ended meanwhile
+// is given up.
+func (d *Dispatcher) later(ctx context.Context, wait time.Duration, dl *delivery) {
 	time.AfterFunc(wait, func() {
-		if ctx.Err() == nil {
-			d.enqueue(dl)
+		if ctx.Err() != nil {
+			d.done(dl)
+			return
 		}
+		d.enqueue(dl)
 	})
 }
+
+// startWait is how long the outcome of a deployment waits, each time, for
+// its start to reach the receiver first.
+const startWait = 200 * time.Millisecond
 
 func newSender(kind string, sec repo.ReceiverSecrets, c *http.Client) sender {
 	switch kind {
@@ -241,6 +374,8 @@ func newSender(kind string, sec repo.ReceiverSecrets, c *http.Client) sender {
 		return &gitlab{base: strings.TrimRight(sec.URL, "/"), token: sec.Token, client: c}
 	case repo.ReceiverGitHub:
 		return &github{base: strings.TrimRight(sec.URL, "/"), token: sec.Token, client: c}
+	case repo.ReceiverShoutrrr:
+		return &chat{url: sec.URL}
 	}
 	return nil
 }

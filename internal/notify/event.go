@@ -4,6 +4,10 @@ import "time"
 
 // Event types (repo.EventTypes lists them for mygitops.yaml routes).
 const (
+	// DeployStarted: a deploy was accepted and queued. Forges routed the
+	// deploy's outcome show it as pending; other receivers hear of it only
+	// when a route names it.
+	DeployStarted     = "deploy.started"
 	DeploySucceeded   = "deploy.succeeded"
 	DeployFailed      = "deploy.failed"
 	RollbackSucceeded = "rollback.succeeded"
@@ -20,7 +24,8 @@ type Event struct {
 	Type    string    `json:"type"`
 	Time    time.Time `json:"time"`
 	Cluster string    `json:"cluster"`
-	// Success is false for *.failed and drift.detected.
+	// Success is false for *.failed, drift.detected and deploy.started
+	// (not yet succeeded).
 	Success bool `json:"success"`
 	// Summary is one line for people: "deployed registry.acme.io/app:1.4.2 to prod/web".
 	Summary string `json:"summary"`
@@ -67,7 +72,7 @@ type Release struct {
 // source commit.
 func (e Event) forge() bool {
 	switch e.Type {
-	case DeploySucceeded, DeployFailed, RollbackSucceeded, RollbackFailed:
+	case DeployStarted, DeploySucceeded, DeployFailed, RollbackSucceeded, RollbackFailed:
 		return e.SourceCommit != "" && e.Project != ""
 	}
 	return false

@@ -21,7 +21,10 @@ type gitlab struct {
 func (g *gitlab) send(ctx context.Context, d *delivery) error {
 	ev := d.ev
 	state := "success"
-	if !ev.Success {
+	switch {
+	case ev.Type == DeployStarted:
+		state = "pending"
+	case !ev.Success:
 		state = "failed"
 	}
 	body := map[string]any{
@@ -59,6 +62,15 @@ func (g *github) send(ctx context.Context, d *delivery) error {
 	h.Set("Accept", "application/vnd.github+json")
 	h.Set("X-GitHub-Api-Version", "2022-11-28")
 	id := d.memo["deployment"]
+	if id == "" && ev.Type != DeployStarted {
+		// The deployment created when the deploy started, if any: its
+		// status moves from pending to the outcome.
+		var err error
+		if id, err = g.find(ctx, repoURL, h, ev); err != nil {
+			return err
+		}
+		d.memo["deployment"] = id
+	}
 	if id == "" { // a retry reuses the deployment an earlier attempt created
 		answer, err := post(ctx, g.client, repoURL+"/deployments", h, map[string]any{
 			"ref":               ev.SourceCommit,
@@ -81,7 +93,10 @@ func (g *github) send(ctx context.Context, d *delivery) error {
 		d.memo["deployment"] = id
 	}
 	state := "success"
-	if !ev.Success {
+	switch {
+	case ev.Type == DeployStarted:
+		state = "pending"
+	case !ev.Success:
 		state = "failure"
 	}
 	status := map[string]any{"state": state, "description": truncate(ev.Summary, 140), "environment": ev.Cluster}
@@ -90,4 +105,34 @@ func (g *github) send(ctx context.Context, d *delivery) error {
 	}
 	_, err := post(ctx, g.client, repoURL+"/deployments/"+id+"/statuses", h, status)
 	return err
+}
+
+// find returns the id of the GitHub deployment that mgo created for this
+// deployment when it started (its payload names the deployment id), or ""
+// when there is none: GET /repos/:owner/:repo/deployments?sha=&environment=.
+func (g *github) find(ctx context.Context, repoURL string, h http.Header, ev Event) (string, error) {
+	q := url.Values{"sha": {ev.SourceCommit}, "environment": {ev.Cluster}, "per_page": {"100"}}
+	answer, err := get(ctx, g.client, repoURL+"/deployments?"+q.Encode(), h)
+	if err != nil {
+		return "", err
+	}
+	var list []struct {
+		ID      int64 `json:"id"`
+		Payload any   `json:"payload"`
+	}
+	if err := json.Unmarshal(answer, &list); err != nil {
+		return "", fmt.Errorf("the deployments GitHub listed: %w", err)
+	}
+	for _, dep := range list {
+		// GitHub returns the payload as an object, or as the JSON string it
+		// was given.
+		p, _ := dep.Payload.(map[string]any)
+		if s, ok := dep.Payload.(string); ok {
+			_ = json.Unmarshal([]byte(s), &p)
+		}
+		if p != nil && p["deploymentId"] == ev.DeploymentID && dep.ID != 0 {
+			return strconv.FormatInt(dep.ID, 10), nil
+		}
+	}
+	return "", nil
 }

@@ -23,14 +23,29 @@ func post(ctx context.Context, c *http.Client, target string, header http.Header
 			return nil, err
 		}
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(b))
+	return do(ctx, c, http.MethodPost, target, header, b)
+}
+
+// get is post's GET.
+func get(ctx context.Context, c *http.Client, target string, header http.Header) ([]byte, error) {
+	return do(ctx, c, http.MethodGet, target, header, nil)
+}
+
+func do(ctx context.Context, c *http.Client, method, target string, header http.Header, body []byte) ([]byte, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, target, rd)
 	if err != nil {
 		return nil, errors.New("invalid receiver URL")
 	}
 	for k, v := range header {
 		req.Header[k] = v
 	}
-	req.Header.Set("Content-Type", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	req.Header.Set("User-Agent", "mgo/"+version.Version)
 	resp, err := c.Do(req)
 	if err != nil {
@@ -38,12 +53,12 @@ func post(ctx context.Context, c *http.Client, target string, header http.Header
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return nil, fmt.Errorf("%s %s: %w", http.MethodPost, req.URL.Host, err)
+		return nil, fmt.Errorf("%s %s: %w", method, req.URL.Host, err)
 	}
 	defer resp.Body.Close()
 	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if resp.StatusCode/100 != 2 {
-		err := fmt.Errorf("%s %s: answered %s", http.MethodPost, req.URL.Host, resp.Status)
+		err := fmt.Errorf("%s %s: answered %s", method, req.URL.Host, resp.Status)
 		if resp.StatusCode/100 == 4 && resp.StatusCode != http.StatusRequestTimeout && resp.StatusCode != http.StatusTooManyRequests {
 			return answer, &permanentError{err}
 		}

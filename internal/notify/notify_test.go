@@ -273,6 +273,9 @@ func TestGitHubDeploymentStatus(t *testing.T) {
 	var mu sync.Mutex
 	statusCalls := 0
 	rcv := newReceiver(t, true, func(h hit) (int, string) {
+		if h.Method == http.MethodGet {
+			return http.StatusOK, `[]` // no deployment was created when the deploy started
+		}
 		if strings.HasSuffix(h.Path, "/deployments") {
 			return http.StatusCreated, `{"id": 42, "sha": "` + sha + `"}`
 		}
@@ -288,6 +291,9 @@ func TestGitHubDeploymentStatus(t *testing.T) {
 		Routes:    []repo.Route{route("gh")},
 	}, rcv.Client(), nil)
 	d.Notify(deployEvent(DeployFailed, "prod"))
+	if list := rcv.next(t); list.Method != http.MethodGet || list.Path != "/api/v3/repos/acme/app/deployments" {
+		t.Errorf("lookup: %s %s", list.Method, list.Path)
+	}
 	created := rcv.next(t)
 	if created.Method != http.MethodPost || created.Path != "/api/v3/repos/acme/app/deployments" ||
 		created.Header.Get("Authorization") != "Bearer ghs_XYZ" || created.Header.Get("Accept") != "application/vnd.github+json" {
@@ -314,7 +320,7 @@ func TestGitHubDeploymentStatus(t *testing.T) {
 		}
 	}
 	waitFor(t, "sent", func() bool { return counter(m, "gh", "sent") == 1 })
-	if counter(m, "gh", "retried") != 1 || rcv.count() != 3 {
+	if counter(m, "gh", "retried") != 1 || rcv.count() != 4 {
 		t.Errorf("retried %v, requests %d", counter(m, "gh", "retried"), rcv.count())
 	}
 }
@@ -458,5 +464,214 @@ func TestSlackMessageStaysWithinBlockKitLimits(t *testing.T) {
 	}
 	if !utf8.Valid(b) {
 		t.Error("invalid UTF-8")
+	}
+}
+
+// fakeGitHub keeps deployments and their statuses as GitHub's REST API does.
+type fakeGitHub struct {
+	mu       sync.Mutex
+	deps     []map[string]any
+	statuses map[string][]string // deployment id: states in order
+	queries  []string
+}
+
+func (g *fakeGitHub) handle(h hit) (int, string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	switch {
+	case h.Method == http.MethodGet && h.Path == "/repos/acme/app/deployments":
+		b, _ := json.Marshal(g.deps)
+		return http.StatusOK, string(b)
+	case h.Method == http.MethodPost && h.Path == "/repos/acme/app/deployments":
+		var dep map[string]any
+		if err := json.Unmarshal(h.Body, &dep); err != nil {
+			return http.StatusUnprocessableEntity, err.Error()
+		}
+		dep["id"] = len(g.deps) + 100
+		g.deps = append(g.deps, dep)
+		b, _ := json.Marshal(dep)
+		return http.StatusCreated, string(b)
+	case h.Method == http.MethodPost && strings.HasPrefix(h.Path, "/repos/acme/app/deployments/") && strings.HasSuffix(h.Path, "/statuses"):
+		id := strings.TrimSuffix(strings.TrimPrefix(h.Path, "/repos/acme/app/deployments/"), "/statuses")
+		var st map[string]any
+		_ = json.Unmarshal(h.Body, &st)
+		g.statuses[id] = append(g.statuses[id], fmt.Sprint(st["state"]))
+		return http.StatusCreated, `{"id": 1}`
+	}
+	return http.StatusNotFound, "not found"
+}
+
+// A deploy that names its source commit shows on the forge as pending when
+// it starts and then as its outcome: GitLab gets a pending then a success
+// status; GitHub gets one deployment whose statuses go pending, success.
+// Chat receivers on the same route hear only the outcome.
+func TestForgesSeePendingThenOutcome(t *testing.T) {
+	t.Setenv("MGO_CHART_GITHUB_TOKEN", "ghs_XYZ")
+	t.Setenv("MGO_CHART_GITLAB_TOKEN", "glpat-XYZ")
+	gh := &fakeGitHub{statuses: map[string][]string{}}
+	ghRcv := newReceiver(t, true, gh.handle)
+	var glStates []string
+	var glMu sync.Mutex
+	glRcv := newReceiver(t, true, func(h hit) (int, string) {
+		var body map[string]any
+		_ = json.Unmarshal(h.Body, &body)
+		glMu.Lock()
+		glStates = append(glStates, fmt.Sprint(body["state"]))
+		glMu.Unlock()
+		return http.StatusCreated, "{}"
+	})
+	slackRcv := newReceiver(t, true, nil)
+	t.Setenv("MGO_CHART_SLACK_URL", slackRcv.URL)
+	client := ghRcv.Client() // every httptest TLS server shares its certificate
+	d, m, _ := start(t, repo.Notifications{
+		Receivers: []repo.Receiver{
+			{Name: "gh", Type: repo.ReceiverGitHub, URL: ghRcv.URL, TokenEnv: "MGO_CHART_GITHUB_TOKEN"},
+			{Name: "gl", Type: repo.ReceiverGitLab, URL: glRcv.URL, TokenEnv: "MGO_CHART_GITLAB_TOKEN"},
+			{Name: "chat", Type: repo.ReceiverSlack, URLEnv: "MGO_CHART_SLACK_URL"},
+		},
+		Routes: []repo.Route{{Events: []string{DeploySucceeded, DeployFailed}, Receivers: []string{"gh", "gl", "chat"}}},
+	}, client, nil)
+
+	started := deployEvent(DeploySucceeded, "prod")
+	started.Type, started.Success, started.Summary = DeployStarted, false, "deploying registry.acme.io/acme/app:1.4.2 to prod"
+	d.Notify(started)
+	d.Notify(deployEvent(DeploySucceeded, "prod"))
+
+	waitFor(t, "both forges told twice", func() bool {
+		return counter(m, "gh", "sent") == 2 && counter(m, "gl", "sent") == 2 && counter(m, "chat", "sent") == 1
+	})
+	glMu.Lock()
+	if strings.Join(glStates, ",") != "pending,success" {
+		t.Errorf("GitLab states %v, want pending then success", glStates)
+	}
+	glMu.Unlock()
+	gh.mu.Lock()
+	defer gh.mu.Unlock()
+	if len(gh.deps) != 1 {
+		t.Fatalf("GitHub deployments %v, want one", gh.deps)
+	}
+	if got := gh.statuses["100"]; strings.Join(got, ",") != "pending,success" {
+		t.Errorf("GitHub statuses %v, want pending then success on the one deployment", gh.statuses)
+	}
+	if slackRcv.count() != 1 {
+		t.Errorf("the chat receiver got %d messages, want only the outcome", slackRcv.count())
+	}
+}
+
+// Other chat systems go through shoutrrr: a Mattermost incoming webhook
+// (served here over plain HTTP) gets the event as text with its details.
+// A receiver that fails is retried and dropped, and its token, which is
+// part of the service URL, never appears in a log line.
+func TestShoutrrrChat(t *testing.T) {
+	const token = "mmtoken7x9q2w"
+	var failing bool
+	var mu sync.Mutex
+	rcv := newReceiver(t, false, func(hit) (int, string) {
+		mu.Lock()
+		defer mu.Unlock()
+		if failing {
+			return http.StatusInternalServerError, "down"
+		}
+		return http.StatusOK, "ok"
+	})
+	host := strings.TrimPrefix(rcv.URL, "http://")
+	t.Setenv("MGO_CHART_MATTERMOST_URL", "mattermost://mgo@"+host+"/"+token+"?disabletls=yes")
+	d, m, logs := start(t, repo.Notifications{
+		Receivers: []repo.Receiver{{Name: "mm", Type: repo.ReceiverShoutrrr, URLEnv: "MGO_CHART_MATTERMOST_URL"}},
+		Routes:    []repo.Route{route("mm")},
+	}, nil, nil)
+
+	d.Notify(deployEvent(DeployFailed, "prod"))
+	h := rcv.next(t)
+	if h.Method != http.MethodPost || h.Path != "/hooks/"+token {
+		t.Errorf("request: %s %s", h.Method, h.Path)
+	}
+	var body struct{ Text, Username string }
+	if err := json.Unmarshal(h.Body, &body); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"❌ deploy of registry.acme.io/acme/app:1.4.2 to prod/web failed at rollout",
+		"Cluster: prod", "Releases: app/web (upgraded)", "Failed at: rollout", "0 of 1 ready", "Author: Ada <ada@acme.io>",
+		"Times: committed 0.4s · total 12.5s", "Link: https://mgo.acme.io/api/v1/deployments/20261130T120000Z-abcd1234"} {
+		if !strings.Contains(body.Text, want) {
+			t.Errorf("message lacks %q:\n%s", want, body.Text)
+		}
+	}
+	if body.Username != "mgo" {
+		t.Errorf("username %q", body.Username)
+	}
+	waitFor(t, "sent", func() bool { return counter(m, "mm", "sent") == 1 })
+
+	mu.Lock()
+	failing = true
+	mu.Unlock()
+	d.Notify(deployEvent(DeploySucceeded, "prod"))
+	waitFor(t, "the drop", func() bool { return counter(m, "mm", "dropped") == 1 })
+	if counter(m, "mm", "retried") != 4 {
+		t.Errorf("retried %v times, want 4", counter(m, "mm", "retried"))
+	}
+	if out := logs.String(); strings.Contains(out, token) || !strings.Contains(out, "notification dropped") {
+		t.Errorf("log:\n%s", out)
+	}
+}
+
+// redact takes every credential-like part of a service URL out of an
+// error, whichever way the library quoted it.
+func TestRedact(t *testing.T) {
+	secret := "telegram://123456:ABCdefGHI@telegram?chats=@mgo_deploys,-100123456"
+	err := redact(fmt.Errorf("posting to https://api.telegram.org/bot123456:ABCdefGHI/sendMessage for %s: 401", secret), secret)
+	for _, leak := range []string{"123456:ABCdefGHI", "@mgo_deploys"} {
+		if strings.Contains(err.Error(), leak) {
+			t.Errorf("%q left in %q", leak, err)
+		}
+	}
+	if !strings.Contains(err.Error(), "401") {
+		t.Errorf("the cause is gone: %q", err)
+	}
+}
+
+// Flush waits for what was notified to be delivered (mgo serve calls it at
+// shutdown), and gives up when its context ends while a receiver hangs.
+func TestFlush(t *testing.T) {
+	release := make(chan struct{})
+	rcv := newReceiver(t, false, func(h hit) (int, string) {
+		if strings.Contains(string(h.Body), "hang") {
+			<-release
+		}
+		return http.StatusOK, "ok"
+	})
+	t.Cleanup(func() { close(release) })
+	d, m, _ := start(t, repo.Notifications{
+		Receivers: []repo.Receiver{{Name: "hook", Type: repo.ReceiverWebhook, URL: rcv.URL}},
+		Routes:    []repo.Route{route("hook")},
+	}, nil, nil)
+	if err := d.Flush(t.Context()); err != nil {
+		t.Fatalf("nothing to flush: %v", err)
+	}
+	for range 3 {
+		d.Notify(deployEvent(DeploySucceeded, "prod"))
+	}
+	if err := d.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := counter(m, "hook", "sent"); got != 3 {
+		t.Errorf("after Flush: %v sent, want 3", got)
+	}
+	for range 3 {
+		rcv.next(t)
+	}
+
+	ev := deployEvent(DeploySucceeded, "prod")
+	ev.Summary = "hang"
+	d.Notify(ev)
+	ctx, cancel := context.WithCancel(t.Context())
+	go func() {
+		rcv.next(t) // both requests arrived, one of them hangs
+		rcv.next(t)
+		cancel()
+	}()
+	d.Notify(deployEvent(DeploySucceeded, "prod"))
+	if err := d.Flush(ctx); err == nil || !strings.Contains(err.Error(), "still being delivered") {
+		t.Errorf("Flush with a hanging receiver: %v", err)
 	}
 }

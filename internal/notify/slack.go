@@ -77,16 +77,8 @@ func slackMessage(ev Event) map[string]any {
 	if ev.DeploymentID != "" {
 		ctxs = append(ctxs, mrkdwn("deployment `"+ev.DeploymentID+"`"))
 	}
-	if len(ev.Seconds) > 0 {
-		var parts []string
-		for _, k := range []string{"committed", "pushed", "synced", "rolledOut", "total"} {
-			if v, ok := ev.Seconds[k]; ok && v > 0 {
-				parts = append(parts, fmt.Sprintf("%s %.1fs", k, v))
-			}
-		}
-		if len(parts) > 0 {
-			ctxs = append(ctxs, mrkdwn(strings.Join(parts, " · ")))
-		}
+	if t := stageTimes(ev.Seconds); t != "" {
+		ctxs = append(ctxs, mrkdwn(t))
 	}
 	if len(ctxs) > 0 {
 		blocks = append(blocks, block{"type": "context", "elements": ctxs})
@@ -100,6 +92,17 @@ func slackMessage(ev Event) map[string]any {
 		"text":        ev.Summary, // the notification's text and the fallback
 		"attachments": []block{{"color": color, "blocks": blocks}},
 	}
+}
+
+// stageTimes lists the stage times in pipeline order: "pushed 1.2s · synced 3.4s".
+func stageTimes(seconds map[string]float64) string {
+	var parts []string
+	for _, k := range []string{"committed", "pushed", "synced", "rolledOut", "total"} {
+		if v, ok := seconds[k]; ok && v > 0 {
+			parts = append(parts, fmt.Sprintf("%s %.1fs", k, v))
+		}
+	}
+	return strings.Join(parts, " · ")
 }
 
 func short(sha string) string {

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
 	"github.com/mygitops/mgo/internal/charttest"
 	"github.com/mygitops/mgo/internal/repo"
 )
@@ -253,4 +255,49 @@ func TestRenderBrokenTemplate(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "installations/prod/web-values.yaml") || !strings.Contains(err.Error(), "broken.yaml") {
 		t.Errorf("broken template: %v", err)
 	}
+}
+
+// Template functions convert as they do in helm itself: sprig's int, int64
+// and float64 go through spf13/cast, whose conversions changed after the
+// version Helm is built with (go.mod pins it). A chart must render the same
+// under mgo as under `helm template`.
+func TestRenderConvertsAsHelm(t *testing.T) {
+	r, rel := gitopsRepo(t, "", "./charts/hello", "", "1.0.0")
+	conv := filepath.Join(r.Dir, "charts", "hello", "templates", "conversions.yaml")
+	tpl := `apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: conversions
+data:
+  int: "{{ int "1.5" }}"
+  int64: "{{ int64 "42" }}"
+  float: "{{ float64 "2.5" }}"
+  bad: "{{ int "seven" }}"
+`
+	if err := os.WriteFile(conv, []byte(tpl), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ch, err := newCharts(t, false).Load(context.Background(), r.Dir, r.Config, rel.Header)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rr, _ := NewRenderer(caps)
+	out, err := rr.Render(context.Background(), rel, ch, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range out.Objects {
+		if o.GetName() != "conversions" {
+			continue
+		}
+		data, _, _ := unstructured.NestedStringMap(o.Object, "data")
+		want := map[string]string{"int": "0", "int64": "42", "float": "2.5", "bad": "0"}
+		for k, v := range want {
+			if data[k] != v {
+				t.Errorf("%s rendered %q, helm renders %q", k, data[k], v)
+			}
+		}
+		return
+	}
+	t.Fatal("the ConfigMap was not rendered")
 }

@@ -17,14 +17,18 @@ const (
 	ReceiverWebhook = "webhook" // generic JSON webhook, HMAC-SHA256 signed
 	ReceiverGitLab  = "gitlab"  // commit status on the source commit
 	ReceiverGitHub  = "github"  // deployment and deployment status on the source commit
+	// ReceiverShoutrrr sends through a shoutrrr service URL (teams://,
+	// discord://, mattermost://, googlechat://, telegram://, ...); the URL
+	// carries the service's token, so it is a secret.
+	ReceiverShoutrrr = "shoutrrr"
 )
 
 // receiverTypes are the known receiver types, in the order errors list them.
-var receiverTypes = []string{ReceiverSlack, ReceiverWebhook, ReceiverGitLab, ReceiverGitHub}
+var receiverTypes = []string{ReceiverSlack, ReceiverWebhook, ReceiverGitLab, ReceiverGitHub, ReceiverShoutrrr}
 
 // Event types a route may select.
 var EventTypes = []string{
-	"deploy.succeeded", "deploy.failed",
+	"deploy.started", "deploy.succeeded", "deploy.failed",
 	"rollback.succeeded", "rollback.failed",
 	"sync.succeeded", "sync.failed",
 	"drift.detected", "drift.repaired",
@@ -35,7 +39,7 @@ var EventTypes = []string{
 //	notifications:
 //	  receivers:
 //	  - name: team-chat
-//	    type: slack                      # slack, webhook, gitlab or github
+//	    type: slack                      # slack, webhook, gitlab, github or shoutrrr
 //	    urlEnv: MGO_CHART_SLACK_URL      # the webhook URL is a secret: urlEnv or urlFile
 //	  - name: audit
 //	    type: webhook
@@ -257,10 +261,11 @@ func parseReceiver(n *yaml.Node, i int, ps *problems) (Receiver, bool) {
 	hasToken := r.TokenEnv != "" || r.TokenFile != ""
 	hasSecret := r.SecretEnv != "" || r.SecretFile != ""
 	switch r.Type {
-	case ReceiverSlack:
+	case ReceiverSlack, ReceiverShoutrrr:
 		if r.URL != "" {
 			// The URL itself is the credential: never echo it.
-			fail("url: a Slack webhook URL is a secret; reference it with urlEnv or urlFile")
+			what := map[string]string{ReceiverSlack: "a Slack webhook URL", ReceiverShoutrrr: "a shoutrrr service URL"}[r.Type]
+			fail("url: %s is a secret; reference it with urlEnv or urlFile", what)
 		} else if !hasURL {
 			fail("urlEnv or urlFile is required")
 		}
@@ -279,7 +284,7 @@ func parseReceiver(n *yaml.Node, i int, ps *problems) (Receiver, bool) {
 	if hasToken && r.Type != ReceiverGitLab && r.Type != ReceiverGitHub {
 		fail("tokenEnv/tokenFile are for types gitlab and github only")
 	}
-	if r.URL != "" {
+	if r.URL != "" && r.Type != ReceiverSlack && r.Type != ReceiverShoutrrr { // those URLs are secrets: refused above, never echoed
 		u, err := url.Parse(r.URL)
 		switch {
 		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":

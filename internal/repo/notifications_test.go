@@ -34,6 +34,12 @@ func TestNotificationsConfig(t *testing.T) {
       tokenEnv: MGO_CHART_GH
     - name: odd
       type: pager
+    - name: leakychat
+      type: shoutrrr
+      url: discord://DISCORDSECRET@123456
+    - name: teams
+      type: shoutrrr
+      urlFile: teams-url
   routes:
     - clusters: [prod]
       events: [deploy.failed, deploy.exploded]
@@ -51,9 +57,10 @@ func TestNotificationsConfig(t *testing.T) {
 		`mygitops.yaml:16: error: notifications.receivers[3] (leaky).secret: secrets must not be written in the repository; reference them with secretEnv or secretFile`,
 		`mygitops.yaml:17: error: notifications.receivers[4] (leakyslack): url: a Slack webhook URL is a secret; reference it with urlEnv or urlFile`,
 		`mygitops.yaml:20: error: notifications.receivers[5] (plain): a token over plain http would cross the network in clear text`,
-		`mygitops.yaml:24: error: notifications.receivers[6] (odd): type "pager" is not a receiver type (slack, webhook, gitlab, github)`,
-		`mygitops.yaml:27: error: notifications.routes: receiver "nobody" is not defined in notifications.receivers`,
-		`mygitops.yaml:28: error: notifications.routes[0].events[1]: "deploy.exploded" is not an event`,
+		`mygitops.yaml:24: error: notifications.receivers[6] (odd): type "pager" is not a receiver type (slack, webhook, gitlab, github, shoutrrr)`,
+		`mygitops.yaml:26: error: notifications.receivers[7] (leakychat): url: a shoutrrr service URL is a secret; reference it with urlEnv or urlFile`,
+		`mygitops.yaml:33: error: notifications.routes: receiver "nobody" is not defined in notifications.receivers`,
+		`mygitops.yaml:34: error: notifications.routes[0].events[1]: "deploy.exploded" is not an event`,
 	}
 	got := problemStrings(r.Problems)
 	if len(got) != len(want) {
@@ -65,12 +72,12 @@ func TestNotificationsConfig(t *testing.T) {
 		}
 	}
 	for _, p := range got {
-		if strings.Contains(p, "hunter2") || strings.Contains(p, "SLACKSECRET") {
+		if strings.Contains(p, "hunter2") || strings.Contains(p, "SLACKSECRET") || strings.Contains(p, "DISCORDSECRET") {
 			t.Errorf("a problem shows a secret: %s", p)
 		}
 	}
 	n := r.Config.Notifications
-	if len(n.Receivers) != 3 || len(n.Routes) != 2 {
+	if len(n.Receivers) != 4 || len(n.Routes) != 2 {
 		t.Fatalf("receivers %+v routes %+v", n.Receivers, n.Routes)
 	}
 	names := func(rs []Receiver) string {
@@ -91,7 +98,7 @@ func TestNotificationsConfig(t *testing.T) {
 			t.Errorf("%s %s: receivers %q, want %q", c.cluster, c.event, got, c.want)
 		}
 	}
-	if cfg, ps := LoadConfig(dir); len(ps) != len(want) || len(cfg.Notifications.Receivers) != 3 {
+	if cfg, ps := LoadConfig(dir); len(ps) != len(want) || len(cfg.Notifications.Receivers) != 4 {
 		t.Errorf("LoadConfig: %d problems, %d receivers", len(ps), len(cfg.Notifications.Receivers))
 	}
 }

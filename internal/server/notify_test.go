@@ -150,7 +150,9 @@ notifications:
 	// The release stuck still fails its rollout, so the sync as a whole
 	// failed; app was upgraded with the pushed change.
 	if got.Type != notify.SyncFailed || got.Cluster != cluster || !strings.Contains(got.Error, "notify-stuck/stuck") ||
-		len(got.Releases) != 2 || got.Releases[0].Name != "app" || got.Releases[0].Action != "upgraded" {
+		len(got.Releases) != 2 || got.Releases[0].Name != "app" || got.Releases[0].Action != "upgraded" ||
+		got.Author != "Frank <frank@example.com>" || !strings.HasSuffix(got.Summary, ": scale app") || got.Seconds["synced"] <= 0 ||
+		got.URL != "https://mgo.example.com/api/v1/clusters/"+cluster {
 		t.Errorf("sync event %+v", got)
 	}
 

@@ -224,6 +224,10 @@ func Run(ctx context.Context, cfg Config) error {
 		srv.Close()
 	}
 	sw.Wait()
+	// The outcomes of the deployments just finished are still on their way.
+	if err := notifier.Flush(sctx); err != nil {
+		log.Warn("shutdown: notifications not delivered", "error", err)
+	}
 	stopWork()
 	wg.Wait()
 	log.Info("stopped")

@@ -72,3 +72,15 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- fail "metrics.serviceMonitor.tokenSecret.name is required: /metrics needs a token (routes: [metrics])" }}
 {{- end }}
 {{- end }}
+
+{{/* The base URL for links in notifications: externalURL, else the first Ingress host. */}}
+{{- define "mgo.externalURL" -}}
+{{- if .Values.externalURL -}}
+{{- trimSuffix "/" .Values.externalURL -}}
+{{- else if and .Values.ingress.enabled .Values.ingress.hosts -}}
+{{- $host := (index .Values.ingress.hosts 0).host -}}
+{{- if $host -}}
+{{- if .Values.ingress.tls }}https{{ else }}http{{ end }}://{{ $host }}
+{{- end -}}
+{{- end -}}
+{{- end -}}
