@@ -245,7 +245,7 @@ func TestDashboard(t *testing.T) {
 		b.open("#/clusters/prod")
 		b.wait("the releases of prod", `document.querySelectorAll('tr[data-release]').length === 2 && document.querySelector('tr[data-release="app"]').textContent.includes('registry.example.com/acme/app:1.0.0')`, time.Minute)
 		row := b.eval(`document.querySelector('tr[data-release="app"]').innerText`)
-		for _, want := range []string{"./charts/hello", "Deployment/ui-prod-app/app-hello", "Current", "healthy"} {
+		for _, want := range []string{"./charts/hello", "Deployment/app-hello", "Current", "healthy"} {
 			if !strings.Contains(row, want) {
 				t.Errorf("the app row lacks %q:\n%s", want, row)
 			}

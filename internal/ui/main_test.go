@@ -62,10 +62,10 @@ replicaCount: 1
 // gitopsFiles is the repo the browser tests start from.
 func gitopsFiles(t *testing.T) map[string]string {
 	files := map[string]string{
-		"mygitops.yaml": "clusters:\n  prod:\n    timeout: 30s\n  staging:\n    timeout: 30s\n",
-		"installations/prod/app-values.yaml":     values("app", "ui-prod-app", "1.0.0"),
-		"installations/prod/worker-values.yaml":  values("worker", "ui-prod-worker", "2.0.0"),
-		"installations/staging/app-values.yaml":  values("app", "ui-staging-app", "1.0.0"),
+		"mygitops.yaml":                           "clusters:\n  prod:\n    timeout: 30s\n  staging:\n    timeout: 30s\n",
+		"installations/prod/app-values.yaml":      values("app", "ui-prod-app", "1.0.0"),
+		"installations/prod/worker-values.yaml":   values("worker", "ui-prod-worker", "2.0.0"),
+		"installations/staging/app-values.yaml":   values("app", "ui-staging-app", "1.0.0"),
 		"installations/staging/cache-values.yaml": values("cache", "ui-staging-cache", "7.0.0"),
 	}
 	root := charttest.ChartDir("hello")

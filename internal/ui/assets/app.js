@@ -31,7 +31,7 @@ const main = () => document.getElementById('main');
 function setPage(title, ...content) {
   document.title = title + ' · mgo';
   const m = main();
-  m.replaceChildren(...content);
+  m.replaceChildren(...content.flat().filter(c => c != null && c !== false));
   m.focus({ preventScroll: true });
   for (const a of document.querySelectorAll('[data-nav]')) {
     const cur = location.hash.startsWith('#/deployments') ? 'deployments' : 'overview';
@@ -242,7 +242,7 @@ async function clusterPage(name) {
 
 function releaseRow(r) {
   const objs = r.objects || [];
-  const list = h('ul', { class: 'objects' }, objs.map(o => h('li', {}, statusBadge(o.status), h('code', {}, o.subject),
+  const list = h('ul', { class: 'objects' }, objs.map(o => h('li', {}, statusBadge(o.status), h('code', { title: o.subject }, shortSubject(o.subject, r.namespace)),
     o.message && o.status !== 'Current' ? h('span', { class: 'sub' }, o.message) : null)));
   const lc = r.lastChange;
   return h('tr', { 'data-release': r.name },
@@ -258,6 +258,12 @@ function releaseRow(r) {
       objs.filter(o => o.status === 'Current').length + ' current'), list) : list),
     h('td', { 'data-label': 'Last change' }, lc ? [commitLink(lc.commit), ' ', ago(lc.time), h('span', { class: 'sub' }, lc.author),
       lc.summary ? h('span', { class: 'sub' }, lc.summary) : null] : h('span', { class: 'muted' }, 'unknown')));
+}
+
+// shortSubject drops the release's own namespace from Kind/namespace/name.
+function shortSubject(s, ns) {
+  const p = (s || '').split('/');
+  return p.length === 3 && p[1] === ns ? p[0] + '/' + p[2] : s;
 }
 
 function timeline(d, big) {
@@ -280,10 +286,15 @@ function timeline(d, big) {
   if (d.status === 'failed') { segs.push(h('span', { class: 'fail', width: `${Math.max(2, (end - prev) / total * 100)}%`, title: 'failed at ' + d.stage })); words.push('failed at ' + d.stage); }
   const label = 'Stages: queued, ' + words.join(', ') + (done ? ', total ' + secs(total / 1000) : '');
   const bar = h('div', { class: 'bar' + (big ? ' big' : ''), role: 'img', 'aria-label': label }, segs);
-  if (!big) return bar;
+  if (!big) return [bar, h('span', { class: 'sub', 'aria-hidden': 'true' }, done ? secs(total / 1000) : 'running ' + secs(total / 1000))];
   const list = h('ol', { class: 'stages' }, STAGES.map(([key, label], i) => h('li', { class: 's' + i + (t[key] ? ' reached' : '') },
     label, t[key] && i > 0 ? ' +' + secs((Date.parse(t[key]) - q) / 1000) : (t[key] ? '' : ' —'))));
   return h('div', {}, bar, list);
+}
+
+function legend() {
+  return h('ol', { class: 'stages', 'aria-label': 'Colours of the stage bar' }, STAGES.map(([, label], i) => h('li', { class: 's' + i + ' reached' },
+    i === 0 ? 'queued →' : label.toLowerCase() + (i < STAGES.length - 1 ? ' →' : ''))));
 }
 
 async function deploymentsPage(params) {
@@ -292,7 +303,7 @@ async function deploymentsPage(params) {
   const tbody = h('tbody', { id: 'deployments' });
   setPage('Deployments', h('h1', {}, 'Deployments', cluster ? ' to ' + cluster : ''),
     cluster ? h('p', {}, h('a', { href: '#/deployments' }, 'All clusters')) : null,
-    status,
+    status, legend(),
     h('div', { class: 'table-wrap' }, h('table', { class: 'stack' },
       h('caption', { class: 'sr-only' }, 'Recent deployments, newest first, updated live'),
       h('thead', {}, h('tr', {}, ['Deployment', 'Requester', 'Image', 'Cluster', 'Status', 'Stages'].map(x => h('th', { scope: 'col' }, x)))),
@@ -311,7 +322,7 @@ async function deploymentsPage(params) {
       h('td', { 'data-label': 'Stages' }, timeline(d, false)))));
     if (!ds.length) tbody.append(h('tr', {}, h('td', { colspan: 6 }, 'No deployments yet.')));
     const live = ds.filter(d => d.status === 'queued' || d.status === 'pushed').length;
-    status.textContent = `${ds.length} deployments · ${live} in progress · updated ${new Date().toLocaleTimeString()}`;
+    status.textContent = `${ds.length} deployment${ds.length === 1 ? '' : 's'} · ${live} in progress · updated ${new Date().toLocaleTimeString()}`;
   });
 }
 
@@ -337,7 +348,7 @@ function deploymentView(d, notice) {
       h('dt', {}, 'Status'), h('dd', { id: 'status', 'data-status': d.status }, statusBadge(d.status), d.stage ? ' at stage ' + d.stage : ''),
       h('dt', {}, 'Kind'), h('dd', {}, d.kind, d.rollbackOf ? [' of ', h('a', { href: '#/deployments/' + encodeURIComponent(d.rollbackOf) }, h('code', {}, d.rollbackOf))] : null),
       h('dt', {}, 'Cluster'), h('dd', {}, h('a', { href: '#/clusters/' + encodeURIComponent(req.cluster) }, req.cluster)),
-      h('dt', {}, 'Image'), h('dd', {}, h('code', {}, image(req))),
+      h('dt', {}, d.kind === 'rollback' ? 'Image reverted' : 'Image'), h('dd', {}, h('code', {}, image(req))),
       h('dt', {}, 'Trigger repo'), h('dd', {}, req.triggerRepo),
       h('dt', {}, 'Requester'), h('dd', {}, requester(req), req.client && req.client !== req.author ? h('span', { class: 'muted' }, ' via ' + req.client) : null),
       h('dt', {}, 'Commit'), h('dd', { id: 'commit' }, commitLink(d.commit), d.commit && !d.changed ? ' (nothing changed: the image was already set)' : ''),
