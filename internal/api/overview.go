@@ -399,8 +399,12 @@ func (o *overview) lastChanges(ctx context.Context, head string, files []string)
 }
 
 // repo describes the gitops repo for links to commits.
-func (o *overview) repo() repoView {
-	web := o.s.svc.RepoWebURL()
+func (o *overview) repo() repoView { return forge(o.s.svc.RepoWebURL()) }
+
+// forge names the forge of a repository's web URL and the URL of its
+// commits: GitHub and GitLab (gitlab.com, github.com and hosts named
+// gitlab.* or github.*, as self-managed instances usually are).
+func forge(web string) repoView {
 	v := repoView{URL: web}
 	u, err := url.Parse(web)
 	if web == "" || err != nil {
