@@ -237,7 +237,7 @@ func TestDashboard(t *testing.T) {
 		b.login(adminToken)
 		b.wait("both clusters", `document.querySelectorAll('[data-cluster]').length === 2`, time.Minute)
 		b.wait("healthy releases", `[...document.querySelectorAll('[data-cluster="prod"] .badge')].some(e => e.textContent === '2 healthy')`, time.Minute)
-		b.shoot("overview")
+		b.shoot("overview-start")
 	})
 
 	t.Run("cluster releases with filter", func(t *testing.T) {
@@ -348,6 +348,15 @@ func TestDashboard(t *testing.T) {
 			t.Errorf("the diff does not show replicas 2 (live) beside 1 (repo):\n%s", cells)
 		}
 		b.shoot("diff")
+	})
+
+	t.Run("the overview counts deploys and drift", func(t *testing.T) {
+		b.t = t
+		b.open("#/")
+		// Three deploys and two rollbacks, one of which conflicted; the
+		// diff above found the replicas changed by hand.
+		b.wait("the counts", `(e => !!e && e.innerText.includes('5 (1 failed)') && e.innerText.includes('1 object differs'))(document.querySelector('[data-cluster="prod"]'))`, time.Minute)
+		b.shoot("overview")
 	})
 
 	t.Run("an expired session returns to the login page", func(t *testing.T) {

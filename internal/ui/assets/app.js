@@ -47,6 +47,8 @@ function statusBadge(s) {
   return badge(s || 'unknown', kind);
 }
 
+function plural(n, word) { return n + ' ' + word + (n === 1 ? '' : 's'); }
+
 function short(sha) { return sha ? sha.slice(0, 8) : ''; }
 
 function commitLink(sha) {
@@ -176,7 +178,7 @@ async function overviewPage() {
     repo = ov.repo || {};
     cards.replaceChildren(...ov.clusters.map(clusterCard));
     if (!ov.clusters.length) cards.append(h('p', {}, 'This token may see no cluster.'));
-    status.textContent = ov.clusters.length + ' cluster' + (ov.clusters.length === 1 ? '' : 's') + ' · updated ' + new Date().toLocaleTimeString();
+    status.textContent = plural(ov.clusters.length, 'cluster') + ' · updated ' + new Date().toLocaleTimeString();
   });
 }
 
@@ -192,7 +194,7 @@ function clusterCard(c) {
       h('dt', {}, 'Last sync'), h('dd', {}, sync),
       ls.error ? [h('dt', {}, 'Sync error'), h('dd', { class: 'muted' }, ls.error)] : null,
       c.pending ? [h('dt', {}, 'Pending'), h('dd', {}, commitLink(c.pending), ' not synced (manual)')] : null,
-      h('dt', {}, 'Drift'), h('dd', {}, c.driftChecked ? [c.drift ? badge(c.drift + ' objects differ', 'warn') : badge('none', 'ok'), ' ', ago(c.driftChecked)] : h('span', { class: 'muted' }, 'not checked yet')),
+      h('dt', {}, 'Drift'), h('dd', {}, c.driftChecked ? [c.drift ? badge(plural(c.drift, 'object') + (c.drift === 1 ? ' differs' : ' differ'), 'warn') : badge('none', 'ok'), ' ', ago(c.driftChecked)] : h('span', { class: 'muted' }, 'not checked yet')),
       h('dt', {}, 'Releases'), h('dd', { class: 'counts' }, badge(r.healthy + ' healthy', r.healthy ? 'ok' : 'none'),
         badge(r.progressing + ' progressing', r.progressing ? 'warn' : 'none'), badge(r.failed + ' failed', r.failed ? 'bad' : 'none')),
       c.liveError ? [h('dt', {}, 'Live state'), h('dd', { class: 'muted' }, c.liveError)] : null,
@@ -429,9 +431,9 @@ async function diffPage(name) {
         g.sub ? h('p', { class: 'muted' }, h('code', {}, g.sub)) : null,
         g.error ? h('div', { class: 'alert bad' }, h('strong', {}, 'Could not diff' + (g.stage ? ' at ' + g.stage : '')), h('pre', {}, g.error)) : null,
         differ.map(o => objectDiff(o)),
-        g.objects.length - differ.length ? h('p', { class: 'muted' }, (g.objects.length - differ.length) + ' objects unchanged') : null);
+        g.objects.length - differ.length ? h('p', { class: 'muted' }, plural(g.objects.length - differ.length, 'object') + ' unchanged') : null);
     }));
-    status.textContent = (changed ? changed + ' objects differ from the repo' : 'The cluster equals the repo') + ' · compared ' + new Date().toLocaleTimeString();
+    status.textContent = (changed ? plural(changed, 'object') + (changed === 1 ? ' differs' : ' differ') + ' from the repo' : 'The cluster equals the repo') + ' · compared ' + new Date().toLocaleTimeString();
   };
   again.addEventListener('click', load);
   await load();
