@@ -372,6 +372,7 @@ function deploymentView(d, notice) {
     out.push(h('h3', {}, r.namespace + '/' + r.name, ' ', statusBadge(r.action === 'failed' ? 'failed' : r.action), r.revision ? ' revision ' + r.revision : ''),
       r.error ? h('div', { class: 'alert bad' }, h('strong', {}, 'Failed at ' + r.stage), h('pre', {}, r.error)) : null,
       h('div', { class: 'table-wrap' }, h('table', { class: 'stack' },
+        h('caption', { class: 'sr-only' }, 'Objects of release ' + r.namespace + '/' + r.name),
         h('thead', {}, h('tr', {}, ['Object', 'Action', 'Status', 'Message'].map(x => h('th', { scope: 'col' }, x)))),
         h('tbody', {}, (r.objects || []).map(o => h('tr', {},
           h('td', { 'data-label': 'Object' }, h('code', {}, o.subject)), h('td', { 'data-label': 'Action' }, o.action || ''),
@@ -427,7 +428,7 @@ async function diffPage(name) {
       const differ = g.objects.filter(o => o.action !== 'unchanged');
       changed += differ.length;
       return h('section', { 'aria-label': g.title },
-        h('h2', {}, g.title, ' ', differ.length ? badge(differ.length + ' differ', 'warn') : badge('in sync', 'ok')),
+        h('h2', {}, g.title, ' ', differ.length ? badge(differ.length + (differ.length === 1 ? ' differs' : ' differ'), 'warn') : badge('in sync', 'ok')),
         g.sub ? h('p', { class: 'muted' }, h('code', {}, g.sub)) : null,
         g.error ? h('div', { class: 'alert bad' }, h('strong', {}, 'Could not diff' + (g.stage ? ' at ' + g.stage : '')), h('pre', {}, g.error)) : null,
         differ.map(o => objectDiff(o)),
