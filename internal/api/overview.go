@@ -29,6 +29,8 @@ const (
 	liveTTL = 5 * time.Second
 	// historyDepth bounds the commits searched for a file's last change.
 	historyDepth = 2000
+	// maxRecent bounds the deployment records read for the 24-hour counts.
+	maxRecent = 100000
 )
 
 // Health of a release, from its objects' kstatus and its Helm status.
@@ -164,15 +166,15 @@ func (o *overview) handleOverview(w http.ResponseWriter, r *http.Request, p auth
 	}
 	since := o.now().Add(-24 * time.Hour)
 	deploys, failed := map[string]int{}, map[string]int{}
-	_, err := svc.List(100000, func(d *deploy.Deployment) bool {
-		if d.Times.Queued.After(since) && p.AllowCluster(d.Request.Cluster) == nil {
+	recent, err := svc.Since(since, maxRecent)
+	for _, d := range recent {
+		if p.AllowCluster(d.Request.Cluster) == nil {
 			deploys[d.Request.Cluster]++
 			if d.Status == deploy.Failed {
 				failed[d.Request.Cluster]++
 			}
 		}
-		return false
-	})
+	}
 	if err != nil {
 		writeErr(w, err, p)
 		return

@@ -2,6 +2,11 @@ package deploy
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/mygitops/mgo/internal/gitrepo"
 	"github.com/mygitops/mgo/internal/reconcile"
@@ -71,3 +76,25 @@ func (s *Service) LastChanges(ctx context.Context, head string, files []string, 
 // RepoWebURL is the gitops repo's URL for links to its commits ("" when
 // it has none, such as a local repository).
 func (s *Service) RepoWebURL() string { return s.cfg.Git.WebURL() }
+
+// Since returns the deployments asked for at or after t (their ids start
+// with the time they were queued), oldest first, at most limit of them.
+// It reads only those records, however many older ones the store holds.
+func (s *Service) Since(t time.Time, limit int) ([]*Deployment, error) { return s.cfg.Store.Since(t, limit) }
+
+// Since is Service.Since on the store.
+func (s *Store) Since(t time.Time, limit int) ([]*Deployment, error) {
+	var out []*Deployment
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketDeployments).Cursor()
+		for k, v := c.Seek([]byte(t.UTC().Format("20060102T150405Z"))); k != nil && len(out) < limit; k, v = c.Next() {
+			d := &Deployment{}
+			if err := json.Unmarshal(v, d); err != nil {
+				return fmt.Errorf("record %s: %w", k, err)
+			}
+			out = append(out, d)
+		}
+		return nil
+	})
+	return out, err
+}

@@ -7,7 +7,8 @@ const TOKEN_KEY = 'mgo.token';
 const STAGES = [['queued', 'Queued'], ['committed', 'Committed'], ['pushed', 'Pushed'], ['synced', 'Synced'], ['rolledOut', 'Rolled out']];
 let repo = {}; // the gitops repo, for links to commits
 let generation = 0; // bumped on every route change: stale polls stop
-let loginMessage = '';
+let loginMessage = ''; // why the login page is shown
+let loginKind = 'bad';
 
 // ---- DOM helpers -------------------------------------------------------
 
@@ -106,6 +107,7 @@ async function api(path, opts = {}) {
   try { body = await res.json(); } catch (e) { /* not JSON */ }
   if (res.status === 401) {
     sessionStorage.removeItem(TOKEN_KEY);
+    loginKind = 'bad';
     loginMessage = 'The token was not accepted (401): ' + ((body && body.error) || 'unauthenticated') + '.';
     if (location.hash !== '#/login') sessionStorage.setItem('mgo.after-login', location.hash || '#/');
     if (location.hash === '#/login' || !location.hash) route(); else location.hash = '#/login';
@@ -146,7 +148,7 @@ function loginPage() {
     'aria-describedby': 'token-help' });
   const form = h('form', { class: 'login', 'aria-labelledby': 'login-title' },
     h('h1', { id: 'login-title' }, 'Log in to mgo'),
-    loginMessage ? h('div', { class: 'alert bad', role: 'alert', id: 'login-error' }, loginMessage) : null,
+    loginMessage ? h('div', { class: 'alert ' + loginKind, role: 'alert', id: 'login-error' }, loginMessage) : null,
     h('label', { for: 'token' }, 'API token'), input,
     h('p', { id: 'token-help', class: 'muted' }, 'A token of the tokens file of mgo serve (mgo token new). It is kept in this tab only and sent as a bearer token.'),
     h('button', { type: 'submit' }, 'Log in'));
@@ -487,7 +489,8 @@ function route() {
 
 document.getElementById('logout').addEventListener('click', () => {
   sessionStorage.removeItem(TOKEN_KEY);
-  loginMessage = 'Logged out.';
+  loginMessage = 'Logged out: the token is no longer kept in this tab.';
+  loginKind = 'info';
   location.hash = '#/login';
 });
 window.addEventListener('hashchange', route);
