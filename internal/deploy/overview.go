@@ -80,7 +80,9 @@ func (s *Service) RepoWebURL() string { return s.cfg.Git.WebURL() }
 // Since returns the deployments asked for at or after t (their ids start
 // with the time they were queued), oldest first, at most limit of them.
 // It reads only those records, however many older ones the store holds.
-func (s *Service) Since(t time.Time, limit int) ([]*Deployment, error) { return s.cfg.Store.Since(t, limit) }
+func (s *Service) Since(t time.Time, limit int) ([]*Deployment, error) {
+	return s.cfg.Store.Since(t, limit)
+}
 
 // Since is Service.Since on the store.
 func (s *Store) Since(t time.Time, limit int) ([]*Deployment, error) {
