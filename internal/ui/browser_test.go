@@ -366,6 +366,48 @@ func TestDashboard(t *testing.T) {
 	})
 	b.noForeignRequests()
 
+	t.Run("the API views answer within the token's scope", func(t *testing.T) {
+		var ov struct {
+			Clusters []struct {
+				Name       string `json:"name"`
+				Deploys24h int    `json:"deploys24h"`
+				Releases   struct {
+					Total, Healthy int
+				} `json:"releases"`
+			} `json:"clusters"`
+		}
+		if code := m.call(http.MethodGet, "/api/v1/overview", stagingToken, nil, &ov); code != http.StatusOK || len(ov.Clusters) != 1 || ov.Clusters[0].Name != "staging" {
+			t.Errorf("overview for the staging token: %d %+v", code, ov)
+		}
+		var e struct {
+			Error string `json:"error"`
+		}
+		if code := m.call(http.MethodGet, "/api/v1/clusters/prod/live", stagingToken, nil, &e); code != http.StatusForbidden {
+			t.Errorf("prod's live releases for the staging token: %d %s, want 403", code, e.Error)
+		}
+		var live struct {
+			Releases []struct {
+				Name       string            `json:"name"`
+				Images     map[string]string `json:"images"`
+				Revision   int               `json:"revision"`
+				Health     string            `json:"health"`
+				LastChange struct {
+					Commit, Author, Email string
+				} `json:"lastChange"`
+			} `json:"releases"`
+		}
+		if code := m.call(http.MethodGet, "/api/v1/clusters/prod/live", adminToken, nil, &live); code != http.StatusOK || len(live.Releases) != 2 {
+			t.Fatalf("prod's live releases: %d %+v", code, live)
+		}
+		app := live.Releases[0]
+		// The last deploy of app (1.3.0 by Carol) stands: the conflicting
+		// rollback changed nothing.
+		if app.Name != "app" || app.Images["gitlab.com/acme/app"] != "registry.example.com/acme/app:1.3.0" || app.Health != "healthy" ||
+			app.Revision < 5 || app.LastChange.Email != "carol@example.com" || app.LastChange.Commit != remote.Head(t) {
+			t.Errorf("app: %+v, remote head %s", app, remote.Head(t))
+		}
+	})
+
 	t.Run("a token scoped to staging never sees prod", func(t *testing.T) {
 		s := newBrowser(t, m, b.ctx, chromedp.WithNewBrowserContext()) // a new tab: its own session
 		s.do(chromedp.Navigate(m.url + "/ui/"))
