@@ -15,6 +15,7 @@ import (
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -139,9 +140,30 @@ func (b *browser) open(hash string) {
 	b.eval(fmt.Sprintf(`location.hash = %q; ""`, hash))
 }
 
-// shoot saves the page at each size as <name>-<size>.png.
+// audit lists what keeps the page from being used without a mouse or
+// with a screen reader: form controls without a label, buttons and links
+// without a name, tables without headers, images without a text.
+const audit = `(() => {
+  const bad = [];
+  const name = e => (e.getAttribute('aria-label') || e.innerText || e.textContent || e.title || '').trim();
+  for (const e of document.querySelectorAll('input, select, textarea')) {
+    if (e.type === 'hidden') continue;
+    if (!(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.getAttribute('aria-labelledby')) bad.push('unlabelled ' + e.tagName + '#' + e.id);
+  }
+  for (const e of document.querySelectorAll('button, a[href], summary')) if (!name(e)) bad.push('nameless ' + e.tagName + ' ' + e.outerHTML.slice(0, 80));
+  for (const e of document.querySelectorAll('table')) if (!e.querySelector('th')) bad.push('table without headers');
+  for (const e of document.querySelectorAll('img, [role=img]')) if (!e.getAttribute('alt') && !e.getAttribute('aria-label')) bad.push('image without text');
+  if (!document.querySelector('h1')) bad.push('no h1');
+  return bad.join('; ');
+})()`
+
+// shoot checks the page with audit and saves it at each size as
+// <name>-<size>.png.
 func (b *browser) shoot(name string) {
 	b.t.Helper()
+	if problems := b.eval(audit); problems != "" {
+		b.t.Errorf("page %s: %s", name, problems)
+	}
 	for _, s := range sizes {
 		b.do(chromedp.EmulateViewport(s.w, s.h))
 		// Two animation frames: the new layout is painted.
@@ -327,9 +349,17 @@ func TestDashboard(t *testing.T) {
 		}
 		b.open("#/deployments/" + d2.ID)
 		b.wait("the deployment page", `!!document.querySelector('#rollback')`, time.Minute)
-		b.do(chromedp.Click(chromedp.ID("rollback")))
+		// By keyboard alone: Escape cancels, the dialog opens on Cancel,
+		// Tab reaches the confirmation.
+		b.do(chromedp.Focus(chromedp.ID("rollback")), chromedp.KeyEvent(kb.Enter))
+		b.wait("the confirmation", `document.querySelector('#confirm').open && document.activeElement.value === "cancel"`, 30*time.Second)
+		b.do(chromedp.KeyEvent(kb.Escape))
+		b.wait("the dialog closed, focus back on the button", `!document.querySelector('#confirm').open && document.activeElement.id === "rollback"`, 30*time.Second)
+		b.do(chromedp.KeyEvent(kb.Enter))
 		b.wait("the confirmation", `document.querySelector('#confirm').open`, 30*time.Second)
-		b.do(chromedp.Click(chromedp.ID("confirm-ok")))
+		b.do(chromedp.KeyEvent(kb.Tab))
+		b.wait("focus on Roll back", `document.activeElement.id === "confirm-ok"`, 30*time.Second)
+		b.do(chromedp.KeyEvent(kb.Enter))
 		b.wait("the conflict", `!!document.querySelector('#error') && document.querySelector('#error').textContent.includes('Conflict (409)')`, 2*time.Minute)
 		b.shoot("rollback-conflict")
 	})
