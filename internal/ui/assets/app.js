@@ -134,7 +134,7 @@ function poll(ms, fn) {
   const gen = generation;
   const tick = async () => {
     if (gen !== generation) return;
-    try { await fn(); } catch (e) { if (e instanceof AuthError) return; }
+    try { await fn(); } catch (e) { if (e instanceof AuthError || e.status === 403 || e.status === 404) return; } // asking again will not help
     if (gen === generation) setTimeout(tick, document.hidden ? ms * 4 : ms);
   };
   return tick();
