@@ -135,6 +135,8 @@ type liveCluster struct {
 type overview struct {
 	s   *Server
 	now func() time.Time
+	// load reads a cluster's live state (read; tests count calls).
+	load func(ctx context.Context, cluster string) (liveCluster, error)
 
 	mu      sync.Mutex
 	live    map[string]*liveRead
@@ -151,9 +153,15 @@ type liveRead struct {
 }
 
 func (s *Server) overviewRoutes() {
-	o := &overview{s: s, now: time.Now, live: map[string]*liveRead{}, changes: map[string]map[string]gitrepo.FileChange{}}
+	o := newOverview(s)
 	s.mux.Handle("GET /api/v1/overview", s.authed("", o.handleOverview))
 	s.mux.Handle("GET /api/v1/clusters/{cluster}/live", s.authed("", o.handleLive))
+}
+
+func newOverview(s *Server) *overview {
+	o := &overview{s: s, now: time.Now, live: map[string]*liveRead{}, changes: map[string]map[string]gitrepo.FileChange{}}
+	o.load = o.read
+	return o
 }
 
 func (o *overview) handleOverview(w http.ResponseWriter, r *http.Request, p auth.Principal) {
@@ -236,7 +244,7 @@ func (o *overview) cluster(ctx context.Context, name string) (liveCluster, error
 			// Detached from the caller: other callers share the read.
 			rctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			lr.out, lr.err = o.read(rctx, name)
+			lr.out, lr.err = o.load(rctx, name)
 			lr.at = o.now()
 			close(lr.done)
 		}()

@@ -1,7 +1,12 @@
 package api
 
 import (
+	"context"
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/mygitops/mgo/internal/reconcile"
 )
@@ -42,5 +47,67 @@ func TestHealth(t *testing.T) {
 		if got, reason := health(c.live, c.last); got != c.want || (got != Healthy && reason == "") {
 			t.Errorf("%s: %s (%q), want %s with a reason", name, got, reason, c.want)
 		}
+	}
+}
+
+// Callers of the same cluster share one read of its live state while it
+// runs and for liveTTL after; then the next caller reads again.
+func TestLiveCache(t *testing.T) {
+	o := newOverview(nil)
+	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	o.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	release := make(chan struct{})
+	var reads atomic.Int32
+	o.load = func(_ context.Context, cluster string) (liveCluster, error) {
+		reads.Add(1)
+		<-release
+		return liveCluster{Cluster: cluster, Counts: releaseCounts{Total: int(reads.Load())}}, nil
+	}
+	var wg sync.WaitGroup
+	got := make([]liveCluster, 20)
+	for i := range got {
+		wg.Go(func() {
+			lc, err := o.cluster(context.Background(), "prod")
+			if err != nil {
+				t.Error(err)
+			}
+			got[i] = lc
+		})
+	}
+	// The read is under way: callers during it and within liveTTL share it.
+	for {
+		o.mu.Lock()
+		started := o.live["prod"] != nil
+		o.mu.Unlock()
+		if started {
+			break
+		}
+		runtime.Gosched()
+	}
+	close(release)
+	wg.Wait()
+	if n := reads.Load(); n != 1 {
+		t.Fatalf("20 concurrent callers made %d reads, want 1", n)
+	}
+	for _, lc := range got {
+		if lc.Cluster != "prod" || lc.Counts.Total != 1 {
+			t.Fatalf("a caller got %+v", lc)
+		}
+	}
+	if _, err := o.cluster(context.Background(), "prod"); err != nil || reads.Load() != 1 {
+		t.Fatalf("within the TTL: %d reads, %v", reads.Load(), err)
+	}
+	mu.Lock()
+	now = now.Add(liveTTL + time.Second)
+	mu.Unlock()
+	if lc, err := o.cluster(context.Background(), "prod"); err != nil || reads.Load() != 2 || lc.Counts.Total != 2 {
+		t.Fatalf("after the TTL: %d reads, %+v, %v", reads.Load(), lc, err)
+	}
+	// A caller that gives up does not wait for the read.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := o.cluster(ctx, "staging"); err == nil {
+		t.Error("a cancelled caller got an answer")
 	}
 }
