@@ -48,7 +48,7 @@ lint: ## gofmt and go vet
 	$(GO) vet ./...
 
 .PHONY: demo
-demo: testenv build ## run the main job on the local control plane: gitops repo, mgo serve, a deploy, the rollout
+demo: testenv build ## run the main job on the local control plane: gitops repo, mgo serve, a deploy, the rollout (DEMO_FLAGS=--keep: then the dashboard's URL)
 	$(GO) run ./hack/demo --mgo $(BIN_DIR)/mgo $(DEMO_FLAGS)
 
 .PHONY: bench

@@ -13,6 +13,7 @@ declare -A pkgs=(
 	[curl]=curl       # the demo talks to mgo like a CI job does
 	[update-ca-certificates]=ca-certificates # the image's CA bundle
 	[unshare]=util-linux # the chart test runs mgo as a pod would see itself
+	[/usr/bin/chromium]=chromium # the dashboard's tests drive it headless (internal/ui)
 )
 missing=()
 for cmd in "${!pkgs[@]}"; do

@@ -7,7 +7,8 @@
 // small chart) into a local git repository, starts `mgo serve` on it with
 // an API token, sends a deploy request the way a CI job does (`mgo deploy
 // --server`), and shows the commit and the rollout. With --keep it then
-// runs until interrupted, printing how to try more with curl and kubectl.
+// runs until interrupted, printing how to try more with curl and kubectl
+// and, last, the URL of the dashboard.
 package main
 
 import (
@@ -158,7 +159,9 @@ mgo keeps running. Try:
   kubectl get deploy -A
 
 mgo's log: %s. Press Ctrl-C to stop.
-`, env.Kubeconfig, token, url, triggerRepo, imageRepo, cluster, token, url, logPath)
+
+The dashboard: %s/ui/ (log in with the API token %s)
+`, env.Kubeconfig, token, url, triggerRepo, imageRepo, cluster, token, url, logPath, url, token)
 	<-ctx.Done()
 	return nil
 }

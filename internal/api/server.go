@@ -95,6 +95,7 @@ func (s *Server) routes() {
 	m.Handle("POST /api/v1/clusters/{cluster}/sync", s.authed("", s.handleSync))
 	m.Handle("POST /hooks/github", s.audited("github", http.HandlerFunc(s.handleGitHub)))
 	m.Handle("POST /hooks/gitlab", s.audited("gitlab", http.HandlerFunc(s.handleGitLab)))
+	s.overviewRoutes() // overview.go: the dashboard's views
 }
 
 // ServeHTTP limits the body and routes. Unknown paths get a JSON 404.

@@ -434,9 +434,18 @@ func (s *Service) diff(ctx context.Context, cluster string) (*reconcile.DiffResu
 	if err != nil {
 		return nil, "", err
 	}
-	n := len(res.Raw)
+	n := 0 // objects that differ; the diff lists unchanged ones too
+	for _, od := range res.Raw {
+		if od.Action != "unchanged" {
+			n++
+		}
+	}
 	for _, rd := range res.Releases {
-		n += len(rd.Objects)
+		for _, od := range rd.Objects {
+			if od.Action != "unchanged" {
+				n++
+			}
+		}
 	}
 	c.mu.Lock()
 	c.status.Drift, c.status.DriftChecked = n, s.cfg.Now()
