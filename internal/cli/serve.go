@@ -126,7 +126,7 @@ Every endpoint but /healthz and /readyz needs a bearer token from
 	fs.StringVar(&cfg.RepoID, "repo-id", "", "identity of the gitops repo on the clusters: mgo removes only releases and objects labelled with it (default: a hash of --repo-url and --branch)")
 	fs.DurationVar(&cfg.PendingTimeout, "pending-timeout", 5*time.Minute, "a Helm release left pending this long by another mgo is taken as abandoned and recovered")
 	fs.DurationVar(&cfg.DiffTimeout, "diff-timeout", 2*time.Minute, "deadline of a diff or drift check of one cluster")
-	fs.StringVar(&cfg.ExternalURL, "external-url", "", "base URL of this mgo's API as people reach it, for links in notifications (e.g. https://mgo.acme.io)")
+	fs.StringVar(&cfg.ExternalURL, "external-url", "", "base URL of this mgo as people reach it, for links to its dashboard in notifications (e.g. https://mgo.acme.io)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	_ = cmd.MarkFlagRequired("repo-url")
 	bindConfig(cmd) // --config, MGO_* environment, --print-config

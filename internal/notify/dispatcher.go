@@ -139,9 +139,9 @@ func (d *Dispatcher) Notify(ev Event) {
 	if ev.URL == "" && d.opts.ExternalURL != "" {
 		switch {
 		case ev.DeploymentID != "":
-			ev.URL = d.opts.ExternalURL + "/api/v1/deployments/" + url.PathEscape(ev.DeploymentID)
+			ev.URL = d.opts.ExternalURL + "/ui/#/deployments/" + url.PathEscape(ev.DeploymentID)
 		case ev.Cluster != "":
-			ev.URL = d.opts.ExternalURL + "/api/v1/clusters/" + url.PathEscape(ev.Cluster)
+			ev.URL = d.opts.ExternalURL + "/ui/#/clusters/" + url.PathEscape(ev.Cluster)
 		}
 	}
 	d.track(1)

@@ -166,7 +166,7 @@ func TestWebhookSignedJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	if ev.Type != DeployFailed || ev.Cluster != "prod" || ev.Success || ev.Stage != "rollout" || ev.DeploymentID != "20261130T120000Z-abcd1234" ||
-		ev.Image != "registry.acme.io/acme/app:1.4.2" || ev.URL != "https://mgo.acme.io/api/v1/deployments/20261130T120000Z-abcd1234" ||
+		ev.Image != "registry.acme.io/acme/app:1.4.2" || ev.URL != "https://mgo.acme.io/ui/#/deployments/20261130T120000Z-abcd1234" ||
 		len(ev.Releases) != 1 || ev.Releases[0].Name != "web" || ev.Seconds["total"] != 12.5 || ev.Time.IsZero() {
 		t.Errorf("event %+v", ev)
 	}
@@ -225,7 +225,7 @@ func TestSlackBlockKit(t *testing.T) {
 		}
 		body := string(h.Body)
 		for _, want := range []string{"*Cluster*\\nprod", "app/web (upgraded)", "fedcba987654", "Ada", "ci-app", "20261130T120000Z-abcd1234",
-			"https://mgo.acme.io/api/v1/deployments/20261130T120000Z-abcd1234", `"mrkdwn"`} {
+			"https://mgo.acme.io/ui/#/deployments/20261130T120000Z-abcd1234", `"mrkdwn"`} {
 			if !strings.Contains(body, want) {
 				t.Errorf("%s: message lacks %s: %s", typ, want, body)
 			}
@@ -257,7 +257,7 @@ func TestGitLabCommitStatus(t *testing.T) {
 		if err := json.Unmarshal(h.Body, &body); err != nil {
 			t.Fatal(err)
 		}
-		if body["state"] != c.state || body["name"] != "mgo/prod" || body["target_url"] != "https://mgo.acme.io/api/v1/deployments/20261130T120000Z-abcd1234" ||
+		if body["state"] != c.state || body["name"] != "mgo/prod" || body["target_url"] != "https://mgo.acme.io/ui/#/deployments/20261130T120000Z-abcd1234" ||
 			!strings.Contains(body["description"], "registry.acme.io/acme/app:1.4.2") {
 			t.Errorf("body %v", body)
 		}
@@ -315,7 +315,7 @@ func TestGitHubDeploymentStatus(t *testing.T) {
 		if err := json.Unmarshal(h.Body, &st); err != nil {
 			t.Fatal(err)
 		}
-		if st["state"] != "failure" || st["environment"] != "prod" || st["log_url"] != "https://mgo.acme.io/api/v1/deployments/20261130T120000Z-abcd1234" {
+		if st["state"] != "failure" || st["environment"] != "prod" || st["log_url"] != "https://mgo.acme.io/ui/#/deployments/20261130T120000Z-abcd1234" {
 			t.Errorf("status %v", st)
 		}
 	}
@@ -592,7 +592,7 @@ func TestShoutrrrChat(t *testing.T) {
 	}
 	for _, want := range []string{"❌ deploy of registry.acme.io/acme/app:1.4.2 to prod/web failed at rollout",
 		"Cluster: prod", "Releases: app/web (upgraded)", "Failed at: rollout", "0 of 1 ready", "Author: Ada <ada@acme.io>",
-		"Times: committed 0.4s · total 12.5s", "Link: https://mgo.acme.io/api/v1/deployments/20261130T120000Z-abcd1234"} {
+		"Times: committed 0.4s · total 12.5s", "Link: https://mgo.acme.io/ui/#/deployments/20261130T120000Z-abcd1234"} {
 		if !strings.Contains(body.Text, want) {
 			t.Errorf("message lacks %q:\n%s", want, body.Text)
 		}

@@ -85,7 +85,7 @@ func slackMessage(ev Event) map[string]any {
 	}
 	if ev.URL != "" {
 		blocks = append(blocks, block{"type": "actions", "elements": []block{{
-			"type": "button", "text": block{"type": "plain_text", "text": "Deployment"}, "url": ev.URL,
+			"type": "button", "text": block{"type": "plain_text", "text": "Open in mgo"}, "url": ev.URL,
 		}}})
 	}
 	return map[string]any{

@@ -118,7 +118,7 @@ notifications:
 	if got.Type != notify.DeploySucceeded || !got.Success || got.Cluster != cluster || got.Image != "registry.example.com/acme/app:1.1.0" ||
 		got.Commit != ok.Commit || got.SourceCommit != sourceCommit || got.Project != "acme/app" || got.Author != "Ada <ada@example.com>" ||
 		got.Requester != "ci" || len(got.Releases) != 1 || got.Releases[0].Name != "app" || got.Seconds["total"] <= 0 ||
-		got.URL != "https://mgo.example.com/api/v1/deployments/"+ok.ID {
+		got.URL != "https://mgo.example.com/ui/#/deployments/"+ok.ID {
 		t.Errorf("succeeded event %+v", got)
 	}
 	waitFor(t, "the notification of the failed deploy", 10*time.Second, func() (found bool) { got, found = byID(failed.Deployment.ID); return })
@@ -152,7 +152,7 @@ notifications:
 	if got.Type != notify.SyncFailed || got.Cluster != cluster || !strings.Contains(got.Error, "notify-stuck/stuck") ||
 		len(got.Releases) != 2 || got.Releases[0].Name != "app" || got.Releases[0].Action != "upgraded" ||
 		got.Author != "Frank <frank@example.com>" || !strings.HasSuffix(got.Summary, ": scale app") || got.Seconds["synced"] <= 0 ||
-		got.URL != "https://mgo.example.com/api/v1/clusters/"+cluster {
+		got.URL != "https://mgo.example.com/ui/#/clusters/"+cluster {
 		t.Errorf("sync event %+v", got)
 	}
 
