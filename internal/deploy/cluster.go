@@ -296,7 +296,7 @@ func (c *clusterSync) restart(j *job, out syncOutcome) syncOutcome {
 		}
 		objs, err := c.engine.Restart(c.s.ctx, rr.Namespace, rr.Name, out.timeout)
 		rr.Objects = objs
-		rr.Action = "restarted"
+		rr.Action = reconcile.Restarted
 		if err != nil {
 			rr.Action, rr.Stage, rr.Error = reconcile.Failed, reconcile.StageWait, err.Error()
 		}
