@@ -128,10 +128,10 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request, p auth.Principal
 func answerDeployment(w http.ResponseWriter, d *deploy.Deployment) {
 	status := deploymentStatus(d)
 	if status >= 400 {
-		writeJSON(w, status, apitypes.Error{Error: d.Error, Deployment: wireDeployment(d)})
+		writeJSON(w, status, apitypes.Error{Error: d.Error, Deployment: WireDeployment(d)})
 		return
 	}
-	writeJSON(w, status, wireDeployment(d))
+	writeJSON(w, status, WireDeployment(d))
 }
 
 func (s *Server) handleGetDeployment(w http.ResponseWriter, r *http.Request, p auth.Principal) {
@@ -151,7 +151,7 @@ func (s *Server) handleGetDeployment(w http.ResponseWriter, r *http.Request, p a
 			return
 		}
 	}
-	writeJSON(w, http.StatusOK, wireDeployment(d))
+	writeJSON(w, http.StatusOK, WireDeployment(d))
 }
 
 func (s *Server) handleListDeployments(w http.ResponseWriter, r *http.Request, p auth.Principal) {
@@ -171,7 +171,7 @@ func (s *Server) handleListDeployments(w http.ResponseWriter, r *http.Request, p
 	}
 	list := apitypes.DeploymentList{Deployments: make([]apitypes.Deployment, 0, len(out))}
 	for _, d := range out {
-		list.Deployments = append(list.Deployments, *wireDeployment(d))
+		list.Deployments = append(list.Deployments, *WireDeployment(d))
 	}
 	writeJSON(w, http.StatusOK, list)
 }

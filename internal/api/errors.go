@@ -74,7 +74,7 @@ func writeErr(w http.ResponseWriter, err error, p auth.Principal) {
 }
 
 func writeScopedError(w http.ResponseWriter, err error, d *deploy.Deployment, p *auth.Principal) {
-	body := apitypes.Error{Error: err.Error(), Deployment: wireDeployment(d)}
+	body := apitypes.Error{Error: err.Error(), Deployment: WireDeployment(d)}
 	var nf *deploy.NotFoundError
 	if p != nil && errors.As(err, &nf) {
 		body.Error = nf.Message(func(name string) bool {

@@ -15,7 +15,6 @@ import (
 
 	"github.com/mygitops/mgo/internal/audit"
 	"github.com/mygitops/mgo/internal/auth"
-	"github.com/mygitops/mgo/internal/deploy"
 )
 
 // MaxBody bounds every request body.
@@ -23,7 +22,7 @@ const MaxBody = 1 << 20
 
 // Config wires a Server.
 type Config struct {
-	Service *deploy.Service
+	Service Deployer
 	// Tokens authenticates static bearer tokens and OIDC ID tokens of CI
 	// jobs; with neither, InsecureNoAuth lets every caller in as
 	// "anonymous" with every scope (local demos only).
@@ -48,7 +47,7 @@ type Config struct {
 // Server is the HTTP handler of mgo serve.
 type Server struct {
 	cfg Config
-	svc *deploy.Service
+	svc Deployer
 	log *slog.Logger
 	mux *http.ServeMux
 	// refresh is signalled by webhooks; one fetch serves every signal
@@ -82,6 +81,7 @@ func (s *Server) routes() {
 	m := s.mux
 	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
 	m.HandleFunc("GET /readyz", s.handleReady)
+	m.HandleFunc("GET /api/v1/openapi.json", handleOpenAPI)
 	m.Handle("GET /metrics", s.authed(auth.RouteMetrics, s.handleMetrics))
 	m.Handle("POST /deploy", s.authed("", s.handleFormDeploy))
 	m.Handle("POST /deploy/dockerhub", s.authed(auth.RouteDockerHub, s.handleDockerHub))

@@ -9,7 +9,8 @@ import (
 // The API answers in the types of pkg/apitypes, its wire format; these
 // functions turn the service's records and results into them.
 
-func wireDeployment(d *deploy.Deployment) *apitypes.Deployment {
+// WireDeployment is a deployment record as the API answers it.
+func WireDeployment(d *deploy.Deployment) *apitypes.Deployment {
 	if d == nil {
 		return nil
 	}

@@ -237,13 +237,13 @@ func TestServe(t *testing.T) {
 		req, _ := http.NewRequest(http.MethodPost, m.url+"/hooks/gitlab", strings.NewReader(`{"object_kind":"push"}`))
 		req.Header.Set("X-Gitlab-Event", "Push Hook")
 		req.Header.Set("X-Gitlab-Token", "wrong")
-		if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusUnauthorized {
+		if resp, err := apiClient(t).Do(req); err != nil || resp.StatusCode != http.StatusUnauthorized {
 			t.Fatalf("webhook with a wrong token: %v %v", resp, err)
 		}
 		req, _ = http.NewRequest(http.MethodPost, m.url+"/hooks/gitlab", strings.NewReader(`{"object_kind":"push"}`))
 		req.Header.Set("X-Gitlab-Event", "Push Hook")
 		req.Header.Set("X-Gitlab-Token", gitlabHook)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := apiClient(t).Do(req)
 		if err != nil || resp.StatusCode != http.StatusAccepted {
 			t.Fatalf("webhook: %v %v", resp, err)
 		}
@@ -300,7 +300,7 @@ func TestServe(t *testing.T) {
 			if sig != "" {
 				req.Header.Set("X-Hub-Signature-256", sig)
 			}
-			resp, err := http.DefaultClient.Do(req)
+			resp, err := apiClient(t).Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -346,7 +346,7 @@ func TestServe(t *testing.T) {
 	t.Run("metrics count deploys", func(t *testing.T) {
 		req, _ := http.NewRequest(http.MethodGet, m.url+"/metrics", nil)
 		req.Header.Set("Authorization", "Bearer "+ciToken)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := apiClient(t).Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
