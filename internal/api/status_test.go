@@ -139,7 +139,9 @@ func TestStatusCodes(t *testing.T) {
 		{name: "cluster outside the token's scope", method: "POST", path: "/api/v1/deployments", token: prodToken,
 			body: strings.Replace(fmt.Sprintf(deployJSON, ""), `"prod"`, `"secret"`, 1), want: 403},
 		{name: "route outside the token's routes", method: "GET", path: "/api/v1/clusters", token: hubToken, want: 403},
-		{name: "image outside allowedImages", fake: func(f *fakeDeployer) { f.SubmitErr = fmt.Errorf("%w: image outside allowedImages", deploy.ErrForbidden) },
+		{name: "image outside allowedImages", fake: func(f *fakeDeployer) {
+			f.SubmitErr = fmt.Errorf("%w: image outside allowedImages", deploy.ErrForbidden)
+		},
 			method: "POST", path: "/api/v1/deployments", token: prodToken, body: fmt.Sprintf(deployJSON, ""), want: 403},
 		{name: "deployment of another cluster", method: "GET", path: "/api/v1/deployments/d2", token: prodToken, want: 403},
 		{name: "unknown trigger repo", fake: func(f *fakeDeployer) {
@@ -148,7 +150,9 @@ func TestStatusCodes(t *testing.T) {
 		{name: "unknown deployment", method: "GET", path: "/api/v1/deployments/nope", token: allToken, want: 404},
 		{name: "unknown cluster", method: "GET", path: "/api/v1/clusters/nope/releases", token: allToken, want: 404},
 		{name: "unknown route", method: "GET", path: "/api/v1/nothing", token: allToken, want: 404},
-		{name: "idempotency key reused", fake: func(f *fakeDeployer) { f.SubmitErr = fmt.Errorf("%w: key used for another request", deploy.ErrConflict) },
+		{name: "idempotency key reused", fake: func(f *fakeDeployer) {
+			f.SubmitErr = fmt.Errorf("%w: key used for another request", deploy.ErrConflict)
+		},
 			method: "POST", path: "/api/v1/deployments", token: prodToken, body: fmt.Sprintf(deployJSON, `,"idempotencyKey":"k"`), want: 409},
 		{name: "rollback conflicts", fake: func(f *fakeDeployer) { f.WaitResult = failed(deploy.StageCommit, deploy.KindRollback) },
 			method: "POST", path: "/api/v1/deployments/d1/rollback", token: prodToken, body: `{"wait":true}`, want: 409, wantIn: `"deployment"`},
@@ -313,7 +317,7 @@ func TestValidatorRefusesWrongAnswers(t *testing.T) {
 		t.Fatalf("a good answer refused: %v", err)
 	}
 	for name, body := range map[string]string{
-		"Go field name": strings.Replace(ok, `"changed"`, `"Changed"`, 1),
+		"Go field name":  strings.Replace(ok, `"changed"`, `"Changed"`, 1),
 		"unknown status": strings.Replace(ok, `"queued",`, `"done",`, 1),
 		"object action":  strings.Replace(ok, `"seconds":{}`, `"seconds":{},"releases":[{"file":"f","name":"n","namespace":"n","action":"upgraded","objects":[{"subject":"s","Action":"x"}]}]`, 1),
 	} {
