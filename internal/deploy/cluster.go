@@ -25,7 +25,7 @@ import (
 type clusterSync struct {
 	s      *Service
 	name   string
-	engine *reconcile.Engine
+	engine ClusterSyncer
 
 	mu      sync.Mutex
 	running bool
@@ -74,7 +74,7 @@ type ClusterStatus struct {
 	Pending string `json:"pending,omitempty"`
 }
 
-func newClusterSync(s *Service, name string, e *reconcile.Engine) *clusterSync {
+func newClusterSync(s *Service, name string, e ClusterSyncer) *clusterSync {
 	return &clusterSync{s: s, name: name, engine: e, status: ClusterStatus{Name: name}}
 }
 

@@ -14,17 +14,16 @@ import (
 
 	"github.com/mygitops/mgo/internal/faults"
 	"github.com/mygitops/mgo/internal/gitrepo"
-	"github.com/mygitops/mgo/internal/reconcile"
 	"github.com/mygitops/mgo/internal/repo"
 )
 
 // Config wires a Service.
 type Config struct {
 	// Git is the clone of the gitops repo.
-	Git *gitrepo.Repo
+	Git GitWriter
 	// Engines syncs each cluster this mgo serves, by name (kubeconfig
 	// context, installations/<name>).
-	Engines map[string]*reconcile.Engine
+	Engines map[string]ClusterSyncer
 	// Store keeps the deployment records.
 	Store *Store
 	// SnapshotDir holds the copies of the tree that syncs read, so a long

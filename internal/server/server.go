@@ -164,7 +164,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	svc, err := deploy.New(deploy.Config{
-		Git: git, Engines: engines, Store: store, SnapshotDir: filepath.Join(cfg.DataDir, "snapshots"),
+		Git: git, Engines: deploy.Syncers(engines), Store: store, SnapshotDir: filepath.Join(cfg.DataDir, "snapshots"),
 		Log: log, Metrics: deploy.NewMetrics(reg), Notifier: notifier,
 	})
 	if err != nil {

@@ -21,7 +21,6 @@ import (
 	"github.com/mygitops/mgo/internal/deploy"
 	"github.com/mygitops/mgo/internal/gitrepo"
 	"github.com/mygitops/mgo/internal/gittest"
-	"github.com/mygitops/mgo/internal/reconcile"
 	"github.com/mygitops/mgo/pkg/apitypes"
 	"github.com/mygitops/mgo/pkg/client"
 )
@@ -53,7 +52,7 @@ func newServer(t *testing.T) *server {
 	}
 	t.Cleanup(func() { s.store.Close() })
 	svc, err := deploy.New(deploy.Config{Git: git, Store: s.store, SnapshotDir: filepath.Join(t.TempDir(), "snap"),
-		Engines: map[string]*reconcile.Engine{"prod": nil}})
+		Engines: map[string]deploy.ClusterSyncer{"prod": nil}})
 	if err != nil {
 		t.Fatal(err)
 	}
