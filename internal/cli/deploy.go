@@ -116,7 +116,7 @@ func defaultAuthor() string {
 	return ""
 }
 
-// local edits, commits and pushes from this process.
+// local runs the deploy pipeline (deploy.DeployAction) from this process.
 func (f *deployFlags) local(ctx context.Context, out, errOut io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
@@ -125,9 +125,6 @@ func (f *deployFlags) local(ctx context.Context, out, errOut io.Writer) error {
 		req.Author = defaultAuthor()
 	}
 	req.Client = "mgo-cli"
-	if err := req.Normalize(); err != nil {
-		return &ExitError{Code: 1, Err: err}
-	}
 	opts, err := f.git.options(cacheBase())
 	if err != nil {
 		return &ExitError{Code: 1, Err: err}
@@ -137,44 +134,19 @@ func (f *deployFlags) local(ctx context.Context, out, errOut io.Writer) error {
 	if err != nil {
 		return &ExitError{Code: 1, Err: err}
 	}
-	if _, err := g.Fetch(ctx); err != nil {
-		return &ExitError{Code: 2, Err: err}
-	}
-	var files []string
-	if err := g.Read(ctx, func(dir, _ string) error {
-		var err error
-		files, err = deploy.Targets(dir, req)
-		return err
-	}); err != nil {
-		code := 2
-		if errors.Is(err, deploy.ErrNotFound) || errors.Is(err, deploy.ErrUnprocessable) || errors.Is(err, deploy.ErrForbidden) {
-			code = 1
+	action := &deploy.DeployAction{Git: g}
+	if f.sync {
+		action.NewSyncer = func(r *repo.Repo) (deploy.ClusterSyncer, error) {
+			return reconcile.NewFromSetup(reconcile.Setup{Kubeconfig: f.kubeconfig, Cluster: req.Cluster, CacheDir: f.chartCache}, r, log)
 		}
-		return &ExitError{Code: code, Err: err}
 	}
-	id := deploy.NewID()
-	var changedFiles []string
-	res, err := g.Apply(ctx, func(dir string) (bool, error) {
-		changed, err := req.Edit(dir)
-		changedFiles = changed
-		return len(changed) > 0, err
-	}, req.CommitInfo(id, files))
+	d, err := action.Run(ctx, req)
 	if err != nil {
 		code := 2
-		if errors.Is(err, gitrepo.ErrChange) || errors.Is(err, gitrepo.ErrInvalidAuthor) {
+		if deploy.Refused(err) {
 			code = 1
 		}
 		return &ExitError{Code: code, Err: err}
-	}
-	d := &deploy.Deployment{ID: id, Kind: deploy.KindDeploy, Request: req, Status: deploy.Succeeded,
-		Changed: res.Changed, Commit: res.Commit, Files: changedFiles}
-	if !res.Changed {
-		d.Commit, d.Files = res.Head, files
-	}
-	if f.sync {
-		if err := f.syncAfter(ctx, g, req.Cluster, d, errOut); err != nil {
-			return err
-		}
 	}
 	if err := printDeployment(out, f.output, api.WireDeployment(d)); err != nil {
 		return err
@@ -183,38 +155,6 @@ func (f *deployFlags) local(ctx context.Context, out, errOut io.Writer) error {
 		return &ExitError{Code: 2}
 	}
 	return nil
-}
-
-// syncAfter syncs the cluster from the clone just pushed and records the
-// results of the deployment's releases.
-func (f *deployFlags) syncAfter(ctx context.Context, g *gitrepo.Repo, cluster string, d *deploy.Deployment, errOut io.Writer) error {
-	return g.Read(ctx, func(dir, _ string) error {
-		r, err := repo.Load(dir, repo.LoadOptions{Cluster: cluster})
-		if err != nil {
-			return &ExitError{Code: 2, Err: err}
-		}
-		log := slog.New(slog.NewTextHandler(errOut, &slog.HandlerOptions{Level: slog.LevelWarn}))
-		e, err := reconcile.NewFromSetup(reconcile.Setup{Kubeconfig: f.kubeconfig, Cluster: cluster, CacheDir: f.chartCache}, r, log)
-		if err != nil {
-			return &ExitError{Code: 2, Err: err}
-		}
-		res, err := e.Sync(ctx, r, reconcile.Options{Full: true})
-		if err != nil {
-			return &ExitError{Code: 2, Err: err}
-		}
-		for _, rr := range res.Releases {
-			for _, file := range d.Files {
-				if rr.File != file {
-					continue
-				}
-				d.Releases = append(d.Releases, deploy.Outcome(rr))
-				if rr.Action == reconcile.Failed {
-					d.Status, d.Stage, d.Error = deploy.Failed, deploy.StageRollout, fmt.Sprintf("%s/%s: %s", rr.Namespace, rr.Name, rr.Error)
-				}
-			}
-		}
-		return nil
-	})
 }
 
 // remote asks mgo serve and follows the deployment to its end. It sends

@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -333,27 +332,7 @@ func (s *Service) finishSynced(j *job, out syncOutcome) {
 			d.Status, d.Stage, d.Error = Failed, StageSync, out.err.Error()
 			return
 		}
-		d.Releases = nil
-		var failed []string
-		stage := StageRollout
-		for _, rr := range out.res.Releases {
-			if !slices.Contains(j.files, rr.File) {
-				continue
-			}
-			d.Releases = append(d.Releases, Outcome(rr))
-			if rr.Action == reconcile.Failed {
-				failed = append(failed, fmt.Sprintf("%s/%s: %s", rr.Namespace, rr.Name, rr.Error))
-				if rr.Stage != reconcile.StageWait {
-					stage = StageSync
-				}
-			}
-		}
-		if len(failed) > 0 {
-			d.Status, d.Stage = Failed, stage
-			d.Error = fmt.Errorf("%w: %s", ErrRollout, strings.Join(failed, "; ")).Error()
-			return
-		}
-		d.Status, d.Times.RolledOut = Succeeded, end
+		settle(d, j.files, out.res, end)
 	})
 }
 
