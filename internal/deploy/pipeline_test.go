@@ -9,6 +9,7 @@ import (
 
 	"github.com/mygitops/mgo/internal/gittest"
 	"github.com/mygitops/mgo/internal/reconcile"
+	"github.com/mygitops/mgo/internal/repo"
 )
 
 const workerFile = "installations/prod/worker-values.yaml"
@@ -221,4 +222,30 @@ func TestEarlyAnswer(t *testing.T) {
 	}
 	release()
 	waitFor(t, "the sync to end", func() bool { st, _ := svc.ClusterStatus("prod"); return !st.LastSync.IsZero() })
+}
+
+// TestDeployAction runs the pipeline of mgo deploy --repo on fakes: a
+// deploy synced and settled, a refusal that writes nothing, a rollout
+// that failed.
+func TestDeployAction(t *testing.T) {
+	g := newFakeGit(t, fakeFiles(autoConfig))
+	e := &fakeSyncer{}
+	a := &DeployAction{Git: g, NewSyncer: func(*repo.Repo) (ClusterSyncer, error) { return e, nil }}
+	d, err := a.Run(fakeContext(t), request("2.0.0", ""))
+	if err != nil || d.Status != Succeeded || !d.Changed || d.Commit != "c1" || len(d.Releases) != 1 || e.count() != 1 {
+		t.Fatalf("deploy: %+v %v (%d syncs)", d, err, e.count())
+	}
+	req := request("2.0.1", "")
+	req.TriggerRepo = "gitlab.com/acme/nothing"
+	if _, err := a.Run(fakeContext(t), req); !Refused(err) || len(g.batchSizes()) != 1 {
+		t.Fatalf("unlisted trigger repo: %v, %d batches", err, len(g.batchSizes()))
+	}
+	e.Fail = map[string]reconcile.Stage{valuesFile: reconcile.StageWait}
+	if d, err = a.Run(fakeContext(t), request("2.0.2", "")); err != nil || d.Status != Failed || d.Stage != StageRollout {
+		t.Fatalf("failed rollout: %+v %v", d, err)
+	}
+	g.PushErr = errTest
+	if _, err := a.Run(fakeContext(t), request("2.0.3", "")); err == nil || Refused(err) {
+		t.Fatalf("push failure: %v", err)
+	}
 }
