@@ -24,8 +24,6 @@ type Deployer interface {
 	ClusterStatus(cluster string) (deploy.ClusterStatus, error)
 	Diff(ctx context.Context, cluster string) (*reconcile.DiffResult, error)
 	Sync(ctx context.Context, cluster string, full bool) (*reconcile.Result, error)
-	// Refresh fetches and syncs the clusters whose files changed.
-	Refresh(ctx context.Context) ([]string, error)
 }
 
 var _ Deployer = (*deploy.Service)(nil)

@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mygitops/mgo/internal/api"
@@ -32,8 +33,12 @@ type fakeDeployer struct {
 
 	mu        sync.Mutex
 	submitted []deploy.Request
-	refreshed int
 }
+
+// fakeRefresher counts its triggers.
+type fakeRefresher struct{ triggers atomic.Int32 }
+
+func (f *fakeRefresher) Trigger() { f.triggers.Add(1) }
 
 var _ api.Deployer = (*fakeDeployer)(nil)
 
@@ -133,11 +138,4 @@ func (f *fakeDeployer) Sync(_ context.Context, cluster string, _ bool) (*reconci
 		return nil, err
 	}
 	return f.SyncRes, f.ClusterE
-}
-
-func (f *fakeDeployer) Refresh(context.Context) ([]string, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.refreshed++
-	return nil, nil
 }

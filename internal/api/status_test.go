@@ -65,6 +65,10 @@ func newFake() *fakeDeployer {
 // serve runs the API in front of fake; its client validates every answer
 // against the OpenAPI document.
 func serve(t *testing.T, fake *fakeDeployer, ready error) (string, *http.Client) {
+	return serveWith(t, fake, ready, nil)
+}
+
+func serveWith(t *testing.T, fake *fakeDeployer, ready error, refresher api.Refresher) (string, *http.Client) {
 	t.Helper()
 	tokens, err := auth.NewTokens([]auth.TokenConfig{
 		{Name: "admin", SHA256: auth.Hash(allToken), Clusters: []string{"*"}, TriggerRepos: []string{"*"}},
@@ -74,7 +78,7 @@ func serve(t *testing.T, fake *fakeDeployer, ready error) (string, *http.Client)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := api.New(api.Config{Service: fake, Tokens: tokens, Gatherer: prometheus.NewRegistry(),
+	h, err := api.New(api.Config{Service: fake, Tokens: tokens, Refresher: refresher, Gatherer: prometheus.NewRegistry(),
 		GitHubSecret: []byte(hookKey), GitLabToken: []byte(hookKey),
 		Ready: func() (map[string]any, error) { return map[string]any{"lastFetch": fakeTime}, ready }})
 	if err != nil {
@@ -114,6 +118,7 @@ func TestStatusCodes(t *testing.T) {
 		want         int
 		wantField    string // the field a 400 names
 		wantIn       string // a part of the body
+		refreshes    int32  // triggers of the refresher
 	}{
 		{name: "healthz", method: "GET", path: "/healthz", want: 200},
 		{name: "ready", method: "GET", path: "/readyz", want: 200, wantIn: "lastFetch"},
@@ -182,13 +187,13 @@ func TestStatusCodes(t *testing.T) {
 		{name: "diff", method: "GET", path: "/api/v1/clusters/prod/diff", token: allToken, want: 200, wantIn: `"differences": true`},
 		{name: "sync", method: "POST", path: "/api/v1/clusters/prod/sync?full=true", token: allToken, want: 200, wantIn: `"seconds": 3`},
 		{name: "github push", method: "POST", path: "/hooks/github", body: `{"ref":"refs/heads/main"}`,
-			header: map[string]string{"X-GitHub-Event": "push", "X-Hub-Signature-256": sign(`{"ref":"refs/heads/main"}`)}, want: 202},
+			header: map[string]string{"X-GitHub-Event": "push", "X-Hub-Signature-256": sign(`{"ref":"refs/heads/main"}`)}, want: 202, refreshes: 1},
 		{name: "github ping", method: "POST", path: "/hooks/github", body: `{}`,
 			header: map[string]string{"X-GitHub-Event": "ping", "X-Hub-Signature-256": sign(`{}`)}, want: 200, wantIn: "pong"},
 		{name: "github bad signature", method: "POST", path: "/hooks/github", body: `{}`,
 			header: map[string]string{"X-GitHub-Event": "push", "X-Hub-Signature-256": sign(`{"x":1}`)}, want: 401},
 		{name: "gitlab push", method: "POST", path: "/hooks/gitlab", body: `{}`,
-			header: map[string]string{"X-Gitlab-Event": "Push Hook", "X-Gitlab-Token": hookKey}, want: 202},
+			header: map[string]string{"X-Gitlab-Event": "Push Hook", "X-Gitlab-Token": hookKey}, want: 202, refreshes: 1},
 		{name: "gitlab other event", method: "POST", path: "/hooks/gitlab", body: `{}`,
 			header: map[string]string{"X-Gitlab-Event": "Tag Push Hook", "X-Gitlab-Token": hookKey}, want: 200, wantIn: "ignored"},
 	}
@@ -198,7 +203,8 @@ func TestStatusCodes(t *testing.T) {
 			if tc.fake != nil {
 				tc.fake(fake)
 			}
-			url, client := serve(t, fake, tc.ready)
+			refresher := &fakeRefresher{}
+			url, client := serveWith(t, fake, tc.ready, refresher)
 			req, err := http.NewRequestWithContext(t.Context(), tc.method, url+tc.path, strings.NewReader(tc.body))
 			if err != nil {
 				t.Fatal(err)
@@ -236,6 +242,9 @@ func TestStatusCodes(t *testing.T) {
 				if e.Field != tc.wantField {
 					t.Errorf("field %q, want %q", e.Field, tc.wantField)
 				}
+			}
+			if n := refresher.triggers.Load(); n != tc.refreshes {
+				t.Errorf("%d refreshes triggered, want %d", n, tc.refreshes)
 			}
 			if resp.StatusCode == 401 && resp.Header.Get("WWW-Authenticate") == "" {
 				t.Error("401 without WWW-Authenticate")

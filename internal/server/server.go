@@ -170,8 +170,9 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	refresher := deploy.NewRefresher(svc.Refresh, deploy.RefresherOptions{Interval: cfg.PollInterval, Log: log})
 	h, err := api.New(api.Config{
-		Service: svc, Tokens: tokens, OIDC: oidcV, Audit: audit.New(cfg.AuditLog), InsecureNoAuth: cfg.InsecureNoAuth && tokens == nil && oidcV == nil,
+		Service: svc, Refresher: refresher, Tokens: tokens, OIDC: oidcV, Audit: audit.New(cfg.AuditLog), InsecureNoAuth: cfg.InsecureNoAuth && tokens == nil && oidcV == nil,
 		GitHubSecret: cfg.GitHubSecret, GitLabToken: cfg.GitLabToken, Gatherer: reg, Log: log,
 		Ready: func() (map[string]any, error) { return readiness(ctx, git) },
 	})
@@ -194,7 +195,7 @@ func Run(ctx context.Context, cfg Config) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { svc.Run(work) })
 	wg.Go(func() { notifier.Run(work) })
-	wg.Go(func() { h.RefreshLoop(work) })
+	wg.Go(func() { refresher.Run(work) })
 	wg.Go(func() { loops(work, cfg, svc, log) })
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
@@ -375,7 +376,7 @@ func engines(ctx context.Context, cfg Config, git *gitrepo.Repo, started time.Ti
 	return out, nil
 }
 
-// loops syncs every cluster whose sync policy is auto once at start, then polls the repo and runs
+// loops syncs every cluster whose sync policy is auto once at start, then runs
 // drift checks on their intervals, until ctx ends.
 func loops(ctx context.Context, cfg Config, svc *deploy.Service, log *slog.Logger) {
 	go svc.StartupSync(ctx)
@@ -385,17 +386,11 @@ func loops(ctx context.Context, cfg Config, svc *deploy.Service, log *slog.Logge
 		}
 		return time.Tick(d)
 	}
-	poll, resync := tick(cfg.PollInterval), tick(cfg.ResyncInterval)
+	resync := tick(cfg.ResyncInterval)
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-poll:
-			if synced, err := svc.Refresh(ctx); err != nil {
-				log.Warn("poll: fetch failed", "error", err)
-			} else if len(synced) > 0 {
-				log.Info("poll: synced clusters whose files changed", "clusters", synced)
-			}
 		case <-resync:
 			for _, name := range svc.Clusters() {
 				if err := svc.CheckDrift(ctx, name); err != nil {
