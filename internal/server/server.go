@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -71,6 +72,10 @@ type Config struct {
 	PollInterval    time.Duration
 	ResyncInterval  time.Duration
 	ShutdownTimeout time.Duration
+	// DrainDelay is how long, on shutdown, /readyz answers 503 while
+	// everything else is served as before, so load balancers take mgo out
+	// of rotation before it refuses requests (0: no delay).
+	DrainDelay time.Duration
 
 	// RepoID identifies the gitops repo on the clusters: mgo labels what it
 	// installs with it and the cluster name and removes only what carries
@@ -93,9 +98,11 @@ type Config struct {
 	Started func(addr string)
 }
 
-// Run serves until ctx ends, then shuts down gracefully: it stops
-// accepting connections, lets deployments in flight finish (up to
-// ShutdownTimeout) and answers their waiting clients, then cancels the rest.
+// Run serves until ctx ends, then shuts down in the order load balancers
+// expect: /readyz answers 503 at once while the rest is served for
+// DrainDelay; then new requests are refused (503) while deployments in
+// flight finish (up to ShutdownTimeout) and answer their waiting clients;
+// then the listener closes and what is left is cancelled.
 func Run(ctx context.Context, cfg Config) error {
 	log := cfg.Log
 	if log == nil {
@@ -170,11 +177,17 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	var draining atomic.Bool // shutdown began: /readyz answers 503
 	refresher := deploy.NewRefresher(svc.Refresh, deploy.RefresherOptions{Interval: cfg.PollInterval, Log: log})
 	h, err := api.New(api.Config{
 		Service: svc, Refresher: refresher, Tokens: tokens, OIDC: oidcV, Audit: audit.New(cfg.AuditLog), InsecureNoAuth: cfg.InsecureNoAuth && tokens == nil && oidcV == nil,
 		GitHubSecret: cfg.GitHubSecret, GitLabToken: cfg.GitLabToken, Gatherer: reg, Log: log,
-		Ready: func() (map[string]any, error) { return readiness(ctx, git) },
+		Ready: func() (map[string]any, error) {
+			if draining.Load() {
+				return map[string]any{}, errors.New("shutting down")
+			}
+			return readiness(ctx, git)
+		},
 	})
 	if err != nil {
 		return err
@@ -211,20 +224,23 @@ func Run(ctx context.Context, cfg Config) error {
 		wg.Wait()
 		return err
 	}
+	draining.Store(true)
+	if cfg.DrainDelay > 0 {
+		log.Info("shutting down: not ready, serving on while load balancers drain", "drainDelay", cfg.DrainDelay)
+		time.Sleep(cfg.DrainDelay) // not a synchronisation: the time load balancers take to see /readyz
+	}
 	log.Info("shutting down: no new requests, finishing deployments in flight", "timeout", cfg.ShutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	var errs []error
-	var sw sync.WaitGroup
-	sw.Go(func() {
-		if err := svc.Shutdown(sctx); err != nil {
-			errs = append(errs, err)
-		}
-	})
+	if err := svc.Shutdown(sctx); err != nil {
+		errs = append(errs, err)
+	}
+	// Every deployment has answered its waiting client; the handlers still
+	// writing get the rest of the timeout.
 	if err := srv.Shutdown(sctx); err != nil {
 		srv.Close()
 	}
-	sw.Wait()
 	stopWork()
 	wg.Wait()
 	log.Info("stopped")
