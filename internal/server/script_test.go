@@ -3,11 +3,11 @@ package server_test
 import (
 	"bytes"
 	"cmp"
-	"encoding/json"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/mygitops/mgo/internal/api/apitest"
 	"github.com/mygitops/mgo/internal/auth"
+	"github.com/mygitops/mgo/internal/cli"
 	"github.com/mygitops/mgo/internal/gitrepo"
 	"github.com/mygitops/mgo/internal/gittest"
 	"github.com/mygitops/mgo/internal/logtest"
@@ -41,16 +43,32 @@ import (
 //
 //	serve                   push repo/ to a new git remote and start mgo serve on it
 //	stop / start            stop mgo gracefully / start it again on the same data
-//	api [-token T] [-save VAR] METHOD PATH [FILE]  call the API (a FILE ending in .form
-//	                        is a form); stdout is "HTTP <code>" and the body; -save sets
-//	                        VAR to the id of the deployment answered
+//	api [-token T] [-save VAR] [-bg NAME] METHOD PATH [FILE]  call the API (a FILE
+//	                        ending in .form is a form); stdout is "HTTP <code>" and the
+//	                        body; -save sets VAR to the id of the deployment answered;
+//	                        -bg returns at once (see await)
 //	hook github|gitlab EVENT [SECRET]  send a push webhook, signed (the right secret by default)
 //	push FILE...            commit repo/FILE... (changed in the work tree) as a person and push
 //	git ARGS...             git in the remote; stdout is its output
 //	image NS RELEASE        the image of the release's Deployment
-//	waitfor TIMEOUT CMD...  run an api or image command until its stdout matches
+//	waitfor TIMEOUT CMD...  run an api, image or replicas command until its stdout matches
 //	                        the last argument (a regexp)
+//	await NAME              the answer of an api -bg NAME call, once it came
+//	scale NS RELEASE N      set the replicas of the release's Deployment behind mgo's back
+//	replicas NS RELEASE     the replicas of the release's Deployment
+//	mgo ARGS...             run the mgo command line (token: the ci token); stdout is
+//	                        its output and "exit <code>"
 func TestScenarios(t *testing.T) {
+	// mgo deploy --server (the mgo command) reads its token here.
+	prev, had := os.LookupEnv("MGO_TOKEN")
+	os.Setenv("MGO_TOKEN", ciToken)
+	t.Cleanup(func() {
+		if had {
+			os.Setenv("MGO_TOKEN", prev)
+		} else {
+			os.Unsetenv("MGO_TOKEN")
+		}
+	})
 	testscript.RunT(scriptT{t}, testscript.Params{
 		Dir: "testdata/scenarios",
 		Setup: func(e *testscript.Env) error {
@@ -61,6 +79,7 @@ func TestScenarios(t *testing.T) {
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"serve": cmdServe, "stop": cmdStop, "start": cmdStart, "api": cmdAPI, "hook": cmdHook,
 			"push": cmdPush, "git": cmdGit, "image": cmdImage, "waitfor": cmdWaitFor,
+			"await": cmdAwait, "scale": cmdScale, "replicas": cmdReplicas, "mgo": cmdMgo,
 		},
 	})
 }
@@ -87,6 +106,7 @@ type scenario struct {
 	cancel  context.CancelFunc
 	done    chan error
 	logs    *logtest.Buffer
+	bg      map[string]chan string // api -bg calls by name
 }
 
 func state(ts *testscript.TestScript) *scenario {
@@ -182,7 +202,7 @@ var tokens = map[string]string{"ci": ciToken, "other": otherToken, "hub": hubTok
 // call sends one request, validates the answer against the OpenAPI
 // document and returns "HTTP <code>\n<body>".
 func call(ts *testscript.TestScript, args []string) string {
-	token, save := ciToken, ""
+	token, save, bg := ciToken, "", ""
 	for len(args) > 1 && strings.HasPrefix(args[0], "-") {
 		switch args[0] {
 		case "-token":
@@ -193,6 +213,8 @@ func call(ts *testscript.TestScript, args []string) string {
 			token = tok
 		case "-save":
 			save = args[1]
+		case "-bg":
+			bg = args[1]
 		default:
 			ts.Fatalf("unknown flag %s", args[0])
 		}
@@ -219,6 +241,16 @@ func call(ts *testscript.TestScript, args []string) string {
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
 	}
+	if bg != "" {
+		s := state(ts)
+		if s.bg == nil {
+			s.bg = map[string]chan string{}
+		}
+		ch := make(chan string, 1)
+		s.bg[bg] = ch
+		go func() { ch <- answer(req) }()
+		return ""
+	}
 	out := do(ts, req)
 	if save != "" {
 		var a struct {
@@ -238,17 +270,81 @@ func call(ts *testscript.TestScript, args []string) string {
 }
 
 func do(ts *testscript.TestScript, req *http.Request) string {
+	out := answer(req)
+	if strings.HasPrefix(out, "ERROR ") {
+		ts.Fatalf("%s", out)
+	}
+	return out
+}
+
+// answer sends req and returns "HTTP <code>\n<body>", or "ERROR <why>"
+// when there is no answer or it does not match the OpenAPI document. It
+// may run in its own goroutine.
+func answer(req *http.Request) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	resp, err := http.DefaultClient.Do(req.WithContext(ctx))
-	ts.Check(err)
+	if err != nil {
+		return "ERROR " + err.Error()
+	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
-	ts.Check(err)
+	if err != nil {
+		return "ERROR " + err.Error()
+	}
 	if err := apitest.Validate(req, resp.StatusCode, resp.Header, b); err != nil {
-		ts.Fatalf("%v", err)
+		return "ERROR " + err.Error()
 	}
 	return fmt.Sprintf("HTTP %d\n%s", resp.StatusCode, b)
+}
+
+func cmdAwait(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: await NAME")
+	}
+	ch := state(ts).bg[args[0]]
+	if ch == nil {
+		ts.Fatalf("no api -bg %s", args[0])
+	}
+	select {
+	case out := <-ch:
+		if strings.HasPrefix(out, "ERROR ") {
+			ts.Fatalf("%s", out)
+		}
+		_, _ = ts.Stdout().Write([]byte(out))
+	case <-time.After(3 * time.Minute):
+		ts.Fatalf("api -bg %s: no answer within 3 minutes", args[0])
+	}
+}
+
+func cmdScale(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 3 {
+		ts.Fatalf("usage: scale NS RELEASE N")
+	}
+	n, err := strconv.Atoi(args[2])
+	ts.Check(err)
+	ctx := context.Background()
+	d, err := env.Client.AppsV1().Deployments(args[0]).Get(ctx, args[1]+"-hello", metav1.GetOptions{})
+	ts.Check(err)
+	r := int32(n)
+	d.Spec.Replicas = &r
+	_, err = env.Client.AppsV1().Deployments(args[0]).Update(ctx, d, metav1.UpdateOptions{})
+	ts.Check(err)
+}
+
+func cmdReplicas(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: replicas NS RELEASE")
+	}
+	d, err := env.Client.AppsV1().Deployments(args[0]).Get(context.Background(), args[1]+"-hello", metav1.GetOptions{})
+	ts.Check(err)
+	_, _ = fmt.Fprintf(ts.Stdout(), "%d\n", *d.Spec.Replicas)
+}
+
+func cmdMgo(ts *testscript.TestScript, neg bool, args []string) {
+	var out bytes.Buffer
+	code := cli.Execute(args, &out, &out)
+	_, _ = fmt.Fprintf(ts.Stdout(), "%sexit %d\n", out.String(), code)
 }
 
 func cmdAPI(ts *testscript.TestScript, neg bool, args []string) {
@@ -334,6 +430,17 @@ func cmdWaitFor(ts *testscript.TestScript, neg bool, args []string) {
 			return call(ts, args[2:len(args)-1])
 		case "image":
 			return imageOf(ts, args[2:len(args)-1])
+		case "replicas":
+			var b bytes.Buffer
+			a := args[2 : len(args)-1]
+			if len(a) != 2 {
+				ts.Fatalf("usage: replicas NS RELEASE")
+			}
+			d, err := env.Client.AppsV1().Deployments(a[0]).Get(context.Background(), a[1]+"-hello", metav1.GetOptions{})
+			if err == nil && d.Spec.Replicas != nil {
+				fmt.Fprintf(&b, "%d\n", *d.Spec.Replicas)
+			}
+			return b.String()
 		}
 		ts.Fatalf("waitfor: unknown command %q", args[1])
 		return ""
