@@ -199,6 +199,7 @@ func TestStatusCodes(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			fake := newFake()
 			if tc.fake != nil {
 				tc.fake(fake)
