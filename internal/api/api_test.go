@@ -18,7 +18,6 @@ import (
 	"github.com/mygitops/mgo/internal/deploy"
 	"github.com/mygitops/mgo/internal/gitrepo"
 	"github.com/mygitops/mgo/internal/gittest"
-	"github.com/mygitops/mgo/internal/reconcile"
 )
 
 // Tokens of the tests.
@@ -71,7 +70,7 @@ clusters:
 	f.reg = prometheus.NewRegistry()
 	f.m = deploy.NewMetrics(f.reg)
 	svc, err := deploy.New(deploy.Config{Git: git, Store: f.store, SnapshotDir: filepath.Join(t.TempDir(), "snap"), Metrics: f.m,
-		Engines: map[string]*reconcile.Engine{"prod": nil, "secret": nil}})
+		Engines: map[string]deploy.ClusterSyncer{"prod": nil, "secret": nil}})
 	if err != nil {
 		t.Fatal(err)
 	}

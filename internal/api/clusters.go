@@ -6,36 +6,22 @@ import (
 	"time"
 
 	"github.com/mygitops/mgo/internal/auth"
-	"github.com/mygitops/mgo/internal/deploy"
 	"github.com/mygitops/mgo/internal/reconcile"
+	"github.com/mygitops/mgo/pkg/apitypes"
 )
 
 func (s *Server) handleClusters(w http.ResponseWriter, _ *http.Request, p auth.Principal) {
-	out := []deploy.ClusterStatus{}
+	out := apitypes.ClusterList{Clusters: []apitypes.Cluster{}}
 	for _, name := range s.svc.Clusters() {
 		if p.AllowCluster(name) != nil {
 			continue
 		}
 		st, err := s.svc.ClusterStatus(name)
 		if err == nil {
-			out = append(out, st)
+			out.Clusters = append(out.Clusters, wireCluster(st))
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"clusters": out})
-}
-
-// releaseStatus is one release as the last sync left it.
-type releaseStatus struct {
-	File         string                   `json:"file"`
-	Name         string                   `json:"name"`
-	Namespace    string                   `json:"namespace"`
-	Chart        string                   `json:"chart"`
-	ChartVersion string                   `json:"chartVersion,omitempty"`
-	Action       reconcile.Action         `json:"lastAction"`
-	InSync       bool                     `json:"inSync"`
-	Revision     int                      `json:"revision,omitempty"`
-	Error        string                   `json:"error,omitempty"`
-	Objects      []reconcile.ObjectResult `json:"objects,omitempty"`
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) handleReleases(w http.ResponseWriter, r *http.Request, p auth.Principal) {
@@ -50,15 +36,16 @@ func (s *Server) handleReleases(w http.ResponseWriter, r *http.Request, p auth.P
 		writeErr(w, err, p)
 		return
 	}
-	out := []releaseStatus{}
+	out := apitypes.Releases{Cluster: name, Head: st.Head, LastSync: st.LastSync, Releases: []apitypes.ReleaseStatus{}}
 	if st.LastResult != nil {
 		for _, rr := range st.LastResult.Releases {
-			out = append(out, releaseStatus{File: rr.File, Name: rr.Name, Namespace: rr.Namespace, Chart: rr.Chart,
-				ChartVersion: rr.ChartVersion, Action: rr.Action, InSync: rr.Action != reconcile.Failed && rr.Action != reconcile.WouldChange,
-				Revision: rr.Revision, Error: rr.Error, Objects: rr.Objects})
+			out.Releases = append(out.Releases, apitypes.ReleaseStatus{File: rr.File, Name: rr.Name, Namespace: rr.Namespace,
+				Chart: rr.Chart, ChartVersion: rr.ChartVersion, LastAction: apitypes.ReleaseAction(rr.Action),
+				InSync:   rr.Action != reconcile.Failed && rr.Action != reconcile.WouldChange,
+				Revision: rr.Revision, Error: rr.Error, Objects: wireObjects(rr.Objects)})
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"cluster": name, "head": st.Head, "lastSync": st.LastSync, "releases": out})
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) handleDiff(w http.ResponseWriter, r *http.Request, p auth.Principal) {
@@ -75,7 +62,7 @@ func (s *Server) handleDiff(w http.ResponseWriter, r *http.Request, p auth.Princ
 		writeErr(w, err, p)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"cluster": name, "differences": res.HasDifferences(), "diff": res})
+	writeJSON(w, http.StatusOK, apitypes.ClusterDiff{Cluster: name, Differences: res.HasDifferences(), Diff: wireDiff(res)})
 }
 
 func (s *Server) handleSync(w http.ResponseWriter, r *http.Request, p auth.Principal) {
@@ -94,5 +81,5 @@ func (s *Server) handleSync(w http.ResponseWriter, r *http.Request, p auth.Princ
 	if res.Failed() {
 		status = http.StatusFailedDependency
 	}
-	writeJSON(w, status, res)
+	writeJSON(w, status, wireSyncResult(res))
 }

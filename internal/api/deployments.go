@@ -11,26 +11,8 @@ import (
 
 	"github.com/mygitops/mgo/internal/auth"
 	"github.com/mygitops/mgo/internal/deploy"
+	"github.com/mygitops/mgo/pkg/apitypes"
 )
-
-// createBody is the JSON of POST /api/v1/deployments. imageTag is accepted
-// as another name of tag, as in the form API.
-type createBody struct {
-	Cluster        string `json:"cluster"`
-	TriggerRepo    string `json:"triggerRepo"`
-	ImageRepo      string `json:"imageRepo"`
-	Tag            string `json:"tag"`
-	ImageTag       string `json:"imageTag"`
-	Digest         string `json:"digest"`
-	Author         string `json:"author"`
-	IdempotencyKey string `json:"idempotencyKey"`
-	Wait           bool   `json:"wait"`
-	Restart        bool   `json:"restart"`
-	// SourceCommit (or commitSha) is the trigger repo's commit the image
-	// was built from; notifications report on it.
-	SourceCommit string `json:"sourceCommit"`
-	CommitSHA    string `json:"commitSha"`
-}
 
 // handleFormDeploy is POST /deploy with the original mgo's form fields. It
 // always waits for the rollout, so `curl --fail` fails a CI job whose
@@ -91,7 +73,7 @@ func (s *Server) handleDockerHub(w http.ResponseWriter, r *http.Request, p auth.
 }
 
 func (s *Server) handleCreateDeployment(w http.ResponseWriter, r *http.Request, p auth.Principal) {
-	var b createBody
+	var b apitypes.DeployRequest
 	if err := decodeJSON(r, &b, true); err != nil {
 		writeErr(w, err, p)
 		return
@@ -146,10 +128,10 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request, p auth.Principal
 func answerDeployment(w http.ResponseWriter, d *deploy.Deployment) {
 	status := deploymentStatus(d)
 	if status >= 400 {
-		writeJSON(w, status, errorBody{Error: d.Error, Deployment: d})
+		writeJSON(w, status, apitypes.Error{Error: d.Error, Deployment: WireDeployment(d)})
 		return
 	}
-	writeJSON(w, status, d)
+	writeJSON(w, status, WireDeployment(d))
 }
 
 func (s *Server) handleGetDeployment(w http.ResponseWriter, r *http.Request, p auth.Principal) {
@@ -169,7 +151,7 @@ func (s *Server) handleGetDeployment(w http.ResponseWriter, r *http.Request, p a
 			return
 		}
 	}
-	writeJSON(w, http.StatusOK, d)
+	writeJSON(w, http.StatusOK, WireDeployment(d))
 }
 
 func (s *Server) handleListDeployments(w http.ResponseWriter, r *http.Request, p auth.Principal) {
@@ -187,20 +169,15 @@ func (s *Server) handleListDeployments(w http.ResponseWriter, r *http.Request, p
 		writeErr(w, err, p)
 		return
 	}
-	if out == nil {
-		out = []*deploy.Deployment{}
+	list := apitypes.DeploymentList{Deployments: make([]apitypes.Deployment, 0, len(out))}
+	for _, d := range out {
+		list.Deployments = append(list.Deployments, *WireDeployment(d))
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"deployments": out})
-}
-
-// rollbackBody is the optional JSON of a rollback.
-type rollbackBody struct {
-	Author string `json:"author"`
-	Wait   bool   `json:"wait"`
+	writeJSON(w, http.StatusOK, list)
 }
 
 func (s *Server) handleRollback(w http.ResponseWriter, r *http.Request, p auth.Principal) {
-	var b rollbackBody
+	var b apitypes.RollbackRequest
 	if r.ContentLength != 0 {
 		if err := decodeJSON(r, &b, true); err != nil {
 			writeErr(w, err, p)

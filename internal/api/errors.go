@@ -7,19 +7,13 @@ import (
 
 	"github.com/mygitops/mgo/internal/auth"
 	"github.com/mygitops/mgo/internal/deploy"
+	"github.com/mygitops/mgo/pkg/apitypes"
 )
 
 var errRoute = errors.New("no such endpoint")
 
 func errNoRoute(r *http.Request) error {
 	return fmt.Errorf("%w: %s %s", errRoute, r.Method, r.URL.Path)
-}
-
-// errorBody is every error answer: {"error": "..."} plus details.
-type errorBody struct {
-	Error      string             `json:"error"`
-	Field      string             `json:"field,omitempty"`
-	Deployment *deploy.Deployment `json:"deployment,omitempty"`
 }
 
 // statusOf maps an error to its status code: 4xx for what the caller or the
@@ -80,7 +74,7 @@ func writeErr(w http.ResponseWriter, err error, p auth.Principal) {
 }
 
 func writeScopedError(w http.ResponseWriter, err error, d *deploy.Deployment, p *auth.Principal) {
-	body := errorBody{Error: err.Error(), Deployment: d}
+	body := apitypes.Error{Error: err.Error(), Deployment: WireDeployment(d)}
 	var nf *deploy.NotFoundError
 	if p != nil && errors.As(err, &nf) {
 		body.Error = nf.Message(func(name string) bool {

@@ -51,14 +51,13 @@ func (s *Server) handleGitLab(w http.ResponseWriter, r *http.Request) {
 	s.pushEvent(w, "gitlab", r.Header.Get("X-Gitlab-Event"), "Push Hook", "")
 }
 
-// pushEvent signals the refresh loop for a push event and acknowledges
+// pushEvent triggers the refresher for a push event and acknowledges
 // others without acting.
 func (s *Server) pushEvent(w http.ResponseWriter, source, event, push, ping string) {
 	switch {
 	case event == push:
-		select {
-		case s.refresh <- struct{}{}:
-		default: // a refresh is already pending; it will see this push too
+		if s.cfg.Refresher != nil {
+			s.cfg.Refresher.Trigger() // one refresh serves a burst of pushes
 		}
 		s.log.Info("push event: refreshing", "source", source)
 		writeJSON(w, http.StatusAccepted, map[string]string{"status": "refresh scheduled"})

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/mygitops/mgo/internal/audit"
 	"github.com/mygitops/mgo/internal/auth"
-	"github.com/mygitops/mgo/internal/deploy"
 )
 
 // MaxBody bounds every request body.
@@ -23,7 +21,7 @@ const MaxBody = 1 << 20
 
 // Config wires a Server.
 type Config struct {
-	Service *deploy.Service
+	Service Deployer
 	// Tokens authenticates static bearer tokens and OIDC ID tokens of CI
 	// jobs; with neither, InsecureNoAuth lets every caller in as
 	// "anonymous" with every scope (local demos only).
@@ -33,6 +31,9 @@ type Config struct {
 	// Audit receives one entry per authenticated request and per refusal
 	// (nil: none).
 	Audit *audit.Logger
+	// Refresher is triggered by push events of the webhooks (deploy.Refresher
+	// in mgo serve; nil: the webhooks acknowledge and nothing happens).
+	Refresher Refresher
 	// GitHubSecret verifies X-Hub-Signature-256 of GitHub push events;
 	// GitLabToken is compared with X-Gitlab-Token. Empty: that hook is off.
 	GitHubSecret []byte
@@ -48,15 +49,16 @@ type Config struct {
 // Server is the HTTP handler of mgo serve.
 type Server struct {
 	cfg Config
-	svc *deploy.Service
+	svc Deployer
 	log *slog.Logger
 	mux *http.ServeMux
-	// refresh is signalled by webhooks; one fetch serves every signal
-	// received while it runs.
-	refresh chan struct{}
 }
 
-// New returns the server; Run its RefreshLoop for webhooks to take effect.
+// Refresher fetches the repo and syncs what changed, once per burst of
+// triggers; Trigger returns at once.
+type Refresher interface{ Trigger() }
+
+// New returns the server.
 func New(cfg Config) (*Server, error) {
 	if cfg.Service == nil {
 		return nil, errors.New("api: a deploy service is required")
@@ -70,7 +72,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Gatherer == nil {
 		cfg.Gatherer = prometheus.DefaultGatherer
 	}
-	s := &Server{cfg: cfg, svc: cfg.Service, log: cfg.Log, mux: http.NewServeMux(), refresh: make(chan struct{}, 1)}
+	s := &Server{cfg: cfg, svc: cfg.Service, log: cfg.Log, mux: http.NewServeMux()}
 	s.routes()
 	return s, nil
 }
@@ -82,6 +84,7 @@ func (s *Server) routes() {
 	m := s.mux
 	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
 	m.HandleFunc("GET /readyz", s.handleReady)
+	m.HandleFunc("GET /api/v1/openapi.json", handleOpenAPI)
 	m.Handle("GET /metrics", s.authed(auth.RouteMetrics, s.handleMetrics))
 	m.Handle("POST /deploy", s.authed("", s.handleFormDeploy))
 	m.Handle("POST /deploy/dockerhub", s.authed(auth.RouteDockerHub, s.handleDockerHub))
@@ -218,26 +221,6 @@ func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, body)
-}
-
-// RefreshLoop fetches and syncs changed clusters whenever a webhook
-// signals, until ctx ends.
-func (s *Server) RefreshLoop(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-s.refresh:
-			rctx, cancel := context.WithTimeout(ctx, 30*time.Minute)
-			synced, err := s.svc.Refresh(rctx)
-			cancel()
-			if err != nil {
-				s.log.Error("refresh after push event failed", "error", err)
-			} else {
-				s.log.Info("refreshed after push event", "synced", synced)
-			}
-		}
-	}
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

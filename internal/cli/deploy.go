@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -17,10 +16,14 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/mygitops/mgo/internal/api"
 	"github.com/mygitops/mgo/internal/deploy"
 	"github.com/mygitops/mgo/internal/gitrepo"
 	"github.com/mygitops/mgo/internal/reconcile"
 	"github.com/mygitops/mgo/internal/repo"
+	"github.com/mygitops/mgo/internal/version"
+	"github.com/mygitops/mgo/pkg/apitypes"
+	"github.com/mygitops/mgo/pkg/client"
 )
 
 type deployFlags struct {
@@ -35,6 +38,7 @@ type deployFlags struct {
 	pollInterval time.Duration
 	idTokenEnv   string
 	audience     string
+	attempts     int
 }
 
 func newDeployCommand(out, errOut io.Writer) *cobra.Command {
@@ -50,6 +54,10 @@ first). Setting the image that is already there makes no commit.
 With --repo, mgo does this itself (and with --sync syncs the cluster
 afterwards). With --server URL, it asks a running mgo serve, follows the
 deployment to its end and prints the result: what a CI job runs. The
+request carries an idempotency key (--idempotency-key, else a new random
+one): when the connection breaks or a gateway answers 502, 503 or 504, it
+is sent again with the same key (--attempts times at most, with backoff),
+so it deploys once, and the one deployment is followed to its end. The
 identity it sends, in this order: the ID token in the variable named by
 --id-token-env (GitLab CI id_tokens); in GitHub Actions with
 "permissions: id-token: write", an ID token requested from the runner for
@@ -86,7 +94,8 @@ unknown cluster or trigger repo), 2 failure (git, sync or rollout).`,
 	fs.StringVar(&f.req.Tag, "tag", "", "image tag (may carry @sha256:...)")
 	fs.StringVar(&f.req.Digest, "digest", "", "image digest sha256:...")
 	fs.StringVar(&f.req.Author, "author", "", "commit author: \"Name <email>\", a name or an email (default: $GITLAB_USER_EMAIL, $GITHUB_ACTOR, $USER)")
-	fs.StringVar(&f.req.IdempotencyKey, "idempotency-key", "", "with --server: a retried request with this key returns the first deployment")
+	fs.StringVar(&f.req.IdempotencyKey, "idempotency-key", "", "with --server: a retried request with this key returns the first deployment (default: a new random key per run)")
+	fs.IntVar(&f.attempts, "attempts", 6, "with --server: sends of the request (same idempotency key, with backoff) when the connection breaks or a gateway answers 502, 503 or 504")
 	fs.StringVar(&f.req.SourceCommit, "source-commit", "", "with --server: the trigger repo's commit the image was built from, for its commit status (default: $CI_COMMIT_SHA, $GITHUB_SHA)")
 	fs.BoolVar(&f.req.Restart, "restart", false, "with --server: ask for a rolling restart when the image is unchanged")
 	fs.BoolVarP(&f.sync, "sync", "s", false, "with --repo: sync the cluster after pushing (kubeconfig context = cluster)")
@@ -107,7 +116,7 @@ func defaultAuthor() string {
 	return ""
 }
 
-// local edits, commits and pushes from this process.
+// local runs the deploy pipeline (deploy.DeployAction) from this process.
 func (f *deployFlags) local(ctx context.Context, out, errOut io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
@@ -116,9 +125,6 @@ func (f *deployFlags) local(ctx context.Context, out, errOut io.Writer) error {
 		req.Author = defaultAuthor()
 	}
 	req.Client = "mgo-cli"
-	if err := req.Normalize(); err != nil {
-		return &ExitError{Code: 1, Err: err}
-	}
 	opts, err := f.git.options(cacheBase())
 	if err != nil {
 		return &ExitError{Code: 1, Err: err}
@@ -128,46 +134,21 @@ func (f *deployFlags) local(ctx context.Context, out, errOut io.Writer) error {
 	if err != nil {
 		return &ExitError{Code: 1, Err: err}
 	}
-	if _, err := g.Fetch(ctx); err != nil {
-		return &ExitError{Code: 2, Err: err}
-	}
-	var files []string
-	if err := g.Read(ctx, func(dir, _ string) error {
-		var err error
-		files, err = deploy.Targets(dir, req)
-		return err
-	}); err != nil {
-		code := 2
-		if errors.Is(err, deploy.ErrNotFound) || errors.Is(err, deploy.ErrUnprocessable) || errors.Is(err, deploy.ErrForbidden) {
-			code = 1
+	action := &deploy.DeployAction{Git: g}
+	if f.sync {
+		action.NewSyncer = func(r *repo.Repo) (deploy.ClusterSyncer, error) {
+			return reconcile.NewFromSetup(reconcile.Setup{Kubeconfig: f.kubeconfig, Cluster: req.Cluster, CacheDir: f.chartCache}, r, log)
 		}
-		return &ExitError{Code: code, Err: err}
 	}
-	id := deploy.NewID()
-	var changedFiles []string
-	res, err := g.Apply(ctx, func(dir string) (bool, error) {
-		changed, err := req.Edit(dir)
-		changedFiles = changed
-		return len(changed) > 0, err
-	}, req.CommitInfo(id, files))
+	d, err := action.Run(ctx, req)
 	if err != nil {
 		code := 2
-		if errors.Is(err, gitrepo.ErrChange) || errors.Is(err, gitrepo.ErrInvalidAuthor) {
+		if deploy.Refused(err) {
 			code = 1
 		}
 		return &ExitError{Code: code, Err: err}
 	}
-	d := &deploy.Deployment{ID: id, Kind: deploy.KindDeploy, Request: req, Status: deploy.Succeeded,
-		Changed: res.Changed, Commit: res.Commit, Files: changedFiles}
-	if !res.Changed {
-		d.Commit, d.Files = res.Head, files
-	}
-	if f.sync {
-		if err := f.syncAfter(ctx, g, req.Cluster, d, errOut); err != nil {
-			return err
-		}
-	}
-	if err := printDeployment(out, f.output, d); err != nil {
+	if err := printDeployment(out, f.output, api.WireDeployment(d)); err != nil {
 		return err
 	}
 	if d.Status == deploy.Failed {
@@ -176,39 +157,10 @@ func (f *deployFlags) local(ctx context.Context, out, errOut io.Writer) error {
 	return nil
 }
 
-// syncAfter syncs the cluster from the clone just pushed and records the
-// results of the deployment's releases.
-func (f *deployFlags) syncAfter(ctx context.Context, g *gitrepo.Repo, cluster string, d *deploy.Deployment, errOut io.Writer) error {
-	return g.Read(ctx, func(dir, _ string) error {
-		r, err := repo.Load(dir, repo.LoadOptions{Cluster: cluster})
-		if err != nil {
-			return &ExitError{Code: 2, Err: err}
-		}
-		log := slog.New(slog.NewTextHandler(errOut, &slog.HandlerOptions{Level: slog.LevelWarn}))
-		e, err := reconcile.NewFromSetup(reconcile.Setup{Kubeconfig: f.kubeconfig, Cluster: cluster, CacheDir: f.chartCache}, r, log)
-		if err != nil {
-			return &ExitError{Code: 2, Err: err}
-		}
-		res, err := e.Sync(ctx, r, reconcile.Options{Full: true})
-		if err != nil {
-			return &ExitError{Code: 2, Err: err}
-		}
-		for _, rr := range res.Releases {
-			for _, file := range d.Files {
-				if rr.File != file {
-					continue
-				}
-				d.Releases = append(d.Releases, deploy.Outcome(rr))
-				if rr.Action == reconcile.Failed {
-					d.Status, d.Stage, d.Error = deploy.Failed, deploy.StageRollout, fmt.Sprintf("%s/%s: %s", rr.Namespace, rr.Name, rr.Error)
-				}
-			}
-		}
-		return nil
-	})
-}
-
-// remote asks mgo serve and follows the deployment to its end.
+// remote asks mgo serve and follows the deployment to its end. It sends
+// an idempotency key (--idempotency-key, or a new random one), so when the
+// connection breaks or a gateway answers 502, 503 or 504 it sends the same
+// request again and follows the one deployment the key names.
 func (f *deployFlags) remote(ctx context.Context, out, errOut io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
@@ -216,122 +168,47 @@ func (f *deployFlags) remote(ctx context.Context, out, errOut io.Writer) error {
 	if err != nil {
 		return &ExitError{Code: 1, Err: err}
 	}
-	if f.req.Author == "" {
-		f.req.Author = defaultAuthor()
+	c, err := client.New(f.server, client.Options{Token: tokens, UserAgent: "mgo/" + version.Version,
+		HTTPClient: &http.Client{Timeout: time.Minute}})
+	if err != nil {
+		return &ExitError{Code: 1, Err: fmt.Errorf("--server: %w", err)}
 	}
-	c := &apiClient{base: strings.TrimRight(f.server, "/"), tokens: tokens, http: &http.Client{Timeout: time.Minute}}
-	body := map[string]any{
-		"cluster": f.req.Cluster, "triggerRepo": f.req.TriggerRepo, "imageRepo": f.req.ImageRepo,
-		"tag": f.req.Tag, "digest": f.req.Digest, "author": f.req.Author,
-		"idempotencyKey": f.req.IdempotencyKey, "restart": f.req.Restart, "wait": false,
+	req := apitypes.DeployRequest{Cluster: f.req.Cluster, TriggerRepo: f.req.TriggerRepo, ImageRepo: f.req.ImageRepo,
+		Tag: f.req.Tag, Digest: f.req.Digest, Author: cmp.Or(f.req.Author, defaultAuthor()),
+		IdempotencyKey: cmp.Or(f.req.IdempotencyKey, client.NewIdempotencyKey()), Restart: f.req.Restart,
+		// the commit the CI job built, for its commit status
+		SourceCommit: cmp.Or(f.req.SourceCommit, os.Getenv("CI_COMMIT_SHA"), os.Getenv("GITHUB_SHA"))}
+	d, err := c.Follow(ctx, req, client.FollowOptions{
+		PollInterval: f.pollInterval, Attempts: f.attempts,
+		OnChange: func(d *apitypes.Deployment) { fmt.Fprintf(errOut, "deployment %s: %s\n", d.ID, d.Status) },
+		OnRetry: func(err error, wait time.Duration) {
+			fmt.Fprintf(errOut, "retrying in %s with idempotency key %s after: %v\n", wait, req.IdempotencyKey, err)
+		},
+	})
+	if err != nil {
+		var e *client.Error
+		if errors.As(err, &e) && e.Refused() {
+			return &ExitError{Code: 1, Err: err}
+		}
+		return &ExitError{Code: 2, Err: err}
 	}
-	if f.req.SourceCommit == "" { // the commit the CI job built, for its commit status
-		f.req.SourceCommit = cmp.Or(os.Getenv("CI_COMMIT_SHA"), os.Getenv("GITHUB_SHA"))
-	}
-	if f.req.SourceCommit != "" {
-		body["sourceCommit"] = f.req.SourceCommit
-	}
-	var d deploy.Deployment
-	if err := c.do(ctx, http.MethodPost, "/api/v1/deployments", body, &d); err != nil {
+	if err := printDeployment(out, f.output, d); err != nil {
 		return err
 	}
-	last := d.Status
-	fmt.Fprintf(errOut, "deployment %s: %s\n", d.ID, d.Status)
-	for !d.Status.Terminal() {
-		select {
-		case <-ctx.Done():
-			return &ExitError{Code: 2, Err: fmt.Errorf("deployment %s still %s: %w", d.ID, d.Status, ctx.Err())}
-		case <-time.After(f.pollInterval):
-		}
-		var next deploy.Deployment
-		if err := c.do(ctx, http.MethodGet, "/api/v1/deployments/"+d.ID, nil, &next); err != nil {
-			var exit *ExitError
-			if errors.As(err, &exit) && exit.Code == 2 && ctx.Err() == nil {
-				fmt.Fprintf(errOut, "deployment %s: asking again after: %v\n", d.ID, err)
-				continue // mgo restarting or the network: keep asking
-			}
-			return err
-		}
-		d = next
-		if d.Status != last {
-			fmt.Fprintf(errOut, "deployment %s: %s\n", d.ID, d.Status)
-			last = d.Status
-		}
-	}
-	if err := printDeployment(out, f.output, &d); err != nil {
-		return err
-	}
-	if d.Status == deploy.Failed {
+	if d.Status == apitypes.StatusFailed {
 		return &ExitError{Code: 2}
 	}
 	return nil
 }
 
-// apiClient calls mgo serve.
-type apiClient struct {
-	base   string
-	tokens tokenSource
-	http   *http.Client
-}
-
-// do sends a request and decodes the answer into v. A 4xx answer is exit
-// 1 (refused), anything else that is not 2xx exit 2.
-func (c *apiClient) do(ctx context.Context, method, path string, body, v any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return &ExitError{Code: 2, Err: err}
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
-	if err != nil {
-		return &ExitError{Code: 1, Err: fmt.Errorf("--server: %w", err)}
-	}
-	token, err := c.tokens(ctx)
-	if err != nil {
-		return &ExitError{Code: 2, Err: err}
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return &ExitError{Code: 2, Err: err}
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return &ExitError{Code: 2, Err: err}
-	}
-	if resp.StatusCode/100 != 2 {
-		var e struct {
-			Error string `json:"error"`
-		}
-		msg := strings.TrimSpace(string(b))
-		if json.Unmarshal(b, &e) == nil && e.Error != "" {
-			msg = e.Error
-		}
-		code := 2
-		if resp.StatusCode/100 == 4 {
-			code = 1
-		}
-		return &ExitError{Code: code, Err: fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, msg)}
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		return &ExitError{Code: 2, Err: fmt.Errorf("%s %s: answer is not a deployment: %w", method, path, err)}
-	}
-	return nil
-}
-
-func printDeployment(out io.Writer, format string, d *deploy.Deployment) error {
+func printDeployment(out io.Writer, format string, d *apitypes.Deployment) error {
 	if format == "json" {
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
 		return enc.Encode(d)
 	}
 	switch {
-	case d.Status == deploy.Failed:
+	case d.Status == apitypes.StatusFailed:
 		fmt.Fprintf(out, "deployment %s FAILED at %s: %s\n", d.ID, d.Stage, d.Error)
 	case d.Changed:
 		fmt.Fprintf(out, "deployed %s to %s: commit %s (%s)\n", d.Request.Ref(), d.Request.Cluster, d.Commit, strings.Join(d.Files, ", "))

@@ -123,6 +123,7 @@ Every endpoint but /healthz and /readyz needs a bearer token from
 	fs.DurationVar(&cfg.PollInterval, "poll-interval", time.Minute, "fetch the repo this often and sync what changed (0: webhooks only)")
 	fs.DurationVar(&cfg.ResyncInterval, "resync-interval", 10*time.Minute, "drift check of every cluster this often (0: never)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 5*time.Minute, "on SIGTERM, how long deployments in flight may take to finish")
+	fs.DurationVar(&cfg.DrainDelay, "drain-delay", 5*time.Second, "on SIGTERM, how long /readyz answers 503 while requests are still served, before new ones are refused (for load balancers to drain)")
 	fs.StringVar(&cfg.RepoID, "repo-id", "", "identity of the gitops repo on the clusters: mgo removes only releases and objects labelled with it (default: a hash of --repo-url and --branch)")
 	fs.DurationVar(&cfg.PendingTimeout, "pending-timeout", 5*time.Minute, "a Helm release left pending this long by another mgo is taken as abandoned and recovered")
 	fs.DurationVar(&cfg.DiffTimeout, "diff-timeout", 2*time.Minute, "deadline of a diff or drift check of one cluster")

@@ -28,7 +28,7 @@ type validateReport struct {
 func newValidateCommand(out io.Writer) *cobra.Command {
 	o := &validateOptions{}
 	cmd := &cobra.Command{
-		Use:   "validate",
+		Use:   "validate [PATH]",
 		Short: "Check a gitops repository and report every problem with file and line",
 		Long: `Loads mygitops.yaml and every installations/<cluster>/ directory and reports
 every problem found, each with its file and line: missing or incomplete
@@ -40,11 +40,21 @@ input: YAML whose aliases or merge keys include themselves or expand too far
 non-string ConfigMap or Secret data, credentials over plain http and images
 outside a cluster's allowedImages are errors too.
 
+PATH is the repository's directory (default: the current one, or --repo).
+
 Exit status: 0 no errors (warnings allowed), 1 errors found, 2 could not run.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return o.run(out) },
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				if cmd.Flags().Changed("repo") && o.repoDir != args[0] {
+					return &ExitError{Code: 2, Err: fmt.Errorf("give the repository as PATH or --repo, not both (%s, --repo %s)", args[0], o.repoDir)}
+				}
+				o.repoDir = args[0]
+			}
+			return o.run(out)
+		},
 	}
-	cmd.Flags().StringVar(&o.repoDir, "repo", ".", "gitops repository directory")
+	cmd.Flags().StringVar(&o.repoDir, "repo", ".", "gitops repository directory (or give it as PATH)")
 	cmd.Flags().StringVar(&o.cluster, "cluster", "", "check only this cluster (and mygitops.yaml)")
 	cmd.Flags().StringVarP(&o.output, "output", "o", "text", "output format: text or json")
 	return cmd

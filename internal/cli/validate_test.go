@@ -24,6 +24,8 @@ func TestValidate(t *testing.T) {
 		{"bad", []string{"validate", "--repo", "../repo/testdata/bad"}, 1, "validate/bad.txt"},
 		{"bad json", []string{"validate", "--repo", "../repo/testdata/bad", "-o", "json"}, 1, "validate/bad.json"},
 		{"one cluster", []string{"validate", "--repo", "../repo/testdata/bad", "--cluster", "edge"}, 1, "validate/bad-edge.txt"},
+		{"path as an argument", []string{"validate", "../repo/testdata/bad"}, 1, "validate/bad.txt"},
+		{"path and the same --repo", []string{"validate", "../repo/testdata/good", "--repo", "../repo/testdata/good"}, 0, "validate/good.txt"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -59,6 +61,8 @@ func TestValidateJSONIsMachineReadable(t *testing.T) {
 func TestValidateCannotRun(t *testing.T) {
 	for _, args := range [][]string{
 		{"validate", "--repo", t.TempDir()},
+		{"validate", "../repo/testdata/good", "--repo", "../repo/testdata/bad"},
+		{"validate", "a", "b"},
 		{"validate", "--repo", "../repo/testdata/good", "--cluster", "qa"},
 		{"validate", "--repo", "../repo/testdata/good", "-o", "xml"},
 	} {

@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -25,7 +24,7 @@ import (
 type clusterSync struct {
 	s      *Service
 	name   string
-	engine *reconcile.Engine
+	engine ClusterSyncer
 
 	mu      sync.Mutex
 	running bool
@@ -74,7 +73,7 @@ type ClusterStatus struct {
 	Pending string `json:"pending,omitempty"`
 }
 
-func newClusterSync(s *Service, name string, e *reconcile.Engine) *clusterSync {
+func newClusterSync(s *Service, name string, e ClusterSyncer) *clusterSync {
 	return &clusterSync{s: s, name: name, engine: e, status: ClusterStatus{Name: name}}
 }
 
@@ -296,7 +295,7 @@ func (c *clusterSync) restart(j *job, out syncOutcome) syncOutcome {
 		}
 		objs, err := c.engine.Restart(c.s.ctx, rr.Namespace, rr.Name, out.timeout)
 		rr.Objects = objs
-		rr.Action = "restarted"
+		rr.Action = reconcile.Restarted
 		if err != nil {
 			rr.Action, rr.Stage, rr.Error = reconcile.Failed, reconcile.StageWait, err.Error()
 		}
@@ -333,27 +332,7 @@ func (s *Service) finishSynced(j *job, out syncOutcome) {
 			d.Status, d.Stage, d.Error = Failed, StageSync, out.err.Error()
 			return
 		}
-		d.Releases = nil
-		var failed []string
-		stage := StageRollout
-		for _, rr := range out.res.Releases {
-			if !slices.Contains(j.files, rr.File) {
-				continue
-			}
-			d.Releases = append(d.Releases, Outcome(rr))
-			if rr.Action == reconcile.Failed {
-				failed = append(failed, fmt.Sprintf("%s/%s: %s", rr.Namespace, rr.Name, rr.Error))
-				if rr.Stage != reconcile.StageWait {
-					stage = StageSync
-				}
-			}
-		}
-		if len(failed) > 0 {
-			d.Status, d.Stage = Failed, stage
-			d.Error = fmt.Errorf("%w: %s", ErrRollout, strings.Join(failed, "; ")).Error()
-			return
-		}
-		d.Status, d.Times.RolledOut = Succeeded, end
+		settle(d, j.files, out.res, end)
 	})
 }
 

@@ -14,17 +14,16 @@ import (
 
 	"github.com/mygitops/mgo/internal/faults"
 	"github.com/mygitops/mgo/internal/gitrepo"
-	"github.com/mygitops/mgo/internal/reconcile"
 	"github.com/mygitops/mgo/internal/repo"
 )
 
 // Config wires a Service.
 type Config struct {
 	// Git is the clone of the gitops repo.
-	Git *gitrepo.Repo
+	Git GitWriter
 	// Engines syncs each cluster this mgo serves, by name (kubeconfig
 	// context, installations/<name>).
-	Engines map[string]*reconcile.Engine
+	Engines map[string]ClusterSyncer
 	// Store keeps the deployment records.
 	Store *Store
 	// SnapshotDir holds the copies of the tree that syncs read, so a long
@@ -495,7 +494,7 @@ func (s *Service) process(ctx context.Context, batch []*job) {
 	}
 	changes := make([]gitrepo.Change, len(deploys))
 	for i, j := range deploys {
-		changes[i] = gitrepo.Change{Func: s.editFunc(j), Info: j.d.Request.CommitInfo(j.d.ID, j.files)}
+		changes[i] = s.change(j)
 	}
 	start := s.cfg.Now()
 	res, err := s.cfg.Git.ApplyBatch(ctx, changes)
@@ -521,30 +520,28 @@ func (s *Service) process(ctx context.Context, batch []*job) {
 	}
 }
 
-// editFunc is the request's edit as a gitrepo.ChangeFunc; it runs again on
-// a fresh tree after a lost push race.
-func (s *Service) editFunc(j *job) gitrepo.ChangeFunc {
-	req := j.d.Request
-	return func(dir string) (bool, error) {
+// change is the request's commit, as DeployAction makes it; its edit runs
+// again on a fresh tree after a lost push race.
+func (s *Service) change(j *job) gitrepo.Change {
+	before := func() error {
 		// The first run is after the fetch, which may have taken long: a
 		// waiting client that left meanwhile gets nothing committed. Later
 		// runs (after a lost push race) must redo what the first one did.
 		if !j.edited {
 			if j.gone() {
-				return false, errClientGone
+				return errClientGone
 			}
 			j.edited = true
 		}
-		changed, err := req.Edit(dir)
-		if err != nil {
-			return false, err
-		}
-		if len(changed) > 0 {
-			j.files = changed
+		return nil
+	}
+	changed := func(files []string) {
+		if len(files) > 0 {
+			j.files = files
 		}
 		j.d.Times.Committed = s.cfg.Now()
-		return len(changed) > 0, nil
 	}
+	return deployChange(j.d.Request, j.d.ID, j.files, before, changed)
 }
 
 // gone reports whether the job's waiting client has left.

@@ -91,7 +91,7 @@ func newFixture(t *testing.T, o fixtureOptions) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.store.Close() })
-	f.svc, err = New(Config{Git: git, Engines: map[string]*reconcile.Engine{"prod": o.engine}, Store: f.store,
+	f.svc, err = New(Config{Git: git, Engines: Syncers(map[string]*reconcile.Engine{"prod": o.engine}), Store: f.store,
 		SnapshotDir: filepath.Join(t.TempDir(), "snapshots"), QueueSize: o.queueSize, Log: log, Notifier: o.notifier})
 	if err != nil {
 		t.Fatal(err)

@@ -18,25 +18,27 @@ import (
 
 // ObjectDiff is how one object differs between the repo and the cluster.
 type ObjectDiff struct {
-	Subject string // Kind/namespace/name
-	Action  string // created, configured, unchanged
-	Diff    string // unified diff, live (---) to wanted (+++); Secret values masked
+	Subject string `json:"subject"`        // Kind/namespace/name
+	Action  string `json:"action"`         // created, configured, unchanged, deleted, recreate
+	Diff    string `json:"diff,omitempty"` // unified diff, live (---) to wanted (+++); Secret values masked
 }
 
 // ReleaseDiff is the diff of one release.
 type ReleaseDiff struct {
-	File, Name, Namespace string
-	Objects               []ObjectDiff
-	Stage                 Stage // set when the diff failed
-	Error                 string
+	File      string       `json:"file"`
+	Name      string       `json:"name"`
+	Namespace string       `json:"namespace"`
+	Objects   []ObjectDiff `json:"objects,omitempty"`
+	Stage     Stage        `json:"stage,omitempty"` // set when the diff failed
+	Error     string       `json:"error,omitempty"`
 }
 
 // DiffResult is the diff of a cluster against the repo.
 type DiffResult struct {
-	Cluster  string
-	Releases []ReleaseDiff
-	Raw      []ObjectDiff
-	RawError string
+	Cluster  string        `json:"cluster"`
+	Releases []ReleaseDiff `json:"releases"`
+	Raw      []ObjectDiff  `json:"raw,omitempty"`
+	RawError string        `json:"rawError,omitempty"`
 }
 
 // HasDifferences reports whether any object would change.

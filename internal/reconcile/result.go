@@ -23,6 +23,9 @@ const (
 	LeftAlone   Action = "left-alone"
 	WouldChange Action = "would-change"
 	Failed      Action = "failed"
+	// Restarted: the release's workloads were restarted (a deploy with
+	// restart of an image already set).
+	Restarted Action = "restarted"
 )
 
 // Stage names the step of a release sync that failed.
@@ -39,41 +42,41 @@ const (
 
 // Result is the outcome of a sync of one cluster.
 type Result struct {
-	Cluster  string
-	Releases []ReleaseResult
-	Raw      []ObjectResult
-	RawError string
-	Requests kube.RequestCounts
-	Duration time.Duration
+	Cluster  string             `json:"cluster"`
+	Releases []ReleaseResult    `json:"releases"`
+	Raw      []ObjectResult     `json:"raw,omitempty"`
+	RawError string             `json:"rawError,omitempty"`
+	Requests kube.RequestCounts `json:"requests,omitempty"`
+	Duration time.Duration      `json:"duration"` // nanoseconds
 }
 
 // ReleaseResult is the outcome for one release.
 type ReleaseResult struct {
-	File         string
-	Name         string
-	Namespace    string
-	Chart        string
-	ChartVersion string
-	Action       Action
-	Revision     int // Helm revision after the sync (0 when unknown)
-	Objects      []ObjectResult
-	Stage        Stage  // set when Action is Failed
-	Error        string // set when Action is Failed
+	File         string         `json:"file"`
+	Name         string         `json:"name"`
+	Namespace    string         `json:"namespace"`
+	Chart        string         `json:"chart,omitempty"`
+	ChartVersion string         `json:"chartVersion,omitempty"`
+	Action       Action         `json:"action"`
+	Revision     int            `json:"revision,omitempty"` // Helm revision after the sync (0 when unknown)
+	Objects      []ObjectResult `json:"objects,omitempty"`
+	Stage        Stage          `json:"stage,omitempty"` // set when Action is Failed
+	Error        string         `json:"error,omitempty"` // set when Action is Failed
 	// Recovered says how a revision left pending (mgo killed during a
 	// Helm action) was recovered before this sync acted on the release.
-	Recovered string
+	Recovered string `json:"recovered,omitempty"`
 	// Note explains an action that is neither a change nor a failure
 	// (LeftAlone).
-	Note     string
-	Duration time.Duration
+	Note     string        `json:"note,omitempty"`
+	Duration time.Duration `json:"duration"` // nanoseconds
 }
 
 // ObjectResult is one object of a release or of the raw manifests.
 type ObjectResult struct {
-	Subject string // Kind/namespace/name
-	Action  string // created, configured, unchanged, deleted, skipped
-	Status  string // kstatus after the wait: Current, InProgress, Failed, ...
-	Message string
+	Subject string `json:"subject"`          // Kind/namespace/name
+	Action  string `json:"action,omitempty"` // created, configured, unchanged, deleted, skipped, recreate, restarted
+	Status  string `json:"status,omitempty"` // kstatus after the wait: Current, InProgress, Failed, ...
+	Message string `json:"message,omitempty"`
 }
 
 // Failed reports whether any release or the raw manifests failed.

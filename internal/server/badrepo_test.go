@@ -168,7 +168,7 @@ func hook(t *testing.T, m *mgo) {
 	req, _ := http.NewRequest(http.MethodPost, m.url+"/hooks/gitlab", strings.NewReader(`{"object_kind":"push"}`))
 	req.Header.Set("X-Gitlab-Event", "Push Hook")
 	req.Header.Set("X-Gitlab-Token", gitlabHook)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := apiClient(t).Do(req)
 	if err != nil || resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("webhook: %v %v", resp, err)
 	}

@@ -18,6 +18,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/mygitops/mgo/internal/api/apitest"
 	"github.com/mygitops/mgo/internal/auth"
 	"github.com/mygitops/mgo/internal/charttest"
 	"github.com/mygitops/mgo/internal/deploy"
@@ -156,6 +157,13 @@ func (m *mgo) stop() error {
 	}
 }
 
+// apiClient is an HTTP client that holds every answer of mgo serve to the
+// OpenAPI document (internal/api/openapi.yaml) and fails t on one that
+// does not match.
+func apiClient(t testing.TB) *http.Client {
+	return &http.Client{Transport: apitest.Transport(t, nil)}
+}
+
 // call sends a request with a bearer token and decodes the JSON answer.
 func (m *mgo) call(method, p, token, contentType string, body io.Reader, out any) int {
 	m.t.Helper()
@@ -169,7 +177,7 @@ func (m *mgo) call(method, p, token, contentType string, body io.Reader, out any
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := apiClient(m.t).Do(req)
 	if err != nil {
 		m.t.Fatal(err)
 	}

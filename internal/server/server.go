@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -72,6 +73,10 @@ type Config struct {
 	PollInterval    time.Duration
 	ResyncInterval  time.Duration
 	ShutdownTimeout time.Duration
+	// DrainDelay is how long, on shutdown, /readyz answers 503 while
+	// everything else is served as before, so load balancers take mgo out
+	// of rotation before it refuses requests (0: no delay).
+	DrainDelay time.Duration
 
 	// RepoID identifies the gitops repo on the clusters: mgo labels what it
 	// installs with it and the cluster name and removes only what carries
@@ -94,9 +99,11 @@ type Config struct {
 	Started func(addr string)
 }
 
-// Run serves until ctx ends, then shuts down gracefully: it stops
-// accepting connections, lets deployments in flight finish (up to
-// ShutdownTimeout) and answers their waiting clients, then cancels the rest.
+// Run serves until ctx ends, then shuts down in the order load balancers
+// expect: /readyz answers 503 at once while the rest is served for
+// DrainDelay; then new requests are refused (503) while deployments in
+// flight finish (up to ShutdownTimeout) and answer their waiting clients;
+// then the listener closes and what is left is cancelled.
 func Run(ctx context.Context, cfg Config) error {
 	log := cfg.Log
 	if log == nil {
@@ -165,16 +172,23 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	svc, err := deploy.New(deploy.Config{
-		Git: git, Engines: engines, Store: store, SnapshotDir: filepath.Join(cfg.DataDir, "snapshots"),
+		Git: git, Engines: deploy.Syncers(engines), Store: store, SnapshotDir: filepath.Join(cfg.DataDir, "snapshots"),
 		Log: log, Metrics: deploy.NewMetrics(reg), Notifier: notifier,
 	})
 	if err != nil {
 		return err
 	}
+	var draining atomic.Bool // shutdown began: /readyz answers 503
+	refresher := deploy.NewRefresher(svc.Refresh, deploy.RefresherOptions{Interval: cfg.PollInterval, Log: log})
 	h, err := api.New(api.Config{
-		Service: svc, Tokens: tokens, OIDC: oidcV, Audit: audit.New(cfg.AuditLog), InsecureNoAuth: cfg.InsecureNoAuth && tokens == nil && oidcV == nil,
+		Service: svc, Refresher: refresher, Tokens: tokens, OIDC: oidcV, Audit: audit.New(cfg.AuditLog), InsecureNoAuth: cfg.InsecureNoAuth && tokens == nil && oidcV == nil,
 		GitHubSecret: cfg.GitHubSecret, GitLabToken: cfg.GitLabToken, Gatherer: reg, Log: log,
-		Ready: func() (map[string]any, error) { return readiness(ctx, git) },
+		Ready: func() (map[string]any, error) {
+			if draining.Load() {
+				return map[string]any{}, errors.New("shutting down")
+			}
+			return readiness(ctx, git)
+		},
 	})
 	if err != nil {
 		return err
@@ -195,7 +209,7 @@ func Run(ctx context.Context, cfg Config) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { svc.Run(work) })
 	wg.Go(func() { notifier.Run(work) })
-	wg.Go(func() { h.RefreshLoop(work) })
+	wg.Go(func() { refresher.Run(work) })
 	wg.Go(func() { loops(work, cfg, svc, log) })
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
@@ -211,20 +225,23 @@ func Run(ctx context.Context, cfg Config) error {
 		wg.Wait()
 		return err
 	}
+	draining.Store(true)
+	if cfg.DrainDelay > 0 {
+		log.Info("shutting down: not ready, serving on while load balancers drain", "drainDelay", cfg.DrainDelay)
+		time.Sleep(cfg.DrainDelay) // not a synchronisation: the time load balancers take to see /readyz
+	}
 	log.Info("shutting down: no new requests, finishing deployments in flight", "timeout", cfg.ShutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	var errs []error
-	var sw sync.WaitGroup
-	sw.Go(func() {
-		if err := svc.Shutdown(sctx); err != nil {
-			errs = append(errs, err)
-		}
-	})
+	if err := svc.Shutdown(sctx); err != nil {
+		errs = append(errs, err)
+	}
+	// Every deployment has answered its waiting client; the handlers still
+	// writing get the rest of the timeout.
 	if err := srv.Shutdown(sctx); err != nil {
 		srv.Close()
 	}
-	sw.Wait()
 	// The outcomes of the deployments just finished are still on their way.
 	if err := notifier.Flush(sctx); err != nil {
 		log.Warn("shutdown: notifications not delivered", "error", err)
@@ -380,7 +397,7 @@ func engines(ctx context.Context, cfg Config, git *gitrepo.Repo, started time.Ti
 	return out, nil
 }
 
-// loops syncs every cluster whose sync policy is auto once at start, then polls the repo and runs
+// loops syncs every cluster whose sync policy is auto once at start, then runs
 // drift checks on their intervals, until ctx ends.
 func loops(ctx context.Context, cfg Config, svc *deploy.Service, log *slog.Logger) {
 	go svc.StartupSync(ctx)
@@ -390,17 +407,11 @@ func loops(ctx context.Context, cfg Config, svc *deploy.Service, log *slog.Logge
 		}
 		return time.Tick(d)
 	}
-	poll, resync := tick(cfg.PollInterval), tick(cfg.ResyncInterval)
+	resync := tick(cfg.ResyncInterval)
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-poll:
-			if synced, err := svc.Refresh(ctx); err != nil {
-				log.Warn("poll: fetch failed", "error", err)
-			} else if len(synced) > 0 {
-				log.Info("poll: synced clusters whose files changed", "clusters", synced)
-			}
 		case <-resync:
 			for _, name := range svc.Clusters() {
 				if err := svc.CheckDrift(ctx, name); err != nil {

@@ -1,0 +1,164 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/mygitops/mgo/internal/gitrepo"
+	"github.com/mygitops/mgo/internal/reconcile"
+	"github.com/mygitops/mgo/internal/repo"
+)
+
+// DeployAction is the deploy pipeline of one request, read top to bottom:
+// check (the values files of the cluster that list the trigger repo, at
+// the remote head, and that they are valid), edit, commit (the requester
+// as author, the deployment's trailers), push, and optionally sync the
+// cluster and report the releases. mgo deploy --repo runs it; the
+// service's git worker runs the same steps (Targets, deployChange,
+// settle) for every request of a batch, so both make the same commits.
+type DeployAction struct {
+	// Git is the clone of the gitops repo.
+	Git GitWriter
+	// NewSyncer, when set, returns the syncer of the request's cluster
+	// (loaded from the pushed tree): the cluster is then synced after the
+	// push and the deployment carries its releases' results.
+	NewSyncer func(r *repo.Repo) (ClusterSyncer, error)
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// Run deploys req and returns its deployment. A request refused before
+// anything was written is an error that wraps ErrInvalid, ErrNotFound,
+// ErrForbidden, ErrUnprocessable or gitrepo.ErrChange (see Refused); a git
+// failure is another error. A failed sync or rollout is not an error: the
+// deployment is failed then, with its stage.
+func (a *DeployAction) Run(ctx context.Context, req Request) (*Deployment, error) {
+	now := a.Now
+	if now == nil {
+		now = time.Now
+	}
+	if err := req.Normalize(); err != nil {
+		return nil, err
+	}
+	d := &Deployment{ID: newID(now()), Kind: KindDeploy, Request: req, Status: Queued, Times: Times{Queued: now()}}
+	if _, err := a.Git.Fetch(ctx); err != nil {
+		return nil, fmt.Errorf("fetch: %w", err)
+	}
+	var files []string
+	if err := a.Git.Read(ctx, func(dir, _ string) error {
+		var err error
+		files, err = Targets(dir, req)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	var changed []string
+	res, err := a.Git.ApplyBatch(ctx, []gitrepo.Change{deployChange(req, d.ID, files, nil, func(c []string) { changed = c })})
+	if err == nil {
+		err = res.Changes[0].Err
+	}
+	if err != nil {
+		return nil, err
+	}
+	d.Status, d.Changed, d.Commit, d.Files = Pushed, res.Changes[0].Changed, res.Changes[0].Commit, changed
+	if !d.Changed {
+		d.Commit, d.Files = res.Head, files
+	}
+	d.Times.Committed, d.Times.Pushed = now(), now()
+	if a.NewSyncer == nil {
+		d.Status, d.Times.Finished = Succeeded, now()
+		return d, nil
+	}
+	d.Times.Synced = now()
+	var out *reconcile.Result
+	err = a.Git.Read(ctx, func(dir, _ string) error {
+		r, err := repo.Load(dir, repo.LoadOptions{Cluster: req.Cluster})
+		if err != nil {
+			return err
+		}
+		e, err := a.NewSyncer(r)
+		if err != nil {
+			return err
+		}
+		out, err = e.Sync(ctx, r, reconcile.Options{Full: true})
+		return err
+	})
+	if err != nil {
+		d.Status, d.Stage, d.Error, d.Times.Finished = Failed, StageSync, err.Error(), now()
+		return d, nil
+	}
+	settle(d, d.Files, out, now())
+	return d, nil
+}
+
+// Refused reports whether err (of DeployAction.Run) refused the request
+// as it was: bad input, an unknown cluster or trigger repo, a values file
+// with errors, an image outside allowedImages. Sending it again does not
+// help.
+func Refused(err error) bool {
+	for _, target := range []error{ErrInvalid, ErrNotFound, ErrForbidden, ErrUnprocessable, gitrepo.ErrChange, gitrepo.ErrInvalidAuthor} {
+		if errors.Is(err, target) {
+			return true
+		}
+	}
+	return false
+}
+
+// deployChange is the commit of a deploy request: its edit, run again on a
+// fresh tree after a lost push race, and its commit info. before, when
+// set, runs before each edit and may refuse it; changed receives the
+// files each run of the edit changed.
+func deployChange(req Request, id string, files []string, before func() error, changed func([]string)) gitrepo.Change {
+	return gitrepo.Change{
+		Func: func(dir string) (bool, error) {
+			if before != nil {
+				if err := before(); err != nil {
+					return false, err
+				}
+			}
+			files, err := req.Edit(dir)
+			if err != nil {
+				return false, err
+			}
+			if changed != nil {
+				changed(files)
+			}
+			return len(files) > 0, nil
+		},
+		Info: req.CommitInfo(id, files),
+	}
+}
+
+// settle finishes d with its releases' results in a sync result (those of
+// files): succeeded when every one of them was rolled out, else failed at
+// stage rollout (a release that did not become ready) or sync (one that
+// could not be rendered or applied).
+func settle(d *Deployment, files []string, res *reconcile.Result, end time.Time) {
+	d.Releases = nil
+	var failed []string
+	stage := StageRollout
+	for _, rr := range res.Releases {
+		if !slices.Contains(files, rr.File) {
+			continue
+		}
+		d.Releases = append(d.Releases, Outcome(rr))
+		if rr.Action == reconcile.Failed {
+			failed = append(failed, fmt.Sprintf("%s/%s: %s", rr.Namespace, rr.Name, rr.Error))
+			if rr.Stage != reconcile.StageWait {
+				stage = StageSync
+			}
+		}
+	}
+	d.Synced = new(true)
+	d.Times.Finished = end
+	if len(failed) > 0 {
+		d.Status, d.Stage = Failed, stage
+		d.Error = fmt.Errorf("%w: %s", ErrRollout, strings.Join(failed, "; ")).Error()
+		return
+	}
+	d.Status, d.Times.RolledOut = Succeeded, end
+}

@@ -1,0 +1,195 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mygitops/mgo/internal/gitrepo"
+	"github.com/mygitops/mgo/internal/reconcile"
+	"github.com/mygitops/mgo/internal/repo"
+)
+
+// fakeGit is a GitWriter on a plain directory: every change is applied to
+// it and "pushed" as commit c1, c2, ... One field per injected failure or
+// hold.
+type fakeGit struct {
+	dir string
+	// PushErr fails every ApplyBatch (nothing is applied).
+	PushErr error
+	// Hold, when set, makes ApplyBatch wait for a value before applying;
+	// Applying is sent the batch size first.
+	Hold     chan struct{}
+	Applying chan int
+
+	mu      sync.Mutex
+	head    string
+	commits int
+	batches []int // the size of each batch, in order
+}
+
+var _ GitWriter = (*fakeGit)(nil)
+
+func newFakeGit(t *testing.T, files map[string]string) *fakeGit {
+	g := &fakeGit{dir: t.TempDir(), head: "c0"}
+	for name, content := range files {
+		p := filepath.Join(g.dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return g
+}
+
+func (g *fakeGit) Fetch(context.Context) (string, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.head, nil
+}
+
+func (g *fakeGit) Read(_ context.Context, fn func(dir, head string) error) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return fn(g.dir, g.head)
+}
+
+func (g *fakeGit) ApplyBatch(ctx context.Context, changes []gitrepo.Change) (gitrepo.BatchResult, error) {
+	if g.Applying != nil {
+		g.Applying <- len(changes)
+	}
+	if g.Hold != nil {
+		select {
+		case <-g.Hold:
+		case <-ctx.Done():
+			return gitrepo.BatchResult{}, ctx.Err()
+		}
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.batches = append(g.batches, len(changes))
+	if g.PushErr != nil {
+		return gitrepo.BatchResult{}, g.PushErr
+	}
+	res := gitrepo.BatchResult{Attempts: 1, Changes: make([]gitrepo.ChangeResult, len(changes))}
+	for i, c := range changes {
+		changed, err := c.Func(g.dir)
+		if err != nil {
+			res.Changes[i].Err = fmt.Errorf("%w: %w", gitrepo.ErrChange, err)
+			continue
+		}
+		if changed {
+			g.commits++
+			g.head = fmt.Sprintf("c%d", g.commits)
+			res.Changes[i] = gitrepo.ChangeResult{Changed: true, Commit: g.head}
+		}
+	}
+	res.Head = g.head
+	return res, nil
+}
+
+func (g *fakeGit) Revert(_ context.Context, commit string, _ gitrepo.CommitInfo) (gitrepo.Result, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.commits++
+	g.head = fmt.Sprintf("c%d", g.commits)
+	return gitrepo.Result{Changed: true, Commit: g.head, Head: g.head}, nil
+}
+
+func (g *fakeGit) batchSizes() []int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]int(nil), g.batches...)
+}
+
+// fakeSyncer is a ClusterSyncer that reports a result per values file of
+// the cluster, in file order, as Helm would report releases.
+type fakeSyncer struct {
+	// Err fails every Sync; Fail fails the release of a values file at a
+	// stage.
+	Err  error
+	Fail map[string]reconcile.Stage
+	// Gates hold the result of a values file until a value arrives.
+	Gates map[string]chan struct{}
+	// Started is sent to when a sync starts (when set).
+	Started chan struct{}
+
+	mu    sync.Mutex
+	syncs int
+	full  []bool
+}
+
+var _ ClusterSyncer = (*fakeSyncer)(nil)
+
+func (f *fakeSyncer) Sync(ctx context.Context, r *repo.Repo, opts reconcile.Options) (*reconcile.Result, error) {
+	f.mu.Lock()
+	f.syncs++
+	f.full = append(f.full, opts.Full)
+	f.mu.Unlock()
+	if f.Started != nil {
+		f.Started <- struct{}{}
+	}
+	if f.Err != nil {
+		return nil, f.Err
+	}
+	res := &reconcile.Result{}
+	for _, c := range r.Clusters {
+		for _, rel := range c.Releases {
+			if g := f.Gates[rel.File]; g != nil {
+				select {
+				case <-g:
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				}
+			}
+			rr := reconcile.ReleaseResult{File: rel.File, Name: rel.Header.Name, Namespace: rel.Header.Namespace, Action: reconcile.Upgraded,
+				Objects: []reconcile.ObjectResult{{Subject: "Deployment/" + rel.Header.Namespace + "/" + rel.Header.Name, Action: "configured", Status: "Current"}}}
+			if stage, ok := f.Fail[rel.File]; ok {
+				rr.Action, rr.Stage, rr.Error = reconcile.Failed, stage, string(stage)+" failed"
+			}
+			if opts.OnRelease != nil {
+				opts.OnRelease(rr)
+			}
+			res.Releases = append(res.Releases, rr)
+		}
+	}
+	return res, nil
+}
+
+func (f *fakeSyncer) Diff(context.Context, *repo.Repo, reconcile.Options) (*reconcile.DiffResult, error) {
+	return &reconcile.DiffResult{}, nil
+}
+
+func (f *fakeSyncer) Restart(_ context.Context, namespace, release string, _ time.Duration) ([]reconcile.ObjectResult, error) {
+	return []reconcile.ObjectResult{{Subject: "Deployment/" + namespace + "/" + release, Action: "restarted"}}, nil
+}
+
+func (f *fakeSyncer) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.syncs
+}
+
+// errTest is an injected failure.
+var errTest = errors.New("injected failure")
+
+func (g *fakeGit) Commit(_ context.Context, hash string) (gitrepo.CommitSummary, error) {
+	return gitrepo.CommitSummary{Hash: hash, Author: "Fake <fake@example.com>", Subject: "change " + hash}, nil
+}
+
+func (g *fakeGit) LastChanges(context.Context, string, []string, int) (map[string]gitrepo.FileChange, error) {
+	return nil, nil
+}
+
+func (g *fakeGit) WebURL() string { return "" }
+
+func (f *fakeSyncer) Live(_ context.Context, namespace, name string) (reconcile.LiveRelease, error) {
+	return reconcile.LiveRelease{Name: name, Namespace: namespace}, nil
+}

@@ -1,0 +1,357 @@
+// Package apitypes is the wire format of the mgo serve API (/api/v1 and
+// the form endpoints): every request and answer body, with explicit JSON
+// names and typed values. internal/api converts the service's records to
+// these types; pkg/client decodes them; internal/api/openapi.yaml
+// describes them and tests hold every answer to it.
+package apitypes
+
+import "time"
+
+// DeploymentStatus is where a deployment is.
+type DeploymentStatus string
+
+const (
+	StatusQueued    DeploymentStatus = "queued"    // validated, waiting for the git worker
+	StatusPushed    DeploymentStatus = "pushed"    // committed and pushed, waiting for its sync
+	StatusSucceeded DeploymentStatus = "succeeded" // synced and rolled out (or nothing to do)
+	StatusFailed    DeploymentStatus = "failed"    // see Stage and Error
+)
+
+// Terminal reports whether a deployment in this status will not change
+// any more.
+func (s DeploymentStatus) Terminal() bool { return s == StatusSucceeded || s == StatusFailed }
+
+// DeploymentKind says what a deployment does.
+type DeploymentKind string
+
+const (
+	KindDeploy   DeploymentKind = "deploy"   // set an image
+	KindRollback DeploymentKind = "rollback" // revert an earlier deployment's commit
+)
+
+// DeploymentStage names the step a deployment failed in.
+type DeploymentStage string
+
+const (
+	StageValidate DeploymentStage = "validate"
+	StageCommit   DeploymentStage = "commit"
+	StagePush     DeploymentStage = "push"
+	StageSync     DeploymentStage = "sync"
+	StageRollout  DeploymentStage = "rollout"
+)
+
+// ReleaseAction is what a sync did to a release.
+type ReleaseAction string
+
+const (
+	ReleaseInstalled   ReleaseAction = "installed"
+	ReleaseUpgraded    ReleaseAction = "upgraded"
+	ReleaseUnchanged   ReleaseAction = "unchanged"   // live state matched: no new revision
+	ReleaseUpToDate    ReleaseAction = "up-to-date"  // rendered output unchanged since the last sync
+	ReleaseUninstalled ReleaseAction = "uninstalled" // its values file was removed
+	ReleaseLeftAlone   ReleaseAction = "left-alone"  // installed by an older mgo, not defined here: kept
+	ReleaseWouldChange ReleaseAction = "would-change"
+	ReleaseRestarted   ReleaseAction = "restarted" // its workloads were restarted (restart: true)
+	ReleaseFailed      ReleaseAction = "failed"
+)
+
+// ReleaseStage names the step of a release sync that failed.
+type ReleaseStage string
+
+const (
+	ReleaseStageValidate ReleaseStage = "validate"
+	ReleaseStageChart    ReleaseStage = "chart"
+	ReleaseStageRender   ReleaseStage = "render"
+	ReleaseStageDiff     ReleaseStage = "diff"
+	ReleaseStageApply    ReleaseStage = "apply"
+	ReleaseStageWait     ReleaseStage = "wait"
+)
+
+// ObjectAction is what a sync, a diff or a restart did (or would do) to
+// one object. Empty when the object was only checked.
+type ObjectAction string
+
+const (
+	ObjectCreated    ObjectAction = "created"
+	ObjectConfigured ObjectAction = "configured"
+	ObjectUnchanged  ObjectAction = "unchanged"
+	ObjectDeleted    ObjectAction = "deleted"
+	ObjectSkipped    ObjectAction = "skipped"
+	ObjectUnknown    ObjectAction = "unknown"
+	ObjectRecreate   ObjectAction = "recreate" // an immutable field changed: deleted and created again
+	ObjectRestarted  ObjectAction = "restarted"
+)
+
+// ObjectStatus is the kstatus of an object after the rollout wait. Empty
+// when it was not checked.
+type ObjectStatus string
+
+const (
+	ObjectInProgress    ObjectStatus = "InProgress"
+	ObjectFailed        ObjectStatus = "Failed"
+	ObjectCurrent       ObjectStatus = "Current"
+	ObjectTerminating   ObjectStatus = "Terminating"
+	ObjectNotFound      ObjectStatus = "NotFound"
+	ObjectStatusUnknown ObjectStatus = "Unknown"
+)
+
+// DeployRequest is the body of POST /api/v1/deployments. Tag, Digest or
+// both.
+type DeployRequest struct {
+	Cluster     string `json:"cluster"`
+	TriggerRepo string `json:"triggerRepo"`
+	ImageRepo   string `json:"imageRepo"`
+	Tag         string `json:"tag,omitempty"`
+	// ImageTag is accepted as another name of Tag.
+	ImageTag string `json:"imageTag,omitempty"`
+	Digest   string `json:"digest,omitempty"`
+	// Author is the commit's author: "Name <email>", a name or an email.
+	Author string `json:"author,omitempty"`
+	// IdempotencyKey makes a retry of the same client return the first
+	// request's deployment.
+	IdempotencyKey string `json:"idempotencyKey,omitempty"`
+	// Wait answers when the deployment has ended (else 202 at once).
+	Wait bool `json:"wait,omitempty"`
+	// Restart asks for a rolling restart when the image is already set.
+	Restart bool `json:"restart,omitempty"`
+	// SourceCommit (or CommitSHA) is the trigger repo's commit the image
+	// was built from; notifications report on it.
+	SourceCommit string `json:"sourceCommit,omitempty"`
+	CommitSHA    string `json:"commitSha,omitempty"`
+}
+
+// RollbackRequest is the optional body of POST
+// /api/v1/deployments/{id}/rollback.
+type RollbackRequest struct {
+	Author string `json:"author,omitempty"`
+	Wait   bool   `json:"wait,omitempty"`
+}
+
+// Request is what a deployment was asked to do, as recorded.
+type Request struct {
+	Cluster        string    `json:"cluster"`
+	TriggerRepo    string    `json:"triggerRepo"`
+	ImageRepo      string    `json:"imageRepo"`
+	Tag            string    `json:"tag,omitempty"`
+	Digest         string    `json:"digest,omitempty"`
+	Author         string    `json:"author,omitempty"`
+	Client         string    `json:"client,omitempty"` // the authenticated caller
+	IdempotencyKey string    `json:"idempotencyKey,omitempty"`
+	Restart        bool      `json:"restart,omitempty"`
+	SourceCommit   string    `json:"sourceCommit,omitempty"`
+	Identity       *Identity `json:"identity,omitempty"` // callers with an OIDC ID token
+}
+
+// Ref is the requested image reference: repo:tag, repo@digest or both.
+func (r Request) Ref() string {
+	s := r.ImageRepo
+	if r.Tag != "" {
+		s += ":" + r.Tag
+	}
+	if r.Digest != "" {
+		s += "@" + r.Digest
+	}
+	return s
+}
+
+// Identity is who an OIDC ID token said the caller was.
+type Identity struct {
+	Issuer      string `json:"issuer"`
+	Subject     string `json:"subject"`
+	Project     string `json:"project,omitempty"`
+	Ref         string `json:"ref,omitempty"`
+	Environment string `json:"environment,omitempty"`
+	RunURL      string `json:"runURL,omitempty"`
+	Rules       string `json:"rules,omitempty"`
+}
+
+// Times records when each stage was reached; absent when not (yet).
+type Times struct {
+	Queued    time.Time `json:"queued"`
+	Committed time.Time `json:"committed,omitzero"`
+	Pushed    time.Time `json:"pushed,omitzero"`
+	Synced    time.Time `json:"synced,omitzero"`
+	RolledOut time.Time `json:"rolledOut,omitzero"`
+	Finished  time.Time `json:"finished,omitzero"`
+}
+
+// Seconds are the stage times relative to the request.
+type Seconds struct {
+	Committed float64 `json:"committed,omitempty"`
+	Pushed    float64 `json:"pushed,omitempty"`
+	Synced    float64 `json:"synced,omitempty"`
+	RolledOut float64 `json:"rolledOut,omitempty"`
+	Total     float64 `json:"total,omitempty"`
+}
+
+// Object is one object of a release or of the raw manifests.
+type Object struct {
+	Subject string       `json:"subject"` // Kind/namespace/name
+	Action  ObjectAction `json:"action,omitempty"`
+	Status  ObjectStatus `json:"status,omitempty"`
+	Message string       `json:"message,omitempty"`
+}
+
+// ReleaseOutcome is what the sync did to one release a deployment touched.
+type ReleaseOutcome struct {
+	File      string        `json:"file"`
+	Name      string        `json:"name"`
+	Namespace string        `json:"namespace"`
+	Action    ReleaseAction `json:"action"`
+	Revision  int           `json:"revision,omitempty"`
+	Stage     ReleaseStage  `json:"stage,omitempty"`
+	Error     string        `json:"error,omitempty"`
+	Objects   []Object      `json:"objects,omitempty"`
+}
+
+// Deployment is the record of one deploy or rollback request.
+type Deployment struct {
+	ID         string           `json:"id"`
+	Kind       DeploymentKind   `json:"kind"`
+	Request    Request          `json:"request"`
+	RollbackOf string           `json:"rollbackOf,omitempty"`
+	Status     DeploymentStatus `json:"status"`
+	// Changed reports whether a commit was pushed.
+	Changed bool `json:"changed"`
+	// Commit is the pushed commit, or the head found when nothing changed.
+	Commit   string           `json:"commit,omitempty"`
+	Files    []string         `json:"files,omitempty"`
+	Releases []ReleaseOutcome `json:"releases,omitempty"`
+	Stage    DeploymentStage  `json:"stage,omitempty"` // set when failed
+	Error    string           `json:"error,omitempty"`
+	// Synced reports whether the cluster was synced for the deployment
+	// (false for a cluster that syncs manually); absent until it ended.
+	Synced  *bool   `json:"synced,omitempty"`
+	Message string  `json:"message,omitempty"`
+	Times   Times   `json:"times"`
+	Seconds Seconds `json:"seconds"`
+}
+
+// DeploymentList is the answer of GET /api/v1/deployments, newest first.
+type DeploymentList struct {
+	Deployments []Deployment `json:"deployments"`
+}
+
+// Error is every error answer.
+type Error struct {
+	Error string `json:"error"`
+	// Field names the bad input field of a 400.
+	Field string `json:"field,omitempty"`
+	// Deployment is the deployment that failed (deploy answers).
+	Deployment *Deployment `json:"deployment,omitempty"`
+}
+
+// Cluster is what mgo knows of a served cluster.
+type Cluster struct {
+	Name     string    `json:"name"`
+	Head     string    `json:"head,omitempty"` // commit of the last sync
+	LastSync time.Time `json:"lastSync,omitzero"`
+	Failed   bool      `json:"failed"`
+	Error    string    `json:"error,omitempty"`
+	Releases int       `json:"releases"`
+	// Drift is the number of objects that differed at the last drift
+	// check, and DriftChecked when that was.
+	Drift        int       `json:"drift"`
+	DriftChecked time.Time `json:"driftChecked,omitzero"`
+	// Manual: the cluster syncs only when asked; Pending is the head an
+	// automatic sync skipped.
+	Manual  bool   `json:"manual,omitempty"`
+	Pending string `json:"pending,omitempty"`
+}
+
+// ClusterList is the answer of GET /api/v1/clusters.
+type ClusterList struct {
+	Clusters []Cluster `json:"clusters"`
+}
+
+// ReleaseStatus is one release as the last sync left it.
+type ReleaseStatus struct {
+	File         string        `json:"file"`
+	Name         string        `json:"name"`
+	Namespace    string        `json:"namespace"`
+	Chart        string        `json:"chart"`
+	ChartVersion string        `json:"chartVersion,omitempty"`
+	LastAction   ReleaseAction `json:"lastAction"`
+	InSync       bool          `json:"inSync"`
+	Revision     int           `json:"revision,omitempty"`
+	Error        string        `json:"error,omitempty"`
+	Objects      []Object      `json:"objects,omitempty"`
+}
+
+// Releases is the answer of GET /api/v1/clusters/{cluster}/releases.
+type Releases struct {
+	Cluster  string          `json:"cluster"`
+	Head     string          `json:"head,omitempty"`
+	LastSync time.Time       `json:"lastSync,omitzero"`
+	Releases []ReleaseStatus `json:"releases"`
+}
+
+// ReleaseResult is what one sync did to one release.
+type ReleaseResult struct {
+	File         string        `json:"file"`
+	Name         string        `json:"name"`
+	Namespace    string        `json:"namespace"`
+	Chart        string        `json:"chart,omitempty"`
+	ChartVersion string        `json:"chartVersion,omitempty"`
+	Action       ReleaseAction `json:"action"`
+	Revision     int           `json:"revision,omitempty"`
+	Objects      []Object      `json:"objects,omitempty"`
+	Stage        ReleaseStage  `json:"stage,omitempty"`
+	Error        string        `json:"error,omitempty"`
+	// Recovered says how a revision left pending was recovered first.
+	Recovered string `json:"recovered,omitempty"`
+	// Note explains an action that is neither a change nor a failure.
+	Note    string  `json:"note,omitempty"`
+	Seconds float64 `json:"seconds"`
+}
+
+// SyncResult is the answer of POST /api/v1/clusters/{cluster}/sync.
+type SyncResult struct {
+	Cluster  string          `json:"cluster"`
+	Releases []ReleaseResult `json:"releases"`
+	Raw      []Object        `json:"raw,omitempty"`
+	RawError string          `json:"rawError,omitempty"`
+	// Requests counts the API requests of the sync by verb.
+	Requests map[string]int `json:"requests,omitempty"`
+	Seconds  float64        `json:"seconds"`
+}
+
+// ObjectDiff is how one object differs between the repo and the cluster.
+type ObjectDiff struct {
+	Subject string       `json:"subject"`
+	Action  ObjectAction `json:"action"`
+	// Diff is a unified diff, live (---) to wanted (+++), Secret values
+	// masked.
+	Diff string `json:"diff,omitempty"`
+}
+
+// ReleaseDiff is the diff of one release.
+type ReleaseDiff struct {
+	File      string       `json:"file"`
+	Name      string       `json:"name"`
+	Namespace string       `json:"namespace"`
+	Objects   []ObjectDiff `json:"objects,omitempty"`
+	Stage     ReleaseStage `json:"stage,omitempty"` // set when the diff failed
+	Error     string       `json:"error,omitempty"`
+}
+
+// Diff is the diff of a cluster against the repo.
+type Diff struct {
+	Releases []ReleaseDiff `json:"releases"`
+	Raw      []ObjectDiff  `json:"raw,omitempty"`
+	RawError string        `json:"rawError,omitempty"`
+}
+
+// ClusterDiff is the answer of GET /api/v1/clusters/{cluster}/diff.
+type ClusterDiff struct {
+	Cluster     string `json:"cluster"`
+	Differences bool   `json:"differences"`
+	Diff        Diff   `json:"diff"`
+}
+
+// Status is the answer of /healthz, /readyz and the webhooks.
+type Status struct {
+	Status string `json:"status"`
+	Error  string `json:"error,omitempty"`
+	Event  string `json:"event,omitempty"`
+}
