@@ -1,9 +1,11 @@
 package reconcile
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"maps"
+	"slices"
 	"time"
 
 	"helm.sh/helm/v4/pkg/action"
@@ -11,6 +13,8 @@ import (
 	helmcommon "helm.sh/helm/v4/pkg/release/common"
 	releasev1 "helm.sh/helm/v4/pkg/release/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/kustomize/kyaml/kio"
+	kyaml "sigs.k8s.io/kustomize/kyaml/yaml"
 
 	"github.com/mygitops/mgo/internal/kube"
 	"github.com/mygitops/mgo/internal/render"
@@ -89,6 +93,8 @@ func (e *Engine) helmApply(ctx context.Context, cfg *action.Configuration, rel *
 		up.Labels = labels
 		up.MaxHistory = maxHistory
 		up.Description = "mgo sync of " + rel.File
+		up.PostRenderer = ownerLabels(e.owner.Labels())
+		up.PostRenderStrategy = action.PostRenderStrategyNoHooks
 		out, err = up.RunWithContext(ctx, rel.Header.Name, ch.Chart, vals)
 	} else {
 		in := action.NewInstall(cfg)
@@ -102,6 +108,8 @@ func (e *Engine) helmApply(ctx context.Context, cfg *action.Configuration, rel *
 		in.Timeout = timeout
 		in.Labels = labels
 		in.Description = "mgo sync of " + rel.File
+		in.PostRenderer = ownerLabels(e.owner.Labels())
+		in.PostRenderStrategy = action.PostRenderStrategyNoHooks
 		out, err = in.RunWithContext(ctx, ch.Chart, vals)
 	}
 	hr, _ := out.(*releasev1.Release)
@@ -150,4 +158,29 @@ func (e *Engine) markFailed(cfg *action.Configuration, hr *releasev1.Release, ca
 	if err := cfg.Releases.Update(hr); err != nil {
 		e.log.Warn("could not mark the Helm release failed", "release", hr.Name, "error", err)
 	}
+}
+
+// ownerLabels is a Helm post-renderer that labels every object of a release
+// (hooks aside) with mgo's ownership labels, as prepare does for the
+// comparison: the engine's cache watches objects by these labels.
+type ownerLabels map[string]string
+
+func (l ownerLabels) Run(in *bytes.Buffer) (*bytes.Buffer, error) {
+	nodes, err := kio.ParseAll(in.String())
+	if err != nil {
+		return nil, fmt.Errorf("labelling the rendered objects: %w", err)
+	}
+	keys := slices.Sorted(maps.Keys(l))
+	for _, n := range nodes {
+		for _, k := range keys {
+			if err := n.PipeE(kyaml.SetLabel(k, l[k])); err != nil {
+				return nil, fmt.Errorf("labelling the rendered objects: %w", err)
+			}
+		}
+	}
+	out, err := kio.StringAll(nodes)
+	if err != nil {
+		return nil, fmt.Errorf("labelling the rendered objects: %w", err)
+	}
+	return bytes.NewBufferString(out), nil
 }

@@ -62,6 +62,7 @@ type Engine struct {
 	log     *slog.Logger
 	cfg     Config
 	owner   kube.Owner
+	cache   *kube.Cache // nil with Config.NoCache
 
 	syncMu  sync.Mutex // one sync of a cluster at a time
 	mu      sync.Mutex
@@ -87,9 +88,27 @@ func NewWithConfig(cluster *kube.Cluster, charts *render.Charts, log *slog.Logge
 		log = slog.New(slog.DiscardHandler)
 	}
 	cfg = cfg.withDefaults()
-	return &Engine{cluster: cluster, charts: charts, log: log.With("cluster", cluster.Name), cfg: cfg, owner: cluster.OwnerFor(cfg.RepoID),
-		applied: map[string]string{}, failed: map[string]failure{}}, nil
+	e := &Engine{cluster: cluster, charts: charts, log: log.With("cluster", cluster.Name), cfg: cfg, owner: cluster.OwnerFor(cfg.RepoID),
+		applied: map[string]string{}, failed: map[string]failure{}}
+	if !cfg.NoCache {
+		var err error
+		if e.cache, err = cluster.NewCache(e.owner, e.log); err != nil {
+			return nil, err
+		}
+	}
+	return e, nil
 }
+
+// Close stops the watches of the engine's cache of live objects.
+func (e *Engine) Close() {
+	if e.cache != nil {
+		e.cache.Close()
+	}
+}
+
+// Cache is the engine's watch-backed view of the objects it owns in its
+// cluster, or nil (Config.NoCache).
+func (e *Engine) Cache() *kube.Cache { return e.cache }
 
 // Sync makes the cluster equal to the repo and reports what it did. An
 // error is returned only when the sync could not start; failures of single

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 
 	"github.com/fluxcd/pkg/ssa"
@@ -70,7 +71,11 @@ func (e *Engine) compare(ctx context.Context, obj *unstructured.Unstructured, re
 	case err != nil:
 		return comparison{}, fmt.Errorf("%s: %w", subject(wanted), err)
 	}
-	entry, live, merged, err := e.cluster.Diff(ctx, wanted)
+	diff := e.cluster.Diff
+	if e.cache != nil {
+		diff = e.cache.Diff
+	}
+	entry, live, merged, err := diff(ctx, wanted)
 	if err != nil && kube.IsImmutableFieldError(err) {
 		// Handled before the upgrade (recreate) or refused there.
 		return comparison{Subject: subject(obj), Action: actionRecreate, Wanted: wanted, Immutable: err}, nil
@@ -122,8 +127,9 @@ func objectResults(cs []comparison) []ObjectResult {
 
 // prepare returns a copy of obj as it will be applied. Objects of a Helm
 // release (release != "") get what Helm adds when it applies them: the
-// release namespace when they have none, and Helm's ownership label and
-// annotations. Raw objects get mgo's owner labels, and go to "default" when
+// release namespace when they have none, Helm's ownership label and
+// annotations, and mgo's ownership labels (added by ownerLabels, Helm's
+// post-renderer, so that the engine's cache watches them). Raw objects get mgo's owner labels, and go to "default" when
 // they have no namespace.
 func (e *Engine) prepare(obj *unstructured.Unstructured, release, ns string) (*unstructured.Unstructured, error) {
 	obj = obj.DeepCopy()
@@ -135,6 +141,7 @@ func (e *Engine) prepare(obj *unstructured.Unstructured, release, ns string) (*u
 			labels = map[string]string{}
 		}
 		labels[helmManagedByLabel] = "Helm"
+		maps.Copy(labels, e.owner.Labels())
 		obj.SetLabels(labels)
 		annotations := obj.GetAnnotations()
 		if annotations == nil {
