@@ -156,4 +156,3 @@ func cm(t *testing.T, owner Owner, ns, name, value string) *unstructured.Unstruc
 	u := obj(t, owner, ns, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: "+name+"}\ndata: {value: \""+value+"\"}\n")
 	return u
 }
-

@@ -31,6 +31,13 @@ func (s ObjectStatus) Current() bool { return s.Status == status.CurrentStatus.S
 // Status reads the live object of obj's kind at key and computes its
 // kstatus.
 func (c *Cluster) Status(ctx context.Context, obj *unstructured.Unstructured, key client.ObjectKey) ObjectStatus {
+	st, _ := c.StatusAndObject(ctx, obj, key)
+	return st
+}
+
+// StatusAndObject is Status, and the live object (nil when it could not be
+// read).
+func (c *Cluster) StatusAndObject(ctx context.Context, obj *unstructured.Unstructured, key client.ObjectKey) (ObjectStatus, *unstructured.Unstructured) {
 	live := &unstructured.Unstructured{}
 	live.SetGroupVersionKind(obj.GroupVersionKind())
 	if err := c.Client.Get(ctx, key, live); err != nil {
@@ -38,9 +45,9 @@ func (c *Cluster) Status(ctx context.Context, obj *unstructured.Unstructured, ke
 		if apierrors.IsNotFound(err) {
 			st = StatusNotFound
 		}
-		return ObjectStatus{Status: st, Message: err.Error()}
+		return ObjectStatus{Status: st, Message: err.Error()}, nil
 	}
-	return StatusOf(live)
+	return StatusOf(live), live
 }
 
 // StatusOf computes the kstatus of a live object.
