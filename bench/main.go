@@ -39,9 +39,15 @@ const (
 	oneImage    = "one-image"
 	tenImages   = "ten-images"
 	deployBurst = "deploy-burst"
+	// singleDeploy: deploy requests one after the other, each answered
+	// after its rollout, through mgo serve.
+	singleDeploy = "single-deploy"
 )
 
-var allScenarios = []string{firstSync, noopSync, oneImage, tenImages, deployBurst}
+var allScenarios = []string{firstSync, noopSync, oneImage, tenImages, deployBurst, singleDeploy}
+
+// serveScenario reports whether s measures mgo serve (mgo only).
+func serveScenario(s string) bool { return s == deployBurst || s == singleDeploy }
 
 // Measure is one contender in one scenario.
 type Measure struct {
@@ -104,6 +110,7 @@ type options struct {
 	helmParallel        int
 	helmfileConcurrency int
 	burst               int
+	deploys             int
 	timeout             time.Duration
 }
 
@@ -119,6 +126,7 @@ func main() {
 	flag.IntVar(&o.helmParallel, "helm-parallel", 1, "releases the helm loop upgrades at once")
 	flag.IntVar(&o.helmfileConcurrency, "helmfile-concurrency", 4, "helmfile --concurrency (mgo's default is 4 releases at once)")
 	flag.IntVar(&o.burst, "burst", 30, "deploy requests in the deploy-burst scenario")
+	flag.IntVar(&o.deploys, "deploys", 20, "deploy requests, one after the other, in the single-deploy scenario")
 	flag.DurationVar(&o.timeout, "timeout", 30*time.Minute, "give up on a contender after this long")
 	flag.Parse()
 	o.contenders = splitList(contenders)
@@ -278,7 +286,7 @@ func benchmark(ctx context.Context, o options) error {
 		if !c.Available {
 			logf("%s unavailable: %s", c.Name, c.Reason)
 			for _, s := range o.scenarios {
-				if s != deployBurst || c.Name == "mgo" {
+				if !serveScenario(s) || c.Name == "mgo" {
 					res.Measures = append(res.Measures, Measure{Contender: c.Name, Scenario: s, Status: "unavailable", Error: c.Reason})
 				}
 			}
@@ -345,7 +353,7 @@ func runContender(ctx context.Context, o options, k contender, mgoBin string, lo
 	var out []Measure
 	failedFirst := ""
 	for _, s := range allScenarios {
-		if s == deployBurst {
+		if serveScenario(s) {
 			if !wanted(s) || k.Name() != "mgo" {
 				continue
 			}
@@ -360,8 +368,12 @@ func runContender(ctx context.Context, o options, k contender, mgoBin string, lo
 		}
 		logf("%s: %s", k.Name(), s)
 		fmt.Fprintf(log, "----- %s %s\n", k.Name(), s)
-		if s == deployBurst {
-			if err := runBurst(ctx, w, mgoBin, o.burst, &m); err != nil {
+		if serveScenario(s) {
+			k, tag, sequential := o.burst, "2.0.0", false
+			if s == singleDeploy {
+				k, tag, sequential = o.deploys, "3.0.0", true
+			}
+			if err := runBurst(ctx, w, mgoBin, k, tag, sequential, &m); err != nil {
 				m.Status, m.Error = "failed", err.Error()
 			}
 		} else if err := measureSync(ctx, w, k, s, &m); err != nil {

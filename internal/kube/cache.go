@@ -17,10 +17,11 @@ import (
 	"k8s.io/client-go/tools/cache"
 )
 
-// Cache is a live view of the objects one mgo owner (cluster name and
-// repository identity, see Owner) has in a cluster, kept by watches: one
-// informer per kind, restricted by label selector to objects carrying both
-// ownership labels, started the first time the kind is asked for (so a kind
+// Cache is a live view of the objects mgo applied in a cluster, kept by
+// watches: one informer per kind, restricted by label selector to objects
+// carrying the owner's cluster label (LabelCluster; release objects carry
+// no repository label, so that a change of repository identity does not
+// relabel them), started the first time the kind is asked for (so a kind
 // whose CRD another release installed is watched from then on). Objects are
 // kept with their managed fields; what mgo never reads is trimmed (see
 // trim). After a disconnect a watch resumes from the last resourceVersion
@@ -65,13 +66,16 @@ const (
 type CacheEvent struct {
 	Type   CacheEventType
 	Object *unstructured.Unstructured
+	// Old is the object before an update.
+	Old *unstructured.Unstructured
 }
 
 // DefaultCacheSyncTimeout bounds how long Get waits for the first list of
 // a kind.
 const DefaultCacheSyncTimeout = 30 * time.Second
 
-// NewCache returns an empty cache of the objects of owner. Watches start on
+// NewCache returns an empty cache of the objects labelled with owner's
+// cluster. Watches start on
 // first use; Close stops them.
 func (c *Cluster) NewCache(owner Owner, log *slog.Logger) (*Cache, error) {
 	if log == nil {
@@ -81,7 +85,7 @@ func (c *Cluster) NewCache(owner Owner, log *slog.Logger) (*Cache, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kube: cluster %s: cache: %w", c.Name, err)
 	}
-	sel := labels.SelectorFromSet(owner.Labels()).String()
+	sel := labels.SelectorFromSet(labels.Set{LabelCluster: owner.Cluster}).String()
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Cache{cluster: c, owner: owner, selector: sel, dynamic: dyn, log: log.With("cluster", c.Name),
 		ctx: ctx, cancel: cancel, kinds: map[schema.GroupVersionResource]*kindInformer{}, changed: make(chan struct{})}, nil
@@ -171,11 +175,11 @@ func (ca *Cache) watch(ctx context.Context, gvk schema.GroupVersionKind) (*kindI
 		_, _ = ki.informer.AddEventHandler(cache.ResourceEventHandlerDetailedFuncs{
 			AddFunc: func(obj any, initial bool) {
 				if !initial {
-					ca.notify(CacheAdded, obj)
+					ca.notify(CacheAdded, nil, obj)
 				}
 			},
-			UpdateFunc: func(_, obj any) { ca.notify(CacheUpdated, obj) },
-			DeleteFunc: func(obj any) { ca.notify(CacheDeleted, obj) },
+			UpdateFunc: func(old, obj any) { ca.notify(CacheUpdated, old, obj) },
+			DeleteFunc: func(obj any) { ca.notify(CacheDeleted, nil, obj) },
 		})
 		_ = ki.informer.SetWatchErrorHandlerWithContext(func(_ context.Context, r *cache.Reflector, err error) {
 			ca.log.Debug("watch interrupted", "resource", gvr.String(), "error", err)
@@ -196,7 +200,7 @@ func (ca *Cache) watch(ctx context.Context, gvk schema.GroupVersionKind) (*kindI
 	return ki, nil
 }
 
-func (ca *Cache) notify(t CacheEventType, obj any) {
+func (ca *Cache) notify(t CacheEventType, old, obj any) {
 	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = d.Obj
 	}
@@ -204,13 +208,14 @@ func (ca *Cache) notify(t CacheEventType, obj any) {
 	if !ok {
 		return
 	}
+	o, _ := old.(*unstructured.Unstructured)
 	ca.mu.Lock()
 	close(ca.changed)
 	ca.changed = make(chan struct{})
 	handlers := ca.handlers
 	ca.mu.Unlock()
 	for _, h := range handlers {
-		h(CacheEvent{Type: t, Object: u})
+		h(CacheEvent{Type: t, Object: u, Old: o})
 	}
 }
 

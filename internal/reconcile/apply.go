@@ -93,7 +93,7 @@ func (e *Engine) helmApply(ctx context.Context, cfg *action.Configuration, rel *
 		up.Labels = labels
 		up.MaxHistory = maxHistory
 		up.Description = "mgo sync of " + rel.File
-		up.PostRenderer = ownerLabels(e.owner.Labels())
+		up.PostRenderer = ownerLabels(e.releaseObjectLabels())
 		up.PostRenderStrategy = action.PostRenderStrategyNoHooks
 		out, err = up.RunWithContext(ctx, rel.Header.Name, ch.Chart, vals)
 	} else {
@@ -108,7 +108,7 @@ func (e *Engine) helmApply(ctx context.Context, cfg *action.Configuration, rel *
 		in.Timeout = timeout
 		in.Labels = labels
 		in.Description = "mgo sync of " + rel.File
-		in.PostRenderer = ownerLabels(e.owner.Labels())
+		in.PostRenderer = ownerLabels(e.releaseObjectLabels())
 		in.PostRenderStrategy = action.PostRenderStrategyNoHooks
 		out, err = in.RunWithContext(ctx, ch.Chart, vals)
 	}
@@ -161,7 +161,7 @@ func (e *Engine) markFailed(cfg *action.Configuration, hr *releasev1.Release, ca
 }
 
 // ownerLabels is a Helm post-renderer that labels every object of a release
-// (hooks aside) with mgo's ownership labels, as prepare does for the
+// (hooks aside) with releaseObjectLabels, as prepare does for the
 // comparison: the engine's cache watches objects by these labels.
 type ownerLabels map[string]string
 

@@ -63,6 +63,8 @@ type Engine struct {
 	cfg     Config
 	owner   kube.Owner
 	cache   *kube.Cache // nil with Config.NoCache
+	drift   drifts
+	stop    context.CancelFunc // of the drift watcher
 
 	syncMu  sync.Mutex // one sync of a cluster at a time
 	mu      sync.Mutex
@@ -95,6 +97,9 @@ func NewWithConfig(cluster *kube.Cluster, charts *render.Charts, log *slog.Logge
 		if e.cache, err = cluster.NewCache(e.owner, e.log); err != nil {
 			return nil, err
 		}
+		ctx, cancel := context.WithCancel(context.Background())
+		e.stop = cancel
+		e.startDrift(ctx)
 	}
 	return e, nil
 }
@@ -102,6 +107,7 @@ func NewWithConfig(cluster *kube.Cluster, charts *render.Charts, log *slog.Logge
 // Close stops the watches of the engine's cache of live objects.
 func (e *Engine) Close() {
 	if e.cache != nil {
+		e.stop()
 		e.cache.Close()
 	}
 }
@@ -280,6 +286,9 @@ func (e *Engine) syncRelease(ctx context.Context, r *repo.Repo, rel *repo.Releas
 	cmps, err := e.compareRelease(ctx, rel, rendered)
 	if err != nil {
 		return fail(StageDiff, fmt.Errorf("%s: %w", rel.File, err))
+	}
+	if !opts.DryRun {
+		e.planned(rel.Header.Namespace, rel.Header.Name, cmps)
 	}
 	rr.Objects = objectResults(cmps)
 	changed, immutable := changes(cmps)

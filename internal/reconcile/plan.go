@@ -128,8 +128,8 @@ func objectResults(cs []comparison) []ObjectResult {
 // prepare returns a copy of obj as it will be applied. Objects of a Helm
 // release (release != "") get what Helm adds when it applies them: the
 // release namespace when they have none, Helm's ownership label and
-// annotations, and mgo's ownership labels (added by ownerLabels, Helm's
-// post-renderer, so that the engine's cache watches them). Raw objects get mgo's owner labels, and go to "default" when
+// annotations, and mgo's cluster label (releaseObjectLabels, added by
+// Helm's post-renderer, so that the engine's cache watches them). Raw objects get mgo's owner labels, and go to "default" when
 // they have no namespace.
 func (e *Engine) prepare(obj *unstructured.Unstructured, release, ns string) (*unstructured.Unstructured, error) {
 	obj = obj.DeepCopy()
@@ -141,7 +141,7 @@ func (e *Engine) prepare(obj *unstructured.Unstructured, release, ns string) (*u
 			labels = map[string]string{}
 		}
 		labels[helmManagedByLabel] = "Helm"
-		maps.Copy(labels, e.owner.Labels())
+		maps.Copy(labels, e.releaseObjectLabels())
 		obj.SetLabels(labels)
 		annotations := obj.GetAnnotations()
 		if annotations == nil {
@@ -228,4 +228,13 @@ func subject(o *unstructured.Unstructured) string {
 		return o.GetKind() + "/" + o.GetNamespace() + "/" + o.GetName()
 	}
 	return o.GetKind() + "/" + o.GetName()
+}
+
+// releaseObjectLabels are the labels mgo adds to every object of a release:
+// the cluster ownership label, by which the engine's cache watches them.
+// Not the repository label: a change of repository identity must not
+// change every object. Releases themselves are owned through the labels of
+// their Helm revisions (releaseLabels).
+func (e *Engine) releaseObjectLabels() map[string]string {
+	return map[string]string{kube.LabelCluster: e.owner.Cluster}
 }

@@ -101,6 +101,7 @@ func (e *Engine) uninstallRemoved(ctx context.Context, c *repo.Cluster, opts Opt
 			failed = true
 		} else {
 			rr.Action = Uninstalled
+			e.forget(hr.Namespace, hr.Name)
 			e.mu.Lock()
 			delete(e.applied, hr.Namespace+"/"+hr.Name)
 			e.mu.Unlock()
