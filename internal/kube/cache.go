@@ -149,6 +149,27 @@ func (ca *Cache) Get(ctx context.Context, gvk schema.GroupVersionKind, namespace
 	return u, nil
 }
 
+// List returns the cached objects of a kind in a namespace ("" for
+// cluster-scoped ones) whose labels match selector, starting the watch of
+// the kind as Get does.
+func (ca *Cache) List(ctx context.Context, gvk schema.GroupVersionKind, namespace string, selector labels.Selector) ([]*unstructured.Unstructured, error) {
+	ki, err := ca.watch(ctx, gvk)
+	if err != nil {
+		return nil, err
+	}
+	items, err := ki.informer.GetIndexer().ByIndex(cache.NamespaceIndex, namespace)
+	if err != nil {
+		return nil, err
+	}
+	var out []*unstructured.Unstructured
+	for _, item := range items {
+		if u, ok := item.(*unstructured.Unstructured); ok && selector.Matches(labels.Set(u.GetLabels())) {
+			out = append(out, u)
+		}
+	}
+	return out, nil
+}
+
 // Watch starts the watch of a kind if it is not watched yet, and waits
 // until its first list is in.
 func (ca *Cache) Watch(ctx context.Context, gvk schema.GroupVersionKind) error {
@@ -169,7 +190,8 @@ func (ca *Cache) watch(ctx context.Context, gvk schema.GroupVersionKind) (*kindI
 	ki, ok := ca.kinds[gvr]
 	if !ok {
 		ki = &kindInformer{gvr: gvr}
-		ki.informer = dynamicinformer.NewFilteredDynamicInformer(ca.dynamic, gvr, metav1.NamespaceAll, 0, cache.Indexers{},
+		ki.informer = dynamicinformer.NewFilteredDynamicInformer(ca.dynamic, gvr, metav1.NamespaceAll, 0,
+			cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc},
 			func(o *metav1.ListOptions) { o.LabelSelector = ca.selector }).Informer()
 		_ = ki.informer.SetTransform(trim)
 		_, _ = ki.informer.AddEventHandler(cache.ResourceEventHandlerDetailedFuncs{

@@ -48,14 +48,21 @@ type Options struct {
 	// Timeout bounds the rollout wait of each release; default: the
 	// cluster's timeout in mygitops.yaml.
 	Timeout time.Duration
+	// Background marks a sync that nobody waits for (a start-up
+	// comparison, a drift check): its releases get a sync slot only when
+	// no foreground sync waits for one.
+	Background bool
 	// OnRelease, when set, is called with each release's result as soon
 	// as that release is done (from several goroutines at once), so a
 	// caller waiting for one release need not wait for the whole cluster.
 	OnRelease func(ReleaseResult)
 }
 
-// Engine syncs one cluster. It is safe for concurrent use; syncs of the
-// same engine run one at a time.
+// Engine syncs one cluster. It is safe for concurrent use: syncs of the
+// whole cluster (raw manifests and uninstalls included) run one at a time,
+// a release is synced by one sync at a time, and at most the cluster's
+// MaxConcurrentReleases releases sync at once across all syncs, foreground
+// syncs first (Options.Background).
 type Engine struct {
 	cluster *kube.Cluster
 	charts  *render.Charts
@@ -66,14 +73,18 @@ type Engine struct {
 	drift   drifts
 	stop    context.CancelFunc // of the drift watcher
 
-	syncMu  sync.Mutex // one sync of a cluster at a time
-	mu      sync.Mutex
-	applied map[string]string  // namespace/name -> digest of the last successful sync
-	failed  map[string]failure // namespace/name -> the last failed sync
-	rawDone string             // digest of the raw manifests at their last successful apply
-	relSet  string             // the releases of the repo at the last uninstall check
-	caps    *render.Capabilities
-	capsAt  time.Time
+	fullMu   sync.Mutex // one sync of the raw manifests and uninstalls at a time
+	slots    *slots     // releases syncing at once
+	relMu    sync.Mutex
+	releases map[string]*sync.Mutex // namespace/name -> held while the release syncs
+	mu       sync.Mutex
+	applied  map[string]string    // namespace/name -> digest of the last successful sync
+	syncedAt map[string]time.Time // namespace/name -> when it was last synced
+	failed   map[string]failure   // namespace/name -> the last failed sync
+	rawDone  string               // digest of the raw manifests at their last successful apply
+	relSet   string               // the releases of the repo at the last uninstall check
+	caps     *render.Capabilities
+	capsAt   time.Time
 }
 
 // New returns an engine for a cluster with the default Config.
@@ -91,7 +102,8 @@ func NewWithConfig(cluster *kube.Cluster, charts *render.Charts, log *slog.Logge
 	}
 	cfg = cfg.withDefaults()
 	e := &Engine{cluster: cluster, charts: charts, log: log.With("cluster", cluster.Name), cfg: cfg, owner: cluster.OwnerFor(cfg.RepoID),
-		applied: map[string]string{}, failed: map[string]failure{}}
+		applied: map[string]string{}, failed: map[string]failure{}, syncedAt: map[string]time.Time{},
+		slots: newSlots(cluster.Budget.MaxConcurrentReleases), releases: map[string]*sync.Mutex{}}
 	if !cfg.NoCache {
 		var err error
 		if e.cache, err = cluster.NewCache(e.owner, e.log); err != nil {
@@ -120,8 +132,10 @@ func (e *Engine) Cache() *kube.Cache { return e.cache }
 // error is returned only when the sync could not start; failures of single
 // releases are in the result.
 func (e *Engine) Sync(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
-	e.syncMu.Lock()
-	defer e.syncMu.Unlock()
+	if opts.Release == "" {
+		e.fullMu.Lock()
+		defer e.fullMu.Unlock()
+	}
 	start := time.Now()
 	before := e.cluster.Requests.Snapshot()
 	res := &Result{Cluster: e.cluster.Name}
@@ -166,12 +180,17 @@ func (e *Engine) Sync(ctx context.Context, r *repo.Repo, opts Options) (*Result,
 		return nil, fmt.Errorf("no release %q in %s/%s", opts.Release, repo.InstallationsDir, e.cluster.Name)
 	}
 	results := make([]ReleaseResult, len(rels))
-	sem := make(chan struct{}, e.cluster.Budget.MaxConcurrentReleases)
 	var wg sync.WaitGroup
 	for i, rel := range rels {
 		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
+			if err := e.slots.acquire(ctx, opts.Background); err != nil {
+				results[i] = ReleaseResult{File: rel.File, Name: rel.Header.Name, Namespace: rel.Header.Namespace, Chart: rel.Header.Chart,
+					Action: Failed, Stage: StageDiff, Error: fmt.Sprintf("%s: not synced: %v", rel.File, err)}
+				return
+			}
+			defer e.slots.release()
+			unlock := e.lockRelease(rel.Header.Namespace + "/" + rel.Header.Name)
+			defer unlock()
 			results[i] = e.syncRelease(ctx, r, rel, renderer, opts)
 			if opts.OnRelease != nil {
 				opts.OnRelease(results[i])
@@ -183,10 +202,23 @@ func (e *Engine) Sync(ctx context.Context, r *repo.Repo, opts Options) (*Result,
 
 	// 3. Releases whose values file is gone.
 	if opts.Release == "" {
-		res.Releases = append(res.Releases, e.uninstallRemoved(ctx, c, opts)...)
+		res.Releases = append(res.Releases, e.uninstallRemoved(ctx, c, opts, start)...)
 	}
 	e.log.Info("sync done", "releases", len(res.Releases), "failed", res.Failed(), "duration", time.Since(start))
 	return res, nil
+}
+
+// lockRelease holds a release for one sync; the returned func lets it go.
+func (e *Engine) lockRelease(key string) func() {
+	e.relMu.Lock()
+	m, ok := e.releases[key]
+	if !ok {
+		m = &sync.Mutex{}
+		e.releases[key] = m
+	}
+	e.relMu.Unlock()
+	m.Lock()
+	return m.Unlock
 }
 
 // renderer returns a renderer for the cluster's capabilities, discovered at
@@ -260,7 +292,25 @@ func (e *Engine) syncRelease(ctx context.Context, r *repo.Repo, rel *repo.Releas
 	}
 	digest = rendered.Digest
 
-	// Compare with the live cluster: the Helm release, then every object.
+	// Compare with the live cluster: every object, then the Helm release.
+	cmps, err := e.compareRelease(ctx, rel, rendered)
+	if err != nil {
+		return fail(StageDiff, fmt.Errorf("%s: %w", rel.File, err))
+	}
+	if !opts.DryRun {
+		e.planned(rel.Header.Namespace, rel.Header.Name, cmps)
+	}
+	rr.Objects = objectResults(cmps)
+	changed, immutable := changes(cmps)
+	if revision, ok := e.cachedRevision(ctx, rel); ok && !changed {
+		// Every object as mgo applied it and the newest revision deployed
+		// and this engine's: nothing to read from Helm's storage.
+		rr.Action, rr.Revision = Unchanged, revision
+		if !opts.DryRun {
+			e.remember(key, rendered.Digest)
+		}
+		return rr
+	}
 	cfg, last, err := e.helmRelease(rel)
 	if err != nil {
 		return fail(StageDiff, fmt.Errorf("%s: %w", rel.File, err))
@@ -283,15 +333,6 @@ func (e *Engine) syncRelease(ctx context.Context, r *repo.Repo, rel *repo.Releas
 			return fail(StageApply, fmt.Errorf("%s: %w", rel.File, err))
 		}
 	}
-	cmps, err := e.compareRelease(ctx, rel, rendered)
-	if err != nil {
-		return fail(StageDiff, fmt.Errorf("%s: %w", rel.File, err))
-	}
-	if !opts.DryRun {
-		e.planned(rel.Header.Namespace, rel.Header.Name, cmps)
-	}
-	rr.Objects = objectResults(cmps)
-	changed, immutable := changes(cmps)
 	changed = changed || last == nil || last.Info == nil || last.Info.Status != "deployed"
 	if last != nil {
 		rr.Revision = last.Version
@@ -357,6 +398,7 @@ type failure struct {
 func (e *Engine) remember(key, digest string) {
 	e.mu.Lock()
 	e.applied[key] = digest
+	e.syncedAt[key] = time.Now()
 	delete(e.failed, key)
 	e.mu.Unlock()
 }

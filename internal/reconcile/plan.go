@@ -5,15 +5,19 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"strconv"
 	"strings"
 
 	"github.com/fluxcd/pkg/ssa"
 	"helm.sh/helm/v4/pkg/action"
+	helmcommon "helm.sh/helm/v4/pkg/release/common"
 	releasev1 "helm.sh/helm/v4/pkg/release/v1"
 	helmstorage "helm.sh/helm/v4/pkg/storage/driver"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/mygitops/mgo/internal/kube"
 	"github.com/mygitops/mgo/internal/render"
@@ -237,4 +241,31 @@ func subject(o *unstructured.Unstructured) string {
 // their Helm revisions (releaseLabels).
 func (e *Engine) releaseObjectLabels() map[string]string {
 	return map[string]string{kube.LabelCluster: e.owner.Cluster}
+}
+
+// cachedRevision returns the newest revision of a release as the engine's
+// cache holds its Helm release Secret, when that revision is deployed and
+// this engine's (managed-by mgo, its cluster and repository labels): a
+// release whose objects are all unchanged then needs no read of Helm's
+// storage. ok is false whenever the cache cannot tell.
+func (e *Engine) cachedRevision(ctx context.Context, rel *repo.Release) (int, bool) {
+	if e.cache == nil {
+		return 0, false
+	}
+	sel := labels.SelectorFromSet(labels.Set{"owner": "helm", "name": rel.Header.Name})
+	secrets, err := e.cache.List(ctx, schema.GroupVersionKind{Version: "v1", Kind: "Secret"}, rel.Header.Namespace, sel)
+	if err != nil || len(secrets) == 0 {
+		return 0, false
+	}
+	newest, version := secrets[0], -1
+	for _, s := range secrets {
+		if v, err := strconv.Atoi(s.GetLabels()["version"]); err == nil && v > version {
+			newest, version = s, v
+		}
+	}
+	l := newest.GetLabels()
+	if version < 1 || l["status"] != string(helmcommon.StatusDeployed) || l[LabelManagedBy] != managedBy || !e.owner.Owns(l) {
+		return 0, false
+	}
+	return version, true
 }

@@ -18,7 +18,11 @@ import (
 // uninstallRemoved uninstalls the releases mgo installed whose values file
 // left the repo. It does nothing when a values file of the cluster could
 // not be read: a broken file must not look like a removed release.
-func (e *Engine) uninstallRemoved(ctx context.Context, c *repo.Cluster, opts Options) []ReleaseResult {
+//
+// A release that a sync of that release alone (Options.Release, from a
+// newer tree) synced after started is not uninstalled: the tree of this
+// sync may be older than its.
+func (e *Engine) uninstallRemoved(ctx context.Context, c *repo.Cluster, opts Options, started time.Time) []ReleaseResult {
 	want := map[string]bool{}
 	var keys []string
 	for _, rel := range c.Releases {
@@ -66,6 +70,12 @@ func (e *Engine) uninstallRemoved(ctx context.Context, c *repo.Cluster, opts Opt
 	for _, x := range rels {
 		hr, ok := x.(*releasev1.Release)
 		if !ok || want[hr.Namespace+"/"+hr.Name] {
+			continue
+		}
+		e.mu.Lock()
+		newer := e.syncedAt[hr.Namespace+"/"+hr.Name].After(started)
+		e.mu.Unlock()
+		if newer {
 			continue
 		}
 		rr := ReleaseResult{Name: hr.Name, Namespace: hr.Namespace, Revision: hr.Version}
