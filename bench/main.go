@@ -3,8 +3,9 @@
 // helmfile. Every contender gets a fresh local control plane
 // (internal/testenv) with an audit log and an API identity of its own, the
 // same gitops repo of N releases, and the same scenarios: first sync, no-op
-// resync, one image changed, ten images changed, and (mgo only) a burst of
-// deploy requests through the API. It reports wall time, API requests by
+// resync, one image changed, ten images changed, and (mgo only, through
+// mgo serve) a burst of deploy requests, deploys one after the other, and an
+// out-of-band change until mgo reports the drift. It reports wall time, API requests by
 // verb and writes, new Helm revisions, peak RSS and CPU of the contender's
 // processes, prints a table with the ratios mgo/contender, and writes the raw
 // results as JSON.
@@ -42,12 +43,14 @@ const (
 	// singleDeploy: deploy requests one after the other, each answered
 	// after its rollout, through mgo serve.
 	singleDeploy = "single-deploy"
+	// drift: an out-of-band change, until mgo serve reports it.
+	drift = "drift"
 )
 
-var allScenarios = []string{firstSync, noopSync, oneImage, tenImages, deployBurst, singleDeploy}
+var allScenarios = []string{firstSync, noopSync, oneImage, tenImages, deployBurst, singleDeploy, drift}
 
 // serveScenario reports whether s measures mgo serve (mgo only).
-func serveScenario(s string) bool { return s == deployBurst || s == singleDeploy }
+func serveScenario(s string) bool { return s == deployBurst || s == singleDeploy || s == drift }
 
 // Measure is one contender in one scenario.
 type Measure struct {
@@ -68,6 +71,7 @@ type Measure struct {
 	// after the contender had finished (0: it waited for the rollout).
 	NotReadySeconds float64     `json:"notReadySeconds"`
 	Burst           *BurstStats `json:"burst,omitempty"`
+	Drift           *DriftStats `json:"drift,omitempty"`
 	// Load1 is the machine's 1-minute load average when the scenario ended:
 	// other work on the machine slows every contender down.
 	Load1 float64 `json:"load1"`
@@ -368,7 +372,11 @@ func runContender(ctx context.Context, o options, k contender, mgoBin string, lo
 		}
 		logf("%s: %s", k.Name(), s)
 		fmt.Fprintf(log, "----- %s %s\n", k.Name(), s)
-		if serveScenario(s) {
+		if s == drift {
+			if err := runDrift(ctx, w, mgoBin, &m); err != nil {
+				m.Status, m.Error = "failed", err.Error()
+			}
+		} else if serveScenario(s) {
 			k, tag, sequential := o.burst, "2.0.0", false
 			if s == singleDeploy {
 				k, tag, sequential = o.deploys, "3.0.0", true

@@ -125,6 +125,17 @@ func printReport(w io.Writer, res *Results, scenarios []string) {
 			}
 		}
 	}
+	if slices.Contains(scenarios, drift) {
+		if m := find("mgo", drift); m != nil {
+			fmt.Fprintf(w, "\nDrift (mgo serve, periodic check off): ")
+			if d := m.Drift; d != nil && d.Reported {
+				fmt.Fprintf(w, "%s scaled by hand, reported after %s; %d API requests meanwhile (%s)\n",
+					d.Object, fmtSeconds(d.LatencySeconds), m.RequestsTotal, m.Requests)
+			} else {
+				fmt.Fprintf(w, "%s: %s\n", m.Status, oneLine(m.Error, 300))
+			}
+		}
+	}
 	fmt.Fprintln(w, "\nAPI requests by verb (dryrun-* are server-side dry-runs, not writes):")
 	fmt.Fprintln(w)
 	for _, s := range allScenarios {
