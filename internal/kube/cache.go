@@ -49,6 +49,10 @@ type Cache struct {
 type kindInformer struct {
 	gvr      schema.GroupVersionResource
 	informer cache.SharedIndexInformer
+	// failed is set when the first list did not come in time (the kind
+	// cannot be listed, the API server is away): later calls do not wait
+	// again until it comes.
+	failed atomic.Bool
 }
 
 // CacheEventType says what happened to a cached object.
@@ -214,9 +218,13 @@ func (ca *Cache) watch(ctx context.Context, gvk schema.GroupVersionKind) (*kindI
 	if ki.informer.HasSynced() {
 		return ki, nil
 	}
+	if ki.failed.Load() {
+		return nil, fmt.Errorf("cache of %s not filled yet", gvr)
+	}
 	sctx, cancel := context.WithTimeout(ctx, DefaultCacheSyncTimeout)
 	defer cancel()
 	if !cache.WaitForCacheSync(sctx.Done(), ki.informer.HasSynced) {
+		ki.failed.Store(true)
 		return nil, fmt.Errorf("cache of %s not filled: %w", gvr, context.Cause(sctx))
 	}
 	return ki, nil

@@ -12,6 +12,7 @@ import (
 	"github.com/fluxcd/pkg/ssa"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 )
@@ -176,6 +177,7 @@ data: {a: "1", b: "2"}
 			}
 			wanted := obj(t, owner, ns, k.wanted)
 			wanted.SetName(name)
+			settled(t, c, wanted)
 			waitCached(t, c, ca, wanted)
 
 			local := ca.Decide(ctx, wanted)
@@ -275,5 +277,29 @@ spec:
 	}
 	if !ca.Decide(ctx, cr) {
 		t.Error("the unchanged custom resource is not decided locally")
+	}
+}
+
+// settled waits until the Deployment controller is done with a new or
+// changed Deployment (its revision annotation set, its generation
+// observed): it writes the object too, and a dry-run that reads the object
+// before that write and applies after it sees a difference that is the
+// controller's, not the test's.
+func settled(t *testing.T, c *Cluster, u *unstructured.Unstructured) {
+	t.Helper()
+	if u.GetKind() != "Deployment" {
+		return
+	}
+	err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		live := &unstructured.Unstructured{}
+		live.SetGroupVersionKind(u.GroupVersionKind())
+		if err := c.Client.Get(ctx, client.ObjectKeyFromObject(u), live); err != nil {
+			return false, err
+		}
+		observed, _, _ := unstructured.NestedInt64(live.Object, "status", "observedGeneration")
+		return live.GetAnnotations()["deployment.kubernetes.io/revision"] != "" && observed == live.GetGeneration(), nil
+	})
+	if err != nil {
+		t.Fatalf("%s not settled: %v", fmtObj(u), err)
 	}
 }
