@@ -46,12 +46,14 @@ func serveAvailable(ctx context.Context, bin string) error {
 	return nil
 }
 
-// runBurst measures `mgo serve` answering a burst of deploy requests, as
-// CI pipelines finishing at once would send them: k requests at the same
-// moment, each a new tag for a different release, every one waiting for the
-// rollout (wait: true). The service runs on the contender's cluster, after
-// the other scenarios; its startup (clone, first sync) is not measured.
-func runBurst(ctx context.Context, w *world, bin string, k int, m *Measure) error {
+// runBurst measures `mgo serve` answering deploy requests: k requests, each
+// a new tag for a different release, every one waiting for the rollout
+// (wait: true); all at the same moment, as CI pipelines finishing at once
+// would send them, or one after the other (sequential: the latency of one
+// deploy). The service runs on the contender's cluster, after the other
+// scenarios, started anew for each scenario; its startup (clone, first
+// sync) is not measured.
+func runBurst(ctx context.Context, w *world, bin string, k int, tag string, sequential bool, m *Measure) error {
 	if err := serveAvailable(ctx, bin); err != nil {
 		m.Status = "skipped"
 		m.Error = "mgo serve not available: " + err.Error()
@@ -114,7 +116,6 @@ func runBurst(ctx context.Context, w *world, bin string, k int, m *Measure) erro
 		return err
 	}
 	idx := spread(len(w.Repo.Releases), k)
-	const tag = "2.0.0"
 	lat := make([]time.Duration, len(idx))
 	codes := make([]int, len(idx))
 	errs := make([]string, len(idx))
@@ -123,6 +124,9 @@ func runBurst(ctx context.Context, w *world, bin string, k int, m *Measure) erro
 	var wg sync.WaitGroup
 	for j, i := range idx {
 		r := w.Repo.Releases[i]
+		if sequential {
+			wg.Wait() // the previous deploy is answered
+		}
 		wg.Go(func() {
 			body, _ := json.Marshal(map[string]any{
 				"cluster": w.Cluster.Env.Context, "triggerRepo": TriggerRepo(r), "imageRepo": ImageRepo(r),
@@ -187,8 +191,12 @@ func runBurst(ctx context.Context, w *world, bin string, k int, m *Measure) erro
 	return nil
 }
 
-// gitRemote makes a bare repository holding dir as one commit on main.
+// gitRemote makes a bare repository holding dir as one commit on main; a
+// remote made for an earlier scenario is kept (mgo serve pushed to it).
 func gitRemote(ctx context.Context, dir, remote string) error {
+	if _, err := os.Stat(remote); err == nil {
+		return nil
+	}
 	git := func(d string, args ...string) error {
 		cmd := exec.CommandContext(ctx, "git", args...)
 		cmd.Dir = d

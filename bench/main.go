@@ -3,8 +3,9 @@
 // helmfile. Every contender gets a fresh local control plane
 // (internal/testenv) with an audit log and an API identity of its own, the
 // same gitops repo of N releases, and the same scenarios: first sync, no-op
-// resync, one image changed, ten images changed, and (mgo only) a burst of
-// deploy requests through the API. It reports wall time, API requests by
+// resync, one image changed, ten images changed, and (mgo only, through
+// mgo serve) a burst of deploy requests, deploys one after the other, and an
+// out-of-band change until mgo reports the drift. It reports wall time, API requests by
 // verb and writes, new Helm revisions, peak RSS and CPU of the contender's
 // processes, prints a table with the ratios mgo/contender, and writes the raw
 // results as JSON.
@@ -39,9 +40,17 @@ const (
 	oneImage    = "one-image"
 	tenImages   = "ten-images"
 	deployBurst = "deploy-burst"
+	// singleDeploy: deploy requests one after the other, each answered
+	// after its rollout, through mgo serve.
+	singleDeploy = "single-deploy"
+	// drift: an out-of-band change, until mgo serve reports it.
+	drift = "drift"
 )
 
-var allScenarios = []string{firstSync, noopSync, oneImage, tenImages, deployBurst}
+var allScenarios = []string{firstSync, noopSync, oneImage, tenImages, deployBurst, singleDeploy, drift}
+
+// serveScenario reports whether s measures mgo serve (mgo only).
+func serveScenario(s string) bool { return s == deployBurst || s == singleDeploy || s == drift }
 
 // Measure is one contender in one scenario.
 type Measure struct {
@@ -62,6 +71,7 @@ type Measure struct {
 	// after the contender had finished (0: it waited for the rollout).
 	NotReadySeconds float64     `json:"notReadySeconds"`
 	Burst           *BurstStats `json:"burst,omitempty"`
+	Drift           *DriftStats `json:"drift,omitempty"`
 	// Load1 is the machine's 1-minute load average when the scenario ended:
 	// other work on the machine slows every contender down.
 	Load1 float64 `json:"load1"`
@@ -104,6 +114,7 @@ type options struct {
 	helmParallel        int
 	helmfileConcurrency int
 	burst               int
+	deploys             int
 	timeout             time.Duration
 }
 
@@ -119,6 +130,7 @@ func main() {
 	flag.IntVar(&o.helmParallel, "helm-parallel", 1, "releases the helm loop upgrades at once")
 	flag.IntVar(&o.helmfileConcurrency, "helmfile-concurrency", 4, "helmfile --concurrency (mgo's default is 4 releases at once)")
 	flag.IntVar(&o.burst, "burst", 30, "deploy requests in the deploy-burst scenario")
+	flag.IntVar(&o.deploys, "deploys", 20, "deploy requests, one after the other, in the single-deploy scenario")
 	flag.DurationVar(&o.timeout, "timeout", 30*time.Minute, "give up on a contender after this long")
 	flag.Parse()
 	o.contenders = splitList(contenders)
@@ -278,7 +290,7 @@ func benchmark(ctx context.Context, o options) error {
 		if !c.Available {
 			logf("%s unavailable: %s", c.Name, c.Reason)
 			for _, s := range o.scenarios {
-				if s != deployBurst || c.Name == "mgo" {
+				if !serveScenario(s) || c.Name == "mgo" {
 					res.Measures = append(res.Measures, Measure{Contender: c.Name, Scenario: s, Status: "unavailable", Error: c.Reason})
 				}
 			}
@@ -345,7 +357,7 @@ func runContender(ctx context.Context, o options, k contender, mgoBin string, lo
 	var out []Measure
 	failedFirst := ""
 	for _, s := range allScenarios {
-		if s == deployBurst {
+		if serveScenario(s) {
 			if !wanted(s) || k.Name() != "mgo" {
 				continue
 			}
@@ -360,8 +372,16 @@ func runContender(ctx context.Context, o options, k contender, mgoBin string, lo
 		}
 		logf("%s: %s", k.Name(), s)
 		fmt.Fprintf(log, "----- %s %s\n", k.Name(), s)
-		if s == deployBurst {
-			if err := runBurst(ctx, w, mgoBin, o.burst, &m); err != nil {
+		if s == drift {
+			if err := runDrift(ctx, w, mgoBin, &m); err != nil {
+				m.Status, m.Error = "failed", err.Error()
+			}
+		} else if serveScenario(s) {
+			k, tag, sequential := o.burst, "2.0.0", false
+			if s == singleDeploy {
+				k, tag, sequential = o.deploys, "3.0.0", true
+			}
+			if err := runBurst(ctx, w, mgoBin, k, tag, sequential, &m); err != nil {
 				m.Status, m.Error = "failed", err.Error()
 			}
 		} else if err := measureSync(ctx, w, k, s, &m); err != nil {

@@ -72,7 +72,7 @@ func printReport(w io.Writer, res *Results, scenarios []string) {
 		contenders = append(contenders, c.Name)
 	}
 	for _, s := range allScenarios {
-		if s == deployBurst || !slices.Contains(scenarios, s) {
+		if serveScenario(s) || !slices.Contains(scenarios, s) {
 			continue
 		}
 		mgo := find("mgo", s)
@@ -98,13 +98,22 @@ func printReport(w io.Writer, res *Results, scenarios []string) {
 			}
 		}
 	}
-	if slices.Contains(scenarios, deployBurst) {
-		if m := find("mgo", deployBurst); m != nil {
-			fmt.Fprintf(w, "\nDeploy API burst (mgo serve): ")
+	for _, s := range []string{deployBurst, singleDeploy} {
+		if !slices.Contains(scenarios, s) {
+			continue
+		}
+		if m := find("mgo", s); m != nil {
+			what := "%d requests at once"
+			if s == singleDeploy {
+				fmt.Fprintf(w, "\nDeploys one after the other (mgo serve): ")
+				what = "%d requests"
+			} else {
+				fmt.Fprintf(w, "\nDeploy API burst (mgo serve): ")
+			}
 			switch {
 			case m.Burst != nil:
 				b := m.Burst
-				fmt.Fprintf(w, "%d requests at once, %d succeeded; latency p50 %s, p95 %s, max %s; all answered in %s; %d API requests (%d writes), %d new Helm revisions; mgo serve peak RSS %s, CPU %s",
+				fmt.Fprintf(w, what+", %d succeeded; latency p50 %s, p95 %s, max %s; all answered in %s; %d API requests (%d writes), %d new Helm revisions; mgo serve peak RSS %s, CPU %s",
 					b.Requests, b.Succeeded, fmtSeconds(b.P50), fmtSeconds(b.P95), fmtSeconds(b.Max), fmtSeconds(b.Total),
 					m.RequestsTotal, m.Writes, m.Revisions, fmtKiB(m.Usage.MaxRSSKiB), fmtSeconds(m.Usage.CPU.Seconds()))
 				if m.Error != "" {
@@ -112,6 +121,17 @@ func printReport(w io.Writer, res *Results, scenarios []string) {
 				}
 				fmt.Fprintln(w)
 			default:
+				fmt.Fprintf(w, "%s: %s\n", m.Status, oneLine(m.Error, 300))
+			}
+		}
+	}
+	if slices.Contains(scenarios, drift) {
+		if m := find("mgo", drift); m != nil {
+			fmt.Fprintf(w, "\nDrift (mgo serve, periodic check off): ")
+			if d := m.Drift; d != nil && d.Reported {
+				fmt.Fprintf(w, "%s scaled by hand, reported after %s; %d API requests meanwhile (%s)\n",
+					d.Object, fmtSeconds(d.LatencySeconds), m.RequestsTotal, m.Requests)
+			} else {
 				fmt.Fprintf(w, "%s: %s\n", m.Status, oneLine(m.Error, 300))
 			}
 		}

@@ -65,6 +65,10 @@ type Config struct {
 	// of each release with the live cluster in Sync (the rollout wait has
 	// its own timeout). Default DefaultDiffTimeout.
 	DiffTimeout time.Duration
+	// NoCache compares every object by a server-side dry-run, without the
+	// watch-backed cache of live objects (kube.Cache) that decides
+	// unchanged objects without a request.
+	NoCache bool
 }
 
 func (c Config) withDefaults() Config {

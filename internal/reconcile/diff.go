@@ -105,19 +105,18 @@ func (e *Engine) Diff(ctx context.Context, r *repo.Repo, opts Options) (*DiffRes
 		case !rel.Valid:
 			fail(StageValidate, invalidRelease(r, rel))
 		default:
-			ch, err := e.charts.Load(ctx, r.Dir, r.Config, rel.Header)
+			_, rendered, stage, err := e.loadAndRender(ctx, r, rel, renderer, true)
 			if err != nil {
-				fail(StageChart, err)
-				break
-			}
-			rendered, err := renderer.Render(ctx, rel, ch, true)
-			if err != nil {
-				fail(StageRender, err)
+				fail(stage, err)
 				break
 			}
 			wanted := map[string]bool{}
 			for _, obj := range rendered.Objects {
-				d, err := e.objectDiff(ctx, obj, rel.Header.Name, rel.Header.Namespace)
+				cmp, err := e.compare(ctx, obj, rel.Header.Name, rel.Header.Namespace)
+				var d ObjectDiff
+				if err == nil {
+					d, err = objectDiff(cmp)
+				}
 				if err != nil {
 					fail(StageDiff, err)
 					break
@@ -144,7 +143,11 @@ func (e *Engine) diffRaw(ctx context.Context, c *repo.Cluster, res *DiffResult) 
 	wanted := map[string]bool{}
 	for _, rf := range c.Raw {
 		for _, o := range rf.Objects {
-			d, err := e.objectDiff(ctx, &unstructured.Unstructured{Object: o.Object}, "", "")
+			cmp, err := e.compare(ctx, &unstructured.Unstructured{Object: o.Object}, "", "")
+			var d ObjectDiff
+			if err == nil {
+				d, err = objectDiff(cmp)
+			}
 			if err != nil {
 				return fmt.Errorf("%s:%d: %w", rf.File, o.Line, err)
 			}
@@ -211,22 +214,18 @@ func (e *Engine) deletedDiff(ctx context.Context, id *unstructured.Unstructured)
 	return d
 }
 
-func (e *Engine) objectDiff(ctx context.Context, obj *unstructured.Unstructured, release, ns string) (ObjectDiff, error) {
-	entry, live, merged, err := e.diffObjectFull(ctx, obj, release, ns)
-	if err != nil && isImmutableFieldError(err) {
-		return ObjectDiff{Subject: subject(obj), Action: "recreate",
-			Diff: fmt.Sprintf("# %s: an immutable field changed; a sync deletes and recreates it (StatefulSets keep their pods and volumes; other kinds need the %s: recreate annotation): %v\n", subject(obj), AnnotationImmutable, err)}, nil
-	}
-	if err != nil {
-		return ObjectDiff{}, err
-	}
-	d := ObjectDiff{Subject: entry.Subject, Action: string(entry.Action)}
-	switch entry.Action {
-	case ssa.CreatedAction:
-		wanted, _ := e.prepare(obj, release, ns)
-		d.Diff, err = unified(d.Subject, nil, maskSecret(wanted))
-	case ssa.ConfiguredAction:
-		d.Diff, err = unified(d.Subject, live, merged)
+// objectDiff renders a comparison as a diff: an object to be created in
+// full, a configured one as the change from its live state.
+func objectDiff(c comparison) (ObjectDiff, error) {
+	d := ObjectDiff{Subject: c.Subject, Action: string(c.Action)}
+	var err error
+	switch {
+	case c.Immutable != nil:
+		d.Diff = fmt.Sprintf("# %s: an immutable field changed; a sync deletes and recreates it (StatefulSets keep their pods and volumes; other kinds need the %s: recreate annotation): %v\n", c.Subject, AnnotationImmutable, c.Immutable)
+	case c.Action == ssa.CreatedAction:
+		d.Diff, err = unified(d.Subject, nil, maskSecret(c.Wanted))
+	case c.Action == ssa.ConfiguredAction:
+		d.Diff, err = unified(d.Subject, c.Live, c.Merged)
 	}
 	return d, err
 }

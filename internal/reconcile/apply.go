@@ -1,0 +1,186 @@
+package reconcile
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"helm.sh/helm/v4/pkg/action"
+	helmkube "helm.sh/helm/v4/pkg/kube"
+	helmcommon "helm.sh/helm/v4/pkg/release/common"
+	releasev1 "helm.sh/helm/v4/pkg/release/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/kustomize/kyaml/kio"
+	kyaml "sigs.k8s.io/kustomize/kyaml/yaml"
+
+	"github.com/mygitops/mgo/internal/kube"
+	"github.com/mygitops/mgo/internal/render"
+	"github.com/mygitops/mgo/internal/repo"
+)
+
+// AnnotationImmutable on an object says what to do when an update changes
+// an immutable field: "recreate" deletes and recreates it. Without it the
+// sync fails and names the object and field. StatefulSets are always
+// recreated, orphaning their pods and volumes.
+const AnnotationImmutable = kube.AnnotationImmutable
+
+// applied is what the apply stage of a release did.
+type applied struct {
+	revision *releasev1.Release // the new revision, when Helm created one
+	upgrade  bool               // an upgrade of a deployed release, not an install
+	err      error              // of the Helm action
+}
+
+// apply installs or upgrades a release whose plan found a change, with
+// server-side apply, recreating first the objects with immutable changes
+// that may be recreated. The error is a failure before Helm acted; the
+// Helm action's own error is in applied.err, since what follows depends on
+// whether the objects were applied (rollout wait or not).
+func (e *Engine) apply(ctx context.Context, cfg *action.Configuration, rel *repo.Release, ch *render.Chart, rendered *render.Rendered,
+	last *releasev1.Release, immutable bool, timeout time.Duration) (applied, error) {
+	log := e.log.With("release", rel.Header.Name, "namespace", rel.Header.Namespace)
+	vals, err := rel.Values()
+	if err != nil {
+		return applied{}, err
+	}
+	labels := e.releaseLabels(rendered.Digest[:40])
+	a := applied{upgrade: last != nil && hasDeployedRevision(cfg, rel.Header.Name)}
+	if immutable && a.upgrade {
+		if _, err := e.recreateImmutable(ctx, rendered, rel.Header.Name, rel.Header.Namespace); err != nil {
+			return a, fmt.Errorf("%s: %w", rel.File, err)
+		}
+	}
+	unhold := e.hold(rel.Header.Namespace, rel.Header.Name)
+	defer unhold()
+	a.revision, a.err = e.helmApply(ctx, cfg, rel, ch, vals, labels, a.upgrade, timeout)
+	if a.err != nil && a.upgrade && kube.IsImmutableFieldError(a.err) {
+		// A field the API server will not update. StatefulSets are deleted
+		// without their pods and volumes and recreated; other objects only
+		// when they opt in with the mgo.io/immutable: recreate annotation.
+		recreated, rerr := e.recreateImmutable(ctx, rendered, rel.Header.Name, rel.Header.Namespace)
+		if rerr != nil {
+			return a, fmt.Errorf("%s: %w", rel.File, rerr)
+		}
+		if recreated > 0 {
+			log.Info("recreated objects with immutable changes", "objects", recreated)
+			a.revision, a.err = e.helmApply(ctx, cfg, rel, ch, vals, labels, true, timeout)
+		}
+	}
+	return a, nil
+}
+
+// helmApply installs or upgrades with server-side apply. Helm waits only
+// for hooks; the rollout of the release's objects is waited for by
+// waitRollout. Helm's own waiters are not used for that: its kstatus
+// watcher (github.com/fluxcd/cli-utils v1.3.0) closes a channel that a
+// status task may still send on when a wait times out (a data race, and a
+// possible panic in a long-running service), and its polling waiter checks
+// every 2 seconds, which doubles the time of a first sync.
+func (e *Engine) helmApply(ctx context.Context, cfg *action.Configuration, rel *repo.Release, ch *render.Chart,
+	vals map[string]any, labels map[string]string, upgrade bool, timeout time.Duration) (*releasev1.Release, error) {
+	var out any
+	var err error
+	if upgrade {
+		up := action.NewUpgrade(cfg)
+		up.Namespace = rel.Header.Namespace
+		up.ServerSideApply = "true"
+		up.ForceConflicts = true // the repo is the authority over what mgo applies
+		up.WaitStrategy = helmkube.HookOnlyStrategy
+		up.Timeout = timeout
+		up.Labels = labels
+		up.MaxHistory = maxHistory
+		up.Description = "mgo sync of " + rel.File
+		up.PostRenderer = ownerLabels(e.releaseObjectLabels())
+		up.PostRenderStrategy = action.PostRenderStrategyNoHooks
+		out, err = up.RunWithContext(ctx, rel.Header.Name, ch.Chart, vals)
+	} else {
+		in := action.NewInstall(cfg)
+		in.ReleaseName = rel.Header.Name
+		in.Namespace = rel.Header.Namespace
+		in.CreateNamespace = true
+		in.Replace = true // a release whose first install failed is installed again
+		in.ServerSideApply = true
+		in.ForceConflicts = true
+		in.WaitStrategy = helmkube.HookOnlyStrategy
+		in.Timeout = timeout
+		in.Labels = labels
+		in.Description = "mgo sync of " + rel.File
+		in.PostRenderer = ownerLabels(e.releaseObjectLabels())
+		in.PostRenderStrategy = action.PostRenderStrategyNoHooks
+		out, err = in.RunWithContext(ctx, ch.Chart, vals)
+	}
+	hr, _ := out.(*releasev1.Release)
+	return hr, err
+}
+
+// recreateImmutable deletes the rendered objects of a release whose update
+// the API server refuses, so that the next apply recreates them
+// (kube.RecreateImmutable).
+func (e *Engine) recreateImmutable(ctx context.Context, rendered *render.Rendered, release, ns string) (int, error) {
+	var objs []*unstructured.Unstructured
+	for _, obj := range rendered.Objects {
+		o, err := e.prepare(obj, release, ns)
+		if err != nil {
+			continue
+		}
+		objs = append(objs, o)
+	}
+	return e.cluster.RecreateImmutable(ctx, objs)
+}
+
+// adopt labels the newest revision of a release an older mgo installed
+// (managed-by only, no cluster or repository label) as this engine's, so
+// that it is uninstalled when it leaves the repository. Releases whose
+// objects changed are relabelled by their upgrade instead.
+func (e *Engine) adopt(cfg *action.Configuration, last *releasev1.Release) {
+	if last == nil || last.Labels[LabelManagedBy] != managedBy || !kube.Unowned(last.Labels) {
+		return
+	}
+	maps.Copy(last.Labels, e.owner.Labels())
+	if err := cfg.Releases.Update(last); err != nil {
+		e.log.Warn("could not label the Helm release as this mgo's", "release", last.Name, "namespace", last.Namespace, "error", err)
+		return
+	}
+	e.log.Info("adopted a release of an older mgo", "release", last.Name, "namespace", last.Namespace, "revision", last.Version)
+}
+
+// markFailed records a failed rollout on the Helm release, as Helm does
+// when its own wait fails, so `helm ls` and `helm history` tell the truth.
+func (e *Engine) markFailed(cfg *action.Configuration, hr *releasev1.Release, cause error) {
+	if hr == nil || hr.Info == nil {
+		return
+	}
+	hr.Info.Status = helmcommon.StatusFailed
+	hr.Info.Description = "mgo: " + cause.Error()
+	if err := cfg.Releases.Update(hr); err != nil {
+		e.log.Warn("could not mark the Helm release failed", "release", hr.Name, "error", err)
+	}
+}
+
+// ownerLabels is a Helm post-renderer that labels every object of a release
+// (hooks aside) with releaseObjectLabels, as prepare does for the
+// comparison: the engine's cache watches objects by these labels.
+type ownerLabels map[string]string
+
+func (l ownerLabels) Run(in *bytes.Buffer) (*bytes.Buffer, error) {
+	nodes, err := kio.ParseAll(in.String())
+	if err != nil {
+		return nil, fmt.Errorf("labelling the rendered objects: %w", err)
+	}
+	keys := slices.Sorted(maps.Keys(l))
+	for _, n := range nodes {
+		for _, k := range keys {
+			if err := n.PipeE(kyaml.SetLabel(k, l[k])); err != nil {
+				return nil, fmt.Errorf("labelling the rendered objects: %w", err)
+			}
+		}
+	}
+	out, err := kio.StringAll(nodes)
+	if err != nil {
+		return nil, fmt.Errorf("labelling the rendered objects: %w", err)
+	}
+	return bytes.NewBufferString(out), nil
+}

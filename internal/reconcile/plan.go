@@ -1,0 +1,271 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"strconv"
+	"strings"
+
+	"github.com/fluxcd/pkg/ssa"
+	"helm.sh/helm/v4/pkg/action"
+	helmcommon "helm.sh/helm/v4/pkg/release/common"
+	releasev1 "helm.sh/helm/v4/pkg/release/v1"
+	helmstorage "helm.sh/helm/v4/pkg/storage/driver"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/mygitops/mgo/internal/kube"
+	"github.com/mygitops/mgo/internal/render"
+	"github.com/mygitops/mgo/internal/repo"
+)
+
+// The plan of a release is its first stage: load the chart, render it
+// locally (no request to the cluster), then compare every rendered object
+// with the live cluster. Sync, a dry-run sync, a drift check (a full sync)
+// and Diff all compare through compare; they differ only in what they do
+// with the comparisons.
+
+// loadAndRender loads the chart of a release and renders it. upgrade
+// renders as Helm renders an upgrade (.Release.IsUpgrade). The stage says
+// which step failed.
+func (e *Engine) loadAndRender(ctx context.Context, r *repo.Repo, rel *repo.Release, renderer *render.Renderer, upgrade bool) (*render.Chart, *render.Rendered, Stage, error) {
+	ch, err := e.charts.Load(ctx, r.Dir, r.Config, rel.Header)
+	if err != nil {
+		return nil, nil, StageChart, err
+	}
+	rendered, err := renderer.Render(ctx, rel, ch, upgrade)
+	if err != nil {
+		return ch, nil, StageRender, err
+	}
+	return ch, rendered, "", nil
+}
+
+// comparison is one object compared with the live cluster.
+type comparison struct {
+	Subject string     // Kind/namespace/name
+	Action  ssa.Action // created, configured, unchanged; "recreate" when Immutable is set
+	// Wanted is the object as it will be applied (see prepare).
+	Wanted *unstructured.Unstructured
+	// Live and Merged are the live object and what an apply makes of it,
+	// for a configured object.
+	Live, Merged *unstructured.Unstructured
+	// Immutable is set when the API server refuses the update because an
+	// immutable field changed: the object must be recreated.
+	Immutable error
+}
+
+// actionRecreate is the action of an object with an immutable change.
+const actionRecreate ssa.Action = "recreate"
+
+// compare compares one rendered object of a release (release == "" for a
+// raw manifest) with the live cluster, by a server-side dry-run apply with
+// mgo's field manager. An object whose kind the cluster does not know yet
+// (its CRD comes with the release) or whose namespace does not exist yet
+// will be created.
+func (e *Engine) compare(ctx context.Context, obj *unstructured.Unstructured, release, ns string) (comparison, error) {
+	wanted, err := e.prepare(obj, release, ns)
+	switch {
+	case meta.IsNoMatchError(err):
+		return comparison{Subject: subject(wanted), Action: ssa.CreatedAction, Wanted: wanted}, nil
+	case err != nil:
+		return comparison{}, fmt.Errorf("%s: %w", subject(wanted), err)
+	}
+	diff := e.cluster.Diff
+	if e.cache != nil {
+		diff = e.cache.Diff
+	}
+	entry, live, merged, err := diff(ctx, wanted)
+	if err != nil && kube.IsImmutableFieldError(err) {
+		// Handled before the upgrade (recreate) or refused there.
+		return comparison{Subject: subject(obj), Action: actionRecreate, Wanted: wanted, Immutable: err}, nil
+	}
+	if err != nil {
+		return comparison{}, err
+	}
+	return comparison{Subject: entry.Subject, Action: entry.Action, Wanted: wanted, Live: live, Merged: merged}, nil
+}
+
+// compareRelease compares every rendered object of a release with the
+// live cluster, within Config.DiffTimeout.
+func (e *Engine) compareRelease(ctx context.Context, rel *repo.Release, rendered *render.Rendered) ([]comparison, error) {
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.DiffTimeout)
+	defer cancel()
+	out := make([]comparison, 0, len(rendered.Objects))
+	for _, obj := range rendered.Objects {
+		c, err := e.compare(ctx, obj, rel.Header.Name, rel.Header.Namespace)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// changes reports whether some comparison is not unchanged, and whether
+// some object needs recreating.
+func changes(cs []comparison) (changed, immutable bool) {
+	for _, c := range cs {
+		changed = changed || c.Action != ssa.UnchangedAction
+		immutable = immutable || c.Immutable != nil
+	}
+	return changed, immutable
+}
+
+// objectResults are the comparisons as a sync reports them.
+func objectResults(cs []comparison) []ObjectResult {
+	out := make([]ObjectResult, 0, len(cs))
+	for _, c := range cs {
+		or := ObjectResult{Subject: c.Subject, Action: string(c.Action)}
+		if c.Immutable != nil {
+			or.Message = c.Immutable.Error()
+		}
+		out = append(out, or)
+	}
+	return out
+}
+
+// prepare returns a copy of obj as it will be applied. Objects of a Helm
+// release (release != "") get what Helm adds when it applies them: the
+// release namespace when they have none, Helm's ownership label and
+// annotations, and mgo's cluster label (releaseObjectLabels, added by
+// Helm's post-renderer, so that the engine's cache watches them). Raw objects get mgo's owner labels, and go to "default" when
+// they have no namespace.
+func (e *Engine) prepare(obj *unstructured.Unstructured, release, ns string) (*unstructured.Unstructured, error) {
+	obj = obj.DeepCopy()
+	if release == "" {
+		e.cluster.SetRawLabels([]*unstructured.Unstructured{obj}, kube.DefaultRawSet, e.cfg.RepoID)
+	} else {
+		labels := obj.GetLabels()
+		if labels == nil {
+			labels = map[string]string{}
+		}
+		labels[helmManagedByLabel] = "Helm"
+		maps.Copy(labels, e.releaseObjectLabels())
+		obj.SetLabels(labels)
+		annotations := obj.GetAnnotations()
+		if annotations == nil {
+			annotations = map[string]string{}
+		}
+		annotations[helmReleaseNameAnnotation] = release
+		annotations[helmReleaseNamespaceAnnotation] = ns
+		obj.SetAnnotations(annotations)
+	}
+	namespaced, err := e.cluster.Client.IsObjectNamespaced(obj)
+	if err != nil {
+		return obj, err
+	}
+	if namespaced && obj.GetNamespace() == "" {
+		if ns == "" {
+			ns = metav1.NamespaceDefault
+		}
+		obj.SetNamespace(ns)
+	}
+	return obj, nil
+}
+
+// helmRelease returns the Helm configuration of a release's namespace and
+// the newest revision of the release, or nil.
+func (e *Engine) helmRelease(rel *repo.Release) (*action.Configuration, *releasev1.Release, error) {
+	cfg, err := e.cluster.Helm(rel.Header.Namespace, e.log.With("release", rel.Header.Name, "namespace", rel.Header.Namespace))
+	if err != nil {
+		return nil, nil, err
+	}
+	last, err := lastRelease(cfg, rel.Header.Name)
+	return cfg, last, err
+}
+
+// lastRelease returns the newest revision of a release, or nil.
+func lastRelease(cfg *action.Configuration, name string) (*releasev1.Release, error) {
+	last, err := cfg.Releases.Last(name)
+	if errors.Is(err, helmstorage.ErrReleaseNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading release %s: %w", name, err)
+	}
+	hr, ok := last.(*releasev1.Release)
+	if !ok {
+		return nil, fmt.Errorf("release %s: unexpected type %T", name, last)
+	}
+	return hr, nil
+}
+
+func hasDeployedRevision(cfg *action.Configuration, name string) bool {
+	_, err := cfg.Releases.Deployed(name)
+	return err == nil
+}
+
+// invalidRelease is the error of a release whose files have errors: each
+// problem with its file and line.
+func invalidRelease(r *repo.Repo, rel *repo.Release) error {
+	p := problemsOf(r, rel.File)
+	if rel.SecretsFile != "" {
+		if sp := problemsOf(r, rel.SecretsFile); sp != "" {
+			p = strings.TrimPrefix(p+"; "+sp, "; ")
+		}
+	}
+	if p == "" {
+		p = "see mgo validate"
+	}
+	return fmt.Errorf("%s has errors: %s", rel.File, p)
+}
+
+// problemsOf lists the errors found in file when the repo was loaded.
+func problemsOf(r *repo.Repo, file string) string {
+	if r == nil {
+		return ""
+	}
+	var out []string
+	for _, p := range r.Problems.Errors().InFile(file) {
+		out = append(out, p.String())
+	}
+	return strings.Join(out, "; ")
+}
+
+func subject(o *unstructured.Unstructured) string {
+	if o.GetNamespace() != "" {
+		return o.GetKind() + "/" + o.GetNamespace() + "/" + o.GetName()
+	}
+	return o.GetKind() + "/" + o.GetName()
+}
+
+// releaseObjectLabels are the labels mgo adds to every object of a release:
+// the cluster ownership label, by which the engine's cache watches them.
+// Not the repository label: a change of repository identity must not
+// change every object. Releases themselves are owned through the labels of
+// their Helm revisions (releaseLabels).
+func (e *Engine) releaseObjectLabels() map[string]string {
+	return map[string]string{kube.LabelCluster: e.owner.Cluster}
+}
+
+// cachedRevision returns the newest revision of a release as the engine's
+// cache holds its Helm release Secret, when that revision is deployed and
+// this engine's (managed-by mgo, its cluster and repository labels): a
+// release whose objects are all unchanged then needs no read of Helm's
+// storage. ok is false whenever the cache cannot tell.
+func (e *Engine) cachedRevision(ctx context.Context, rel *repo.Release) (int, bool) {
+	if e.cache == nil {
+		return 0, false
+	}
+	sel := labels.SelectorFromSet(labels.Set{"owner": "helm", "name": rel.Header.Name})
+	secrets, err := e.cache.List(ctx, schema.GroupVersionKind{Version: "v1", Kind: "Secret"}, rel.Header.Namespace, sel)
+	if err != nil || len(secrets) == 0 {
+		return 0, false
+	}
+	newest, version := secrets[0], -1
+	for _, s := range secrets {
+		if v, err := strconv.Atoi(s.GetLabels()["version"]); err == nil && v > version {
+			newest, version = s, v
+		}
+	}
+	l := newest.GetLabels()
+	if version < 1 || l["status"] != string(helmcommon.StatusDeployed) || l[LabelManagedBy] != managedBy || !e.owner.Owns(l) {
+		return 0, false
+	}
+	return version, true
+}

@@ -1,0 +1,104 @@
+package reconcile
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/mygitops/mgo/internal/charttest"
+	"github.com/mygitops/mgo/internal/kube"
+	"github.com/mygitops/mgo/internal/render"
+	"github.com/mygitops/mgo/internal/repo"
+)
+
+// A sync of one release (a deploy) does not wait behind a background sync
+// of the whole cluster (the start-up comparison, a drift check): with one
+// release at a time, it gets the next free slot before the background
+// sync's releases still waiting.
+func TestForegroundReleaseBeforeBackgroundSync(t *testing.T) {
+	ns := env.Namespace(t)
+	g := newGitops(t)
+	for _, name := range []string{"prio-a", "prio-b", "prio-c", "prio-d"} {
+		g.release(name, ns, "hello", "1.0.0", "")
+	}
+	c, err := kube.FromKubeconfig(env.Kubeconfig, env.Context, repo.Budget{QPS: 100, Burst: 200, MaxConcurrentReleases: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := render.DefaultOptions(t.TempDir())
+	opts.PlainHTTP = true
+	opts.CAFile = charttest.CAFile(t)
+	charts, err := render.NewCharts(opts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(c, charts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+
+	var mu sync.Mutex
+	var order []string
+	first := make(chan struct{})
+	proceed := make(chan struct{})
+	t.Cleanup(func() { testHookBeforeWait = nil })
+	testHookBeforeWait = func(release string) {
+		mu.Lock()
+		order = append(order, release)
+		n := len(order)
+		mu.Unlock()
+		if n == 1 {
+			close(first)
+			<-proceed // hold the only slot until the deploy waits for it
+		}
+	}
+	r := g.load()
+	background := make(chan *Result, 1)
+	go func() {
+		res, err := e.Sync(context.Background(), r, Options{Background: true})
+		if err != nil {
+			t.Error(err)
+		}
+		background <- res
+	}()
+	<-first
+	mu.Lock()
+	held := order[0]
+	mu.Unlock()
+	deployed := "prio-d"
+	if held == deployed {
+		deployed = "prio-c"
+	}
+	foreground := make(chan *Result, 1)
+	go func() {
+		res, err := e.Sync(context.Background(), r, Options{Release: deployed})
+		if err != nil {
+			t.Error(err)
+		}
+		foreground <- res
+	}()
+	waitFor(t, "the deploy to wait for a slot", func() bool {
+		e.slots.mu.Lock()
+		defer e.slots.mu.Unlock()
+		return len(e.slots.foreground) == 1
+	})
+	close(proceed)
+	fg := <-foreground
+	if rr := mustRelease(t, fg, ns, deployed); rr.Action != Installed {
+		t.Errorf("deploy of %s: %+v", deployed, rr)
+	}
+	bg := <-background
+	if bg.Failed() {
+		t.Errorf("background sync:\n%s", bg)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(order) < 2 || order[1] != deployed {
+		t.Errorf("rollout waits in the order %v; want %s second, before the background sync's others", order, deployed)
+	}
+	if !slices.Contains(order, held) {
+		t.Errorf("order %v", order)
+	}
+}

@@ -1,0 +1,123 @@
+package reconcile
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"helm.sh/helm/v4/pkg/action"
+	helmkube "helm.sh/helm/v4/pkg/kube"
+	releasev1 "helm.sh/helm/v4/pkg/release/v1"
+
+	"github.com/mygitops/mgo/internal/kube"
+	"github.com/mygitops/mgo/internal/repo"
+)
+
+// uninstallRemoved uninstalls the releases mgo installed whose values file
+// left the repo. It does nothing when a values file of the cluster could
+// not be read: a broken file must not look like a removed release.
+//
+// A release that a sync of that release alone (Options.Release, from a
+// newer tree) synced after started is not uninstalled: the tree of this
+// sync may be older than its.
+func (e *Engine) uninstallRemoved(ctx context.Context, c *repo.Cluster, opts Options, started time.Time) []ReleaseResult {
+	want := map[string]bool{}
+	var keys []string
+	for _, rel := range c.Releases {
+		if rel.Header.Name == "" || rel.Header.Namespace == "" {
+			e.log.Warn("not uninstalling removed releases: a values file could not be read", "file", rel.File)
+			return nil
+		}
+		key := rel.Header.Namespace + "/" + rel.Header.Name
+		want[key] = true
+		keys = append(keys, key)
+	}
+	slices.Sort(keys)
+	set := strings.Join(keys, ",")
+	e.mu.Lock()
+	same := e.relSet == set
+	e.mu.Unlock()
+	if same && !opts.Full {
+		return nil // the same releases as at the last check: nothing was removed
+	}
+	cfg, err := e.cluster.Helm("", e.log)
+	if err != nil {
+		return []ReleaseResult{{Action: Failed, Stage: StageDiff, Error: err.Error()}}
+	}
+	list := action.NewList(cfg)
+	list.AllNamespaces = true
+	list.All = true
+	list.Selector = LabelManagedBy + "=" + managedBy
+	rels, err := list.Run()
+	if err != nil {
+		return []ReleaseResult{{Action: Failed, Stage: StageDiff, Error: fmt.Sprintf("listing mgo's releases: %v", err)}}
+	}
+	var out []ReleaseResult
+	failed := false
+	var leftAlone []string
+	defer func() {
+		if len(leftAlone) > 0 {
+			e.log.Warn("releases of an older mgo left alone", "releases", leftAlone)
+		}
+		if !failed && !opts.DryRun {
+			e.mu.Lock()
+			e.relSet = set
+			e.mu.Unlock()
+		}
+	}()
+	for _, x := range rels {
+		hr, ok := x.(*releasev1.Release)
+		if !ok || want[hr.Namespace+"/"+hr.Name] {
+			continue
+		}
+		e.mu.Lock()
+		newer := e.syncedAt[hr.Namespace+"/"+hr.Name].After(started)
+		e.mu.Unlock()
+		if newer {
+			continue
+		}
+		rr := ReleaseResult{Name: hr.Name, Namespace: hr.Namespace, Revision: hr.Version}
+		switch {
+		case e.owner.Owns(hr.Labels):
+		case kube.Unowned(hr.Labels):
+			// Installed by an mgo older than the ownership labels: it may
+			// be another instance's. Never uninstalled; reported.
+			rr.Action = LeftAlone
+			rr.Note = fmt.Sprintf("installed by an older mgo (no %s and %s labels) and not in the repository: left alone; uninstall it by hand if no other mgo instance owns it",
+				kube.LabelCluster, kube.LabelRepo)
+			leftAlone = append(leftAlone, hr.Namespace+"/"+hr.Name)
+			out = append(out, rr)
+			continue
+		default:
+			continue // another mgo instance's, or another context's
+		}
+		if opts.DryRun {
+			rr.Action = WouldChange
+			out = append(out, rr)
+			continue
+		}
+		ncfg, err := e.cluster.Helm(hr.Namespace, e.log)
+		if err == nil {
+			un := action.NewUninstall(ncfg)
+			un.WaitStrategy = helmkube.LegacyStrategy
+			un.Timeout = 2 * time.Minute
+			un.Description = "values file removed from the gitops repo"
+			_, err = un.Run(hr.Name)
+		}
+		if err != nil {
+			rr.Action, rr.Stage, rr.Error = Failed, StageApply, fmt.Sprintf("uninstall: %v", err)
+			failed = true
+		} else {
+			rr.Action = Uninstalled
+			e.forget(hr.Namespace, hr.Name)
+			e.mu.Lock()
+			delete(e.applied, hr.Namespace+"/"+hr.Name)
+			e.mu.Unlock()
+		}
+		out = append(out, rr)
+	}
+	_ = ctx
+	return out
+}

@@ -1,0 +1,132 @@
+package reconcile
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/fluxcd/cli-utils/pkg/kstatus/status"
+	"k8s.io/apimachinery/pkg/util/resourceversion"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/mygitops/mgo/internal/faults"
+	"github.com/mygitops/mgo/internal/kube"
+	"github.com/mygitops/mgo/internal/render"
+)
+
+// testHookBeforeWait, set by tests only, is called with a release's name
+// when its objects are applied and its rollout wait begins.
+var testHookBeforeWait func(release string)
+
+// objectStatus records the kstatus of every rendered object after the
+// rollout wait, reading each from the API server.
+func (e *Engine) objectStatus(ctx context.Context, rendered *render.Rendered, ns string, rr *ReleaseResult) {
+	e.probe(ctx, rendered, ns, rr, nil)
+}
+
+// probe records the kstatus of every rendered object in rr. With seen, an
+// object whose cached copy is at least as new as the version seen[subject]
+// (read from the API server after the apply) is read from the engine's
+// cache; any other object is read from the API server, and seen records
+// its version.
+// It returns how many objects it read from the API server.
+func (e *Engine) probe(ctx context.Context, rendered *render.Rendered, ns string, rr *ReleaseResult, seen map[string]string) int {
+	read := 0
+	byName := map[string]int{}
+	for i, o := range rr.Objects {
+		byName[o.Subject] = i
+	}
+	for _, obj := range rendered.Objects {
+		key := client.ObjectKey{Namespace: obj.GetNamespace(), Name: obj.GetName()}
+		if namespaced, _ := e.cluster.Client.IsObjectNamespaced(obj); namespaced && key.Namespace == "" {
+			key.Namespace = ns
+		}
+		s := subject(obj)
+		if key.Namespace != "" && obj.GetNamespace() == "" {
+			o := obj.DeepCopy()
+			o.SetNamespace(key.Namespace)
+			s = subject(o)
+		}
+		i, ok := byName[s]
+		if !ok {
+			rr.Objects = append(rr.Objects, ObjectResult{Subject: s})
+			i = len(rr.Objects) - 1
+		}
+		if seen != nil && seen[s] != "" && e.cache != nil {
+			if live, err := e.cache.Get(ctx, obj.GroupVersionKind(), key.Namespace, key.Name); err == nil && live != nil {
+				if c, err := resourceversion.CompareResourceVersion(live.GetResourceVersion(), seen[s]); err == nil && c >= 0 {
+					st := kube.StatusOf(live)
+					rr.Objects[i].Status, rr.Objects[i].Message = st.Status, st.Message
+					continue
+				}
+			}
+		}
+		st, live := e.cluster.StatusAndObject(ctx, obj, key)
+		read++
+		rr.Objects[i].Status, rr.Objects[i].Message = st.Status, st.Message
+		if seen != nil && live != nil && e.cache != nil {
+			seen[s] = live.GetResourceVersion()
+		}
+	}
+	return read
+}
+
+// waitRollout waits until every rendered object is Current or timeout
+// passes; then the error names those that are not. The objects are read
+// once from the API server after the apply; then, for the kinds the
+// engine's cache watches, from the cache each time a watch event arrives,
+// without a request; objects the cache does not hold are polled (200 ms
+// backing off to 2 s).
+func (e *Engine) waitRollout(ctx context.Context, rendered *render.Rendered, ns string, timeout time.Duration, rr *ReleaseResult) error {
+	faults.Point(faults.RolloutWait)
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	interval := 200 * time.Millisecond
+	seen := map[string]string{}
+	for first := true; ; first = false {
+		var changed <-chan struct{}
+		if e.cache != nil {
+			changed = e.cache.Changed() // before the probe: no event is missed
+		}
+		probe := ReleaseResult{Objects: slices.Clone(rr.Objects)}
+		read := e.probe(wctx, rendered, ns, &probe, seen)
+		pending := notReady(probe.Objects)
+		if pending == "" {
+			return nil
+		}
+		// Poll while some object is read from the API server (not in the
+		// cache, or the cache not yet as new as the apply).
+		polled := e.cache == nil || first || read > 0
+		var tick <-chan time.Time
+		if polled {
+			tick = time.After(interval)
+			interval = min(interval*3/2, 2*time.Second)
+		}
+		select {
+		case <-wctx.Done():
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("rollout not ready within %s%s", timeout, pending)
+		case <-changed:
+		case <-tick:
+		}
+	}
+}
+
+// notReady lists the objects that are not Current, with their status and
+// message; "" when all are.
+func notReady(objs []ObjectResult) string {
+	var b strings.Builder
+	for _, o := range objs {
+		if o.Status != "" && o.Status != status.CurrentStatus.String() {
+			fmt.Fprintf(&b, "; %s is %s", o.Subject, o.Status)
+			if o.Message != "" {
+				fmt.Fprintf(&b, ": %s", o.Message)
+			}
+		}
+	}
+	return b.String()
+}
