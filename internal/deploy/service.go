@@ -26,7 +26,7 @@ type Config struct {
 	// context, installations/<name>).
 	Engines map[string]*reconcile.Engine
 	// Store keeps the deployment records.
-	Store *Store
+	Store Store
 	// SnapshotDir holds the copies of the tree that syncs read, so a long
 	// rollout wait never blocks the next commit.
 	SnapshotDir string
