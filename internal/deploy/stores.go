@@ -54,4 +54,3 @@ type Watcher interface {
 // ErrFinished is a Put of a deployment whose stored record is already
 // finished.
 var ErrFinished = errors.New("the deployment is already finished")
-
