@@ -54,3 +54,8 @@ type Watcher interface {
 // ErrFinished is a Put of a deployment whose stored record is already
 // finished.
 var ErrFinished = errors.New("the deployment is already finished")
+
+// SameRequest reports whether a retry under an idempotency key asks for
+// the same thing as the deployment the key points at (the caller's CI
+// identity may differ in detail); for other implementations of Store.
+func SameRequest(a, b Request) bool { return sameRequest(a, b) }
