@@ -421,3 +421,7 @@ func (l *Leases) releaseAll() {
 
 // String describes the leases held, for logs.
 func (l *Leases) String() string { return fmt.Sprintf("%s holds %v", l.opts.Replica, l.Held()) }
+
+// OnAcquire sets the function called when this replica takes a cluster's
+// lease; call it before Run.
+func (l *Leases) OnAcquire(fn func(cluster string)) { l.opts.OnAcquire = fn }

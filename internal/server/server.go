@@ -88,6 +88,24 @@ type Config struct {
 	// Config, Credentials, ExternalURL, Log and Metrics are set by Run.
 	Notify notify.Options
 
+	// State is where deployment records live: "bolt" (default; a file in
+	// DataDir, one replica) or "kubernetes" (DeployRecords and Leases in
+	// Namespace of the cluster StateContext names, or of the in-cluster
+	// service account; several replicas share the clusters).
+	State        string
+	Namespace    string
+	StateContext string
+	// Replica names this process in leases and records (default: pod or
+	// host name and a random suffix).
+	Replica string
+	// LeaseDuration is how long a cluster's lease holds without renewal
+	// (default 15s): about the failover time.
+	LeaseDuration time.Duration
+	// RecordMaxAge and RecordMaxCount bound the finished records kept with
+	// the Kubernetes state (0: no bound).
+	RecordMaxAge   time.Duration
+	RecordMaxCount int
+
 	Log *slog.Logger
 	// Started, when set, is called with the listening address.
 	Started func(addr string)
@@ -151,11 +169,15 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	store, err := deploy.OpenStore(filepath.Join(cfg.DataDir, "deployments.db"))
+	st, err := openState(ctx, cfg, engines, log)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer st.store.Close()
+	var owner deploy.Owner
+	if st.leases != nil {
+		owner = st.leases
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -164,7 +186,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	svc, err := deploy.New(deploy.Config{
-		Git: git, Engines: engines, Store: store, SnapshotDir: filepath.Join(cfg.DataDir, "snapshots"),
+		Git: git, Engines: engines, Store: st.store, Owner: owner, SnapshotDir: filepath.Join(cfg.DataDir, "snapshots"),
 		Log: log, Metrics: deploy.NewMetrics(reg), Notifier: notifier,
 	})
 	if err != nil {
@@ -173,7 +195,7 @@ func Run(ctx context.Context, cfg Config) error {
 	h, err := api.New(api.Config{
 		Service: svc, Tokens: tokens, OIDC: oidcV, Audit: audit.New(cfg.AuditLog), InsecureNoAuth: cfg.InsecureNoAuth && tokens == nil && oidcV == nil,
 		GitHubSecret: cfg.GitHubSecret, GitLabToken: cfg.GitLabToken, Gatherer: reg, Log: log,
-		Ready: func() (map[string]any, error) { return readiness(ctx, git) },
+		Ready: func() (map[string]any, error) { return readiness(ctx, git, st) },
 	})
 	if err != nil {
 		return err
@@ -195,7 +217,12 @@ func Run(ctx context.Context, cfg Config) error {
 	wg.Go(func() { svc.Run(work) })
 	wg.Go(func() { notifier.Run(work) })
 	wg.Go(func() { h.RefreshLoop(work) })
-	wg.Go(func() { loops(work, cfg, svc, log) })
+	wg.Go(func() { loops(work, cfg, svc, st.leases == nil, log) })
+	if st.leases != nil {
+		st.leases.OnAcquire(func(cluster string) { svc.Acquired(work, cluster) })
+		wg.Go(func() { st.leases.Run(work) })
+		wg.Go(func() { st.housekeeping(work, cfg, log) })
+	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	log.Info("serving", "addr", ln.Addr().String(), "clusters", svc.Clusters())
@@ -281,8 +308,13 @@ func instanceID(dataDir string) (string, error) {
 // readiness is /readyz: ready while the clone is usable, whatever the
 // remote does; the last successful fetch (or push) and the error of a
 // later failed one say how fresh it is. It takes no lock and does no I/O.
-func readiness(ctx context.Context, git *gitrepo.Repo) (map[string]any, error) {
+func readiness(ctx context.Context, git *gitrepo.Repo, st *state) (map[string]any, error) {
 	details := map[string]any{}
+	if st.kube != nil {
+		// Holding leases is no condition: a replica holding none serves
+		// the API all the same.
+		details["state"], details["replica"], details["clusters"] = StateKubernetes, st.replica, st.leases.Held()
+	}
 	last, fetchErr := git.LastFetch()
 	if !last.IsZero() {
 		details["lastFetch"] = last.UTC().Format(time.RFC3339)
@@ -377,8 +409,13 @@ func engines(ctx context.Context, cfg Config, git *gitrepo.Repo, started time.Ti
 
 // loops syncs every cluster whose sync policy is auto once at start, then polls the repo and runs
 // drift checks on their intervals, until ctx ends.
-func loops(ctx context.Context, cfg Config, svc *deploy.Service, log *slog.Logger) {
-	go svc.StartupSync(ctx)
+//
+// With shared clusters (startup false), the sync at start is the one of
+// taking a cluster's lease, and drift checks run only for held clusters.
+func loops(ctx context.Context, cfg Config, svc *deploy.Service, startup bool, log *slog.Logger) {
+	if startup {
+		go svc.StartupSync(ctx)
+	}
 	tick := func(d time.Duration) <-chan time.Time {
 		if d <= 0 {
 			return nil
@@ -398,6 +435,9 @@ func loops(ctx context.Context, cfg Config, svc *deploy.Service, log *slog.Logge
 			}
 		case <-resync:
 			for _, name := range svc.Clusters() {
+				if !svc.Owns(name) {
+					continue
+				}
 				if err := svc.CheckDrift(ctx, name); err != nil {
 					log.Warn("drift check failed", "cluster", name, "error", err)
 				}
