@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 )
 
 // Owner says which served clusters this replica syncs when several mgo
@@ -27,6 +28,10 @@ type shared struct {
 	inflight map[string]bool // deployments this replica works on
 	events   []*Deployment
 	wake     chan struct{}
+	// adopted are jobs taken over, waiting for a fetch: their commits were
+	// pushed by other replicas, the clone must have them before the sync.
+	adopted   []*job
+	fetchWake chan struct{}
 }
 
 // startShared watches the records; nil when the service is alone.
@@ -35,10 +40,12 @@ func (s *Service) startShared() {
 	if s.cfg.Owner == nil || !ok {
 		return
 	}
-	sh := &shared{s: s, owner: s.cfg.Owner, store: w, inflight: map[string]bool{}, wake: make(chan struct{}, 1)}
+	sh := &shared{s: s, owner: s.cfg.Owner, store: w, inflight: map[string]bool{}, wake: make(chan struct{}, 1),
+		fetchWake: make(chan struct{}, 1)}
 	s.shared = sh
 	w.Watch(s.ctx, sh.observe)
 	go sh.loop(s.ctx)
+	go sh.fetchLoop(s.ctx)
 }
 
 // owns reports whether this replica syncs cluster.
@@ -134,8 +141,7 @@ func (s *Service) wake(id string) {
 // adopt takes a pushed deployment of a held cluster into its sync.
 func (sh *shared) adopt(d *Deployment) {
 	s := sh.s
-	c, err := s.cluster(d.Request.Cluster)
-	if err != nil {
+	if _, err := s.cluster(d.Request.Cluster); err != nil {
 		return // not served here
 	}
 	sh.mu.Lock()
@@ -158,8 +164,62 @@ func (sh *shared) adopt(d *Deployment) {
 	s.mu.Unlock()
 	j := &job{d: d, files: d.Files, edited: true}
 	s.log.Info("deployment taken over for its cluster's sync", "id", d.ID, "cluster", d.Request.Cluster, "commit", d.Commit)
-	if !c.add(j) {
-		s.fail(j, StageSync, fmt.Errorf("%w: mgo stopped before the sync", ErrClosed))
+	sh.mu.Lock()
+	sh.adopted = append(sh.adopted, j)
+	sh.mu.Unlock()
+	select {
+	case sh.fetchWake <- struct{}{}:
+	default:
+	}
+}
+
+// fetchLoop fetches the repo for the jobs taken over since the last fetch
+// (one fetch for all of them: each was pushed before the fetch began),
+// then hands them to their clusters' syncs. A failed fetch is retried:
+// a sync without the job's commit would report what it did not deploy.
+func (sh *shared) fetchLoop(ctx context.Context) {
+	s := sh.s
+	for {
+		select {
+		case <-ctx.Done():
+			sh.mu.Lock()
+			jobs := sh.adopted
+			sh.adopted = nil
+			sh.mu.Unlock()
+			for _, j := range jobs {
+				sh.leave(j)
+			}
+			return
+		case <-sh.fetchWake:
+		}
+		sh.mu.Lock()
+		jobs := sh.adopted
+		sh.adopted = nil
+		sh.mu.Unlock()
+		if len(jobs) == 0 {
+			continue
+		}
+		if _, err := s.cfg.Git.Fetch(ctx); err != nil {
+			s.log.Warn("fetch for deployments taken over failed; retrying", "deployments", len(jobs), "error", err)
+			sh.mu.Lock()
+			sh.adopted = append(jobs, sh.adopted...)
+			sh.mu.Unlock()
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+			select {
+			case sh.fetchWake <- struct{}{}:
+			default:
+			}
+			continue
+		}
+		for _, j := range jobs {
+			c, _ := s.cluster(j.d.Request.Cluster)
+			if !c.add(j) {
+				sh.leave(j)
+			}
+		}
 	}
 }
 
@@ -209,6 +269,20 @@ func (s *Service) Acquired(ctx context.Context, cluster string) {
 	if s.shared == nil {
 		return
 	}
+	// The clone may lag behind what other replicas pushed: a sync at an
+	// older head would roll the cluster back.
+	for {
+		_, err := s.cfg.Git.Fetch(ctx)
+		if err == nil {
+			break
+		}
+		s.log.Warn("fetch after taking a cluster failed; retrying", "cluster", cluster, "error", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
 	left, err := s.cfg.Store.List(1<<30, func(d *Deployment) bool {
 		return d.Status == Pushed && d.Request.Cluster == cluster
 	})
@@ -228,4 +302,12 @@ func (s *Service) Acquired(ctx context.Context, cluster string) {
 	default:
 		s.log.Info("sync after taking the cluster done", "cluster", cluster, "head", out.head, "failed", out.res.Failed())
 	}
+}
+
+// leave gives up a job taken over, as the service stops: its record stays
+// pushed for the next holder of the cluster's lease.
+func (sh *shared) leave(j *job) {
+	sh.untrack(j.d.ID)
+	sh.s.log.Info("deployment left pushed for the next holder of its cluster", "id", j.d.ID, "cluster", j.d.Request.Cluster)
+	sh.s.running.Done()
 }
