@@ -472,6 +472,11 @@ func TestReplicasFailover(t *testing.T) {
 			t.Errorf("a Helm release of %s is still pending", c)
 		}
 	}
+	for _, r := range f.replicas {
+		if strings.Contains(r.logText(), "WARNING: DATA RACE") {
+			t.Errorf("%s reported a data race:\n%s", r.name, r.logText())
+		}
+	}
 	t.Logf("whole test: %s", time.Since(start).Round(time.Millisecond))
 }
 

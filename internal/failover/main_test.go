@@ -72,6 +72,9 @@ func kubeconfig(t *testing.T) string {
 	return p
 }
 
+// raceBuild is set under -race (race_test.go).
+var raceBuild bool
+
 // mgoBinary builds bin/mgo once: the test kills real processes.
 var mgoBinary = sync.OnceValues(func() (string, error) {
 	dir, err := os.MkdirTemp("", "mgo-failover-bin-")
@@ -79,7 +82,11 @@ var mgoBinary = sync.OnceValues(func() (string, error) {
 		return "", err
 	}
 	bin := filepath.Join(dir, "mgo")
-	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/mgo").CombinedOutput(); err != nil {
+	args := []string{"build", "-o", bin}
+	if raceBuild {
+		args = append(args, "-race")
+	}
+	if out, err := exec.Command("go", append(args, "../../cmd/mgo")...).CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build: %v\n%s", err, out)
 	}
 	return bin, nil
