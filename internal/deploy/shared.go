@@ -311,3 +311,27 @@ func (sh *shared) leave(j *job) {
 	sh.s.log.Info("deployment left pushed for the next holder of its cluster", "id", j.d.ID, "cluster", j.d.Request.Cluster)
 	sh.s.running.Done()
 }
+
+// Busy reports whether a sync of cluster runs or waits to run, or
+// deployments taken over wait for their fetch: the replica keeps the
+// cluster's lease until it is idle.
+func (s *Service) Busy(cluster string) bool {
+	c, err := s.cluster(cluster)
+	if err != nil {
+		return false
+	}
+	c.mu.Lock()
+	busy := c.running || len(c.jobs) > 0 || len(c.waiters) > 0
+	c.mu.Unlock()
+	if busy || s.shared == nil {
+		return busy
+	}
+	s.shared.mu.Lock()
+	defer s.shared.mu.Unlock()
+	for _, j := range s.shared.adopted {
+		if j.d.Request.Cluster == cluster {
+			return true
+		}
+	}
+	return false
+}

@@ -45,7 +45,11 @@ type LeaseOptions struct {
 	// OnAcquire is called (in its own goroutine) when this replica takes
 	// the lease of a cluster; OnLose when it gives it up or loses it.
 	OnAcquire, OnLose func(cluster string)
-	Log               *slog.Logger
+	// Busy reports a cluster whose sync runs or is queued: a lease above
+	// the fair share is given back only when its cluster is idle, so two
+	// replicas never sync one cluster at once.
+	Busy func(cluster string) bool
+	Log  *slog.Logger
 }
 
 // Leases shares the served clusters between the replicas of mgo: one
@@ -223,7 +227,7 @@ func (l *Leases) round(ctx context.Context) {
 			l.lost(c, "another replica took it")
 			continue
 		}
-		if held >= share {
+		if held >= share && (l.opts.Busy == nil || !l.opts.Busy(c)) {
 			l.release(ctx, c, le)
 			continue
 		}
@@ -425,3 +429,6 @@ func (l *Leases) String() string { return fmt.Sprintf("%s holds %v", l.opts.Repl
 // OnAcquire sets the function called when this replica takes a cluster's
 // lease; call it before Run.
 func (l *Leases) OnAcquire(fn func(cluster string)) { l.opts.OnAcquire = fn }
+
+// SetBusy sets LeaseOptions.Busy; call it before Run.
+func (l *Leases) SetBusy(fn func(cluster string) bool) { l.opts.Busy = fn }

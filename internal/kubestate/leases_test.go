@@ -92,3 +92,35 @@ func TestLeaseName(t *testing.T) {
 		t.Errorf("names of clusters differing in case: %s %s", a, b)
 	}
 }
+
+// A lease above the fair share is given back only when its cluster is
+// idle: a replica joining never makes two replicas sync one cluster.
+func TestLeaseKeptWhileBusy(t *testing.T) {
+	ns := env.Namespace(t)
+	clusters := []string{"alpha", "beta"}
+	acquired := make(chan string, 16)
+	a, b := leases(t, ns, "replica-a", clusters, acquired), leases(t, ns, "replica-b", clusters, acquired)
+	var mu sync.Mutex
+	busy := true
+	a.SetBusy(func(string) bool { mu.Lock(); defer mu.Unlock(); return busy })
+	ctx := context.Background()
+	a.round(ctx)
+	if len(a.Held()) != 2 {
+		t.Fatalf("alone, a holds %v", a.Held())
+	}
+	for range 5 {
+		b.round(ctx)
+		a.round(ctx)
+	}
+	if len(a.Held()) != 2 || len(b.Held()) != 0 {
+		t.Fatalf("while busy: a holds %v, b %v; want a to keep both", a.Held(), b.Held())
+	}
+	mu.Lock()
+	busy = false
+	mu.Unlock()
+	a.round(ctx)
+	b.round(ctx)
+	if len(a.Held()) != 1 || len(b.Held()) != 1 {
+		t.Fatalf("idle: a holds %v, b %v; want one each", a.Held(), b.Held())
+	}
+}
