@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -207,6 +208,21 @@ func BenchmarkDeployRecord(b *testing.B) {
 		total += len(j)
 	}
 	b.ReportMetric(float64(total)/float64(len(raw.Items)), "bytes/record")
+
+	// The memory a replica's cache holds per record: a second store's
+	// heap after it listed them all.
+	var before2, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before2)
+	s2, err := Open(context.Background(), env.Config, Options{Namespace: ns, Replica: "bench-2"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	n := len(s2.snapshot())
+	s2.Close()
+	b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before2.HeapAlloc))/float64(n), "heap-bytes/record")
 }
 
 func listOptions(req deploy.Request) metav1.ListOptions {

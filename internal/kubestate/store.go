@@ -134,6 +134,11 @@ func Open(ctx context.Context, cfg *rest.Config, opts Options) (*Store, error) {
 		},
 	}
 	inf := cache.NewSharedIndexInformer(lw, &unstructured.Unstructured{}, 0, cache.Indexers{})
+	// The informer's copy of each object is only a resync source here (the
+	// records live decoded in s.records): keep it small.
+	if err := inf.SetTransform(slim); err != nil {
+		return nil, err
+	}
 	_, err = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { s.observe(obj) },
 		UpdateFunc: func(_, obj any) { s.observe(obj) },
@@ -241,14 +246,39 @@ func newer(a, b string) bool {
 	return err1 == nil && err2 == nil && x > y
 }
 
-func decode(u *unstructured.Unstructured) (*record, error) {
-	spec, ok := u.Object["spec"]
+// slimSpec holds the spec as compact JSON in an object the informer keeps.
+const slimSpec = "mgo.io/spec-json"
+
+// slim drops the managed fields and stores the spec as one JSON string:
+// nested maps of interfaces cost ten times their JSON in memory.
+func slim(obj any) (any, error) {
+	u, ok := obj.(*unstructured.Unstructured)
 	if !ok {
-		return nil, errors.New("no spec")
+		return obj, nil
 	}
-	b, err := json.Marshal(spec)
-	if err != nil {
-		return nil, err
+	if spec, ok := u.Object["spec"]; ok {
+		b, err := json.Marshal(spec)
+		if err != nil {
+			return nil, err
+		}
+		delete(u.Object, "spec")
+		u.Object[slimSpec] = string(b)
+	}
+	u.SetManagedFields(nil)
+	return u, nil
+}
+
+func decode(u *unstructured.Unstructured) (*record, error) {
+	var b []byte
+	if s, ok := u.Object[slimSpec].(string); ok {
+		b = []byte(s)
+	} else if spec, ok := u.Object["spec"]; ok {
+		var err error
+		if b, err = json.Marshal(spec); err != nil {
+			return nil, err
+		}
+	} else {
+		return nil, errors.New("no spec")
 	}
 	d := &deploy.Deployment{}
 	if err := json.Unmarshal(b, d); err != nil {
