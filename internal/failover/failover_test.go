@@ -406,6 +406,31 @@ func TestReplicasFailover(t *testing.T) {
 	f := newFixture(t)
 	start := time.Now()
 
+	// Every replica is ready, also the one that holds no cluster (three
+	// replicas, two clusters).
+	idle := 0
+	for _, r := range f.replicas {
+		resp, err := http.Get(r.url + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body struct {
+			Clusters []string `json:"clusters"`
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		_ = json.Unmarshal(b, &body)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s /readyz: %d %s", r.name, resp.StatusCode, b)
+		}
+		if len(body.Clusters) == 0 {
+			idle++
+		}
+	}
+	if idle == 0 {
+		t.Fatal("three replicas hold two clusters, yet every replica reports a cluster in /readyz")
+	}
+
 	// 1. A burst of 20 deploys across the replicas, for both clusters.
 	out := f.burst("1.1.0", nil)
 	f.checkBurst("1.1.0", out)
