@@ -69,6 +69,8 @@ type Leases struct {
 	listed   bool                 // live was filled at least once
 	observed map[string]observation
 	synced   chan struct{}
+	lastOK   time.Time // last round whose list of leases succeeded
+	lastErr  error
 }
 
 // observation is when this replica last saw a lease's record change; a
@@ -103,7 +105,8 @@ func NewLeases(cfg *rest.Config, opts LeaseOptions) (*Leases, error) {
 		return nil, err
 	}
 	return &Leases{opts: opts, client: cs.CoordinationV1().Leases(opts.Namespace), Requests: reqs,
-		held: map[string]time.Time{}, live: map[string]bool{}, observed: map[string]observation{}, synced: make(chan struct{})}, nil
+		held: map[string]time.Time{}, live: map[string]bool{}, observed: map[string]observation{}, synced: make(chan struct{}),
+		lastOK: time.Now()}, nil
 }
 
 // Holds reports whether this replica holds the lease of cluster.
@@ -188,9 +191,15 @@ func (l *Leases) round(ctx context.Context) {
 	list, err := l.client.List(ctx, metav1.ListOptions{LabelSelector: labelLease})
 	if err != nil {
 		l.opts.Log.Warn("leases: listing failed", "error", err)
+		l.mu.Lock()
+		l.lastErr = err
+		l.mu.Unlock()
 		l.expireOwn(now)
 		return
 	}
+	l.mu.Lock()
+	l.lastOK, l.lastErr = now, nil
+	l.mu.Unlock()
 	byName := map[string]*coordinationv1.Lease{}
 	live := map[string]bool{}
 	for i := range list.Items {
@@ -432,3 +441,15 @@ func (l *Leases) OnAcquire(fn func(cluster string)) { l.opts.OnAcquire = fn }
 
 // SetBusy sets LeaseOptions.Busy; call it before Run.
 func (l *Leases) SetBusy(fn func(cluster string) bool) { l.opts.Busy = fn }
+
+// Healthy is nil while the home cluster's API server answers the lease
+// loop; an error once it has not for two lease durations: the records
+// cannot be written either. It does no I/O.
+func (l *Leases) Healthy() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if since := time.Since(l.lastOK); since > 2*l.opts.Duration && l.lastErr != nil {
+		return fmt.Errorf("the home cluster's API server has not answered for %s: %w", since.Round(time.Second), l.lastErr)
+	}
+	return nil
+}

@@ -1,7 +1,10 @@
 package kubestate
 
 import (
+	"strings"
+
 	"context"
+	"k8s.io/client-go/rest"
 	"slices"
 	"sync"
 	"testing"
@@ -122,5 +125,32 @@ func TestLeaseKeptWhileBusy(t *testing.T) {
 	b.round(ctx)
 	if len(a.Held()) != 1 || len(b.Held()) != 1 {
 		t.Fatalf("idle: a holds %v, b %v; want one each", a.Held(), b.Held())
+	}
+}
+
+// Healthy fails once the home API server has not answered the lease loop
+// for two lease durations (readiness), and never for holding no lease.
+func TestLeasesHealthy(t *testing.T) {
+	ns := env.Namespace(t)
+	ok, err := NewLeases(env.Config, LeaseOptions{Namespace: ns, Replica: "ok", Duration: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok.round(context.Background())
+	if err := ok.Healthy(); err != nil || len(ok.Held()) != 0 {
+		t.Fatalf("a replica serving no cluster: %v, holds %v", err, ok.Held())
+	}
+	dead := rest.CopyConfig(env.Config)
+	dead.Host = "https://127.0.0.1:1"
+	gone, err := NewLeases(dead, LeaseOptions{Namespace: ns, Replica: "cut-off", Duration: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool {
+		gone.round(context.Background())
+		return gone.Healthy() != nil
+	})
+	if err := gone.Healthy(); !strings.Contains(err.Error(), "has not answered") {
+		t.Fatalf("healthy: %v", err)
 	}
 }

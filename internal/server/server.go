@@ -315,6 +315,10 @@ func readiness(ctx context.Context, git *gitrepo.Repo, st *state) (map[string]an
 		// Holding leases is no condition: a replica holding none serves
 		// the API all the same.
 		details["state"], details["replica"], details["clusters"] = StateKubernetes, st.replica, st.leases.Held()
+		if err := st.leases.Healthy(); err != nil {
+			details["stateError"] = err.Error()
+			return details, err
+		}
 	}
 	last, fetchErr := git.LastFetch()
 	if !last.IsZero() {
