@@ -35,7 +35,7 @@ const (
 type fixture struct {
 	url    string
 	remote *gittest.Remote
-	store  *deploy.Store
+	store  *deploy.BoltStore
 	reg    *prometheus.Registry
 	m      *deploy.Metrics
 }

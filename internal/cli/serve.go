@@ -95,6 +95,12 @@ Every endpoint but /healthz and /readyz needs a bearer token from
 				defer f.Close()
 				cfg.AuditLog = f
 			}
+			if cfg.Namespace == "" {
+				cfg.Namespace = os.Getenv("POD_NAMESPACE")
+			}
+			if cfg.State != server.StateBolt && cfg.State != server.StateKubernetes {
+				return &ExitError{Code: 2, Err: fmt.Errorf("--state %q: must be %s or %s", cfg.State, server.StateBolt, server.StateKubernetes)}
+			}
 			cfg.Log = log
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -128,6 +134,13 @@ Every endpoint but /healthz and /readyz needs a bearer token from
 	fs.DurationVar(&cfg.PendingTimeout, "pending-timeout", 5*time.Minute, "a Helm release left pending this long by another mgo is taken as abandoned and recovered")
 	fs.DurationVar(&cfg.DiffTimeout, "diff-timeout", 2*time.Minute, "deadline of a diff or drift check of one cluster")
 	fs.StringVar(&cfg.ExternalURL, "external-url", "", "base URL of this mgo as people reach it, for links to its dashboard in notifications (e.g. https://mgo.acme.io)")
+	fs.StringVar(&cfg.State, "state", server.StateBolt, "where deployment records live: bolt (a file in --data-dir; one replica) or kubernetes (DeployRecords and Leases in --namespace; several replicas share the clusters, docs/operations.md)")
+	fs.StringVar(&cfg.Namespace, "namespace", "", "with --state kubernetes: the namespace of mgo's records and leases (default $POD_NAMESPACE)")
+	fs.StringVar(&cfg.StateContext, "state-context", "", "with --state kubernetes: the kubeconfig context of mgo's home cluster (default: the in-cluster service account)")
+	fs.StringVar(&cfg.Replica, "replica-name", "", "with --state kubernetes: this replica's name in leases and records (default: $POD_NAME or the host name, and a random suffix)")
+	fs.DurationVar(&cfg.LeaseDuration, "lease-duration", 15*time.Second, "with --state kubernetes: how long a cluster's lease holds without renewal; another replica takes over a dead one's clusters after about this long")
+	fs.DurationVar(&cfg.RecordMaxAge, "record-max-age", 30*24*time.Hour, "with --state kubernetes: finished deployment records older than this are deleted (0: no age limit)")
+	fs.IntVar(&cfg.RecordMaxCount, "record-max-count", 10000, "with --state kubernetes: at most this many finished deployment records are kept, the newest (0: no limit)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	_ = cmd.MarkFlagRequired("repo-url")
 	bindConfig(cmd) // --config, MGO_* environment, --print-config

@@ -351,6 +351,9 @@ func (s *Service) sync(ctx context.Context, cluster string, full, force bool) (s
 	if err != nil {
 		return syncOutcome{}, err
 	}
+	if !s.owns(cluster) {
+		return syncOutcome{}, notOwned(cluster)
+	}
 	ch, err := c.request(full, force)
 	if err != nil {
 		return syncOutcome{}, err
@@ -461,6 +464,9 @@ func (s *Service) Refresh(ctx context.Context) ([]string, error) {
 	var changed []string
 	err := s.cfg.Git.Read(ctx, func(dir, _ string) error {
 		for _, name := range s.Clusters() {
+			if !s.owns(name) {
+				continue // its lease holder syncs it
+			}
 			d, err := clusterInputs(dir, name)
 			if err != nil {
 				return err

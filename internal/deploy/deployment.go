@@ -123,5 +123,9 @@ type Deployment struct {
 func newID(now time.Time) string {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
-	return now.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
+	return now.UTC().Format(IDTimeLayout) + "-" + hex.EncodeToString(b[:])
 }
+
+// IDTimeLayout is the time at the start of a deployment id (UTC), so ids
+// sort by the time they were queued.
+const IDTimeLayout = "20060102T150405Z"

@@ -84,12 +84,13 @@ func (s *Service) Since(t time.Time, limit int) ([]*Deployment, error) {
 	return s.cfg.Store.Since(t, limit)
 }
 
-// Since is Service.Since on the store.
-func (s *Store) Since(t time.Time, limit int) ([]*Deployment, error) {
+// Since is Service.Since on the store; it reads only those records,
+// however many older ones the file holds.
+func (s *BoltStore) Since(t time.Time, limit int) ([]*Deployment, error) {
 	var out []*Deployment
 	err := s.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketDeployments).Cursor()
-		for k, v := c.Seek([]byte(t.UTC().Format("20060102T150405Z"))); k != nil && len(out) < limit; k, v = c.Next() {
+		for k, v := c.Seek([]byte(t.UTC().Format(IDTimeLayout))); k != nil && len(out) < limit; k, v = c.Next() {
 			d := &Deployment{}
 			if err := json.Unmarshal(v, d); err != nil {
 				return fmt.Errorf("record %s: %w", k, err)

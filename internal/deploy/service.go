@@ -25,7 +25,7 @@ type Config struct {
 	// context, installations/<name>).
 	Engines map[string]ClusterSyncer
 	// Store keeps the deployment records.
-	Store *Store
+	Store Store
 	// SnapshotDir holds the copies of the tree that syncs read, so a long
 	// rollout wait never blocks the next commit.
 	SnapshotDir string
@@ -41,6 +41,9 @@ type Config struct {
 	Notifier Notifier
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// Owner, with a Store that is a Watcher, shares the clusters with other
+	// replicas: only the clusters it holds are synced here (nil: all).
+	Owner Owner
 	// SyncStopTimeout bounds how long Run waits, once its context ended,
 	// for the cancelled cluster syncs to return (default 30s).
 	SyncStopTimeout time.Duration
@@ -55,6 +58,7 @@ type Service struct {
 	cancel   context.CancelFunc
 	queue    chan *job
 	clusters map[string]*clusterSync
+	shared   *shared // nil unless the records and clusters are shared
 
 	mu      sync.Mutex
 	closed  bool                     // Shutdown began: no new requests or syncs
@@ -127,6 +131,7 @@ func New(cfg Config) (*Service, error) {
 	} else if n > 0 {
 		s.log.Warn("deployments left unfinished by the last run marked failed", "count", n)
 	}
+	s.startShared()
 	return s, nil
 }
 
@@ -386,6 +391,7 @@ func (s *Service) enqueue(j *job) (*Deployment, error) {
 	out := clone(j.d) // the worker owns j.d once it is queued
 	s.running.Add(1)
 	s.waiters[j.d.ID] = make(chan struct{})
+	s.shared.track(j.d.ID)
 	s.queue <- j
 	s.cfg.Metrics.QueueDepth.Set(float64(len(s.queue)))
 	s.log.Info("deployment queued", "id", out.ID, "kind", out.Kind, "cluster", out.Request.Cluster,
@@ -428,6 +434,9 @@ func (s *Service) Wait(ctx context.Context, id string) (*Deployment, error) {
 	s.mu.Lock()
 	ch := s.waiters[id]
 	s.mu.Unlock()
+	if ch == nil {
+		ch = s.waitRemote(id)
+	}
 	if ch != nil {
 		select {
 		case <-ch:
@@ -592,6 +601,9 @@ func (s *Service) pushed(j *job, changed bool, commit, head string, now time.Tim
 	}
 	s.log.Info("deployment pushed", "id", j.d.ID, "changed", changed, "commit", j.d.Commit)
 	faults.Point(faults.AfterPush)
+	if s.handOff(j) {
+		return
+	}
 	if !s.clusters[j.d.Request.Cluster].add(j) {
 		s.fail(j, StageSync, fmt.Errorf("%w: mgo stopped before the sync", ErrClosed))
 	}
@@ -617,6 +629,7 @@ func (s *Service) finish(j *job, set func(*Deployment)) {
 		delete(s.waiters, j.d.ID)
 	}
 	s.mu.Unlock()
+	s.shared.untrack(j.d.ID)
 	result := "succeeded"
 	if j.d.Status == Failed {
 		result = "failed"

@@ -44,7 +44,7 @@ type fixture struct {
 	remote *gittest.Remote
 	server *gittest.HTTPServer
 	svc    *Service
-	store  *Store
+	store  *BoltStore
 	log    *logtest.Buffer
 }
 

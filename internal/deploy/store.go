@@ -16,10 +16,11 @@ var (
 	bucketIdempotency = []byte("idempotency")
 )
 
-// Store keeps deployment records in a bbolt file, so they survive a restart.
-// bbolt is one file, needs no server, and its transactions make a record
-// and its idempotency key appear together or not at all.
-type Store struct {
+// BoltStore keeps deployment records in a bbolt file, so they survive a
+// restart. bbolt is one file, needs no server, and its transactions make a
+// record and its idempotency key appear together or not at all. It is the
+// Store of one mgo: only one process may open the file.
+type BoltStore struct {
 	db *bolt.DB
 	// recovered is set when the file was corrupt and moved aside.
 	recovered *Recovery
@@ -39,13 +40,13 @@ type Recovery struct {
 // do not check out) is renamed to <path>.corrupt-<UTC time> and an empty
 // store is started in its place: the git history (Deployment-Id trailers)
 // still says what was deployed. Recovered reports it, for the log.
-func OpenStore(path string) (*Store, error) {
+func OpenStore(path string) (*BoltStore, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("deployment store: %w", err)
 	}
 	db, err := openChecked(path)
 	if err == nil {
-		return &Store{db: db}, nil
+		return &BoltStore{db: db}, nil
 	}
 	var ce *corruptError
 	if !errors.As(err, &ce) {
@@ -59,11 +60,11 @@ func OpenStore(path string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("deployment store %s (new, after moving a corrupt one to %s): %w", path, aside, err)
 	}
-	return &Store{db: db, recovered: &Recovery{MovedTo: aside, Cause: ce.cause}}, nil
+	return &BoltStore{db: db, recovered: &Recovery{MovedTo: aside, Cause: ce.cause}}, nil
 }
 
 // Recovered returns what OpenStore did with a corrupt file, or nil.
-func (s *Store) Recovered() *Recovery { return s.recovered }
+func (s *BoltStore) Recovered() *Recovery { return s.recovered }
 
 // corruptError is a store file that cannot be used.
 type corruptError struct{ cause error }
@@ -151,13 +152,13 @@ func check(db *bolt.DB) error {
 }
 
 // Close closes the file.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *BoltStore) Close() error { return s.db.Close() }
 
 func idemKey(client, key string) []byte { return []byte(client + "\x00" + key) }
 
 // Lookup returns the deployment an idempotency key of a client points at,
 // or nil.
-func (s *Store) Lookup(client, key string) (*Deployment, error) {
+func (s *BoltStore) Lookup(client, key string) (*Deployment, error) {
 	var d *Deployment
 	err := s.db.View(func(tx *bolt.Tx) error {
 		var err error
@@ -185,7 +186,7 @@ func lookup(tx *bolt.Tx, client, key string) (*Deployment, error) {
 // nothing is stored, unless the earlier one failed and asked for the same
 // thing: then d is stored and the key points at it, so a retry after a
 // failure can succeed.
-func (s *Store) Create(d *Deployment) (prev *Deployment, err error) {
+func (s *BoltStore) Create(d *Deployment) (prev *Deployment, err error) {
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		if k := d.Request.IdempotencyKey; k != "" {
 			old, err := lookup(tx, d.Request.Client, k)
@@ -205,9 +206,21 @@ func (s *Store) Create(d *Deployment) (prev *Deployment, err error) {
 	return prev, err
 }
 
-// Put stores d, replacing the record of the same id.
-func (s *Store) Put(d *Deployment) error {
-	return s.db.Update(func(tx *bolt.Tx) error { return put(tx, d) })
+// Put stores d, replacing the record of the same id unless that one is
+// finished (ErrFinished).
+func (s *BoltStore) Put(d *Deployment) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bucketDeployments).Get([]byte(d.ID)); b != nil {
+			var old Deployment
+			if err := json.Unmarshal(b, &old); err != nil {
+				return fmt.Errorf("record %s: %w", d.ID, err)
+			}
+			if old.Status.Terminal() {
+				return fmt.Errorf("%w: deployment %s is %s", ErrFinished, d.ID, old.Status)
+			}
+		}
+		return put(tx, d)
+	})
 }
 
 func put(tx *bolt.Tx, d *Deployment) error {
@@ -220,7 +233,7 @@ func put(tx *bolt.Tx, d *Deployment) error {
 }
 
 // Get returns the deployment with id, or ErrNotFound.
-func (s *Store) Get(id string) (*Deployment, error) {
+func (s *BoltStore) Get(id string) (*Deployment, error) {
 	var d *Deployment
 	err := s.db.View(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketDeployments).Get([]byte(id))
@@ -236,7 +249,7 @@ func (s *Store) Get(id string) (*Deployment, error) {
 // List returns up to limit deployments for which keep is true (every one
 // when keep is nil), newest first. The filter runs during the scan, so a
 // caller who may see few deployments still gets up to limit of them.
-func (s *Store) List(limit int, keep func(*Deployment) bool) ([]*Deployment, error) {
+func (s *BoltStore) List(limit int, keep func(*Deployment) bool) ([]*Deployment, error) {
 	var out []*Deployment
 	err := s.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketDeployments).Cursor()
@@ -257,7 +270,7 @@ func (s *Store) List(limit int, keep func(*Deployment) bool) ([]*Deployment, err
 // Interrupted marks every deployment that is not finished as failed: it was
 // in flight when mgo stopped. Git and the cluster say what became of it; a
 // retry with its idempotency key starts a new deployment.
-func (s *Store) Interrupted(now time.Time) (int, error) {
+func (s *BoltStore) Interrupted(now time.Time) (int, error) {
 	n := 0
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		var todo []*Deployment
@@ -286,3 +299,75 @@ func (s *Store) Interrupted(now time.Time) (int, error) {
 	})
 	return n, err
 }
+
+// Collect deletes finished deployments older than maxAge and beyond the
+// newest keep, with the idempotency keys that point at them.
+func (s *BoltStore) Collect(now time.Time, maxAge time.Duration, keep int) (int, error) {
+	n := 0
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketDeployments)
+		gone := map[string]bool{}
+		kept := 0
+		c := b.Cursor()
+		for k, v := c.Last(); k != nil; k, v = c.Prev() {
+			d := &Deployment{}
+			if err := json.Unmarshal(v, d); err != nil {
+				return fmt.Errorf("record %s: %w", k, err)
+			}
+			if !d.Status.Terminal() {
+				continue
+			}
+			if expired(d, now, maxAge) || (keep > 0 && kept >= keep) {
+				gone[string(k)] = true
+				continue
+			}
+			kept++
+		}
+		for id := range gone {
+			if err := b.Delete([]byte(id)); err != nil {
+				return err
+			}
+		}
+		keys := tx.Bucket(bucketIdempotency)
+		var stale [][]byte
+		err := keys.ForEach(func(k, v []byte) error {
+			if gone[string(v)] {
+				stale = append(stale, k)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range stale {
+			if err := keys.Delete(k); err != nil {
+				return err
+			}
+		}
+		n = len(gone)
+		return nil
+	})
+	return n, err
+}
+
+// expired reports a finished deployment that finished more than maxAge
+// before now (never when maxAge is 0).
+func expired(d *Deployment, now time.Time, maxAge time.Duration) bool {
+	if maxAge <= 0 {
+		return false
+	}
+	at := d.Times.Finished
+	if at.IsZero() {
+		at = d.Times.Queued
+	}
+	return now.Sub(at) > maxAge
+}
+
+// Expired reports whether Collect with maxAge deletes the finished
+// deployment d at now; for other implementations of Store.
+func Expired(d *Deployment, now time.Time, maxAge time.Duration) bool {
+	return d.Status.Terminal() && expired(d, now, maxAge)
+}
+
+// Path is the store file.
+func (s *BoltStore) Path() string { return s.db.Path() }

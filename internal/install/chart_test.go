@@ -68,6 +68,7 @@ func TestChartLint(t *testing.T) {
 			"chartCredentials.existingSecret", "mgo-charts", "image.digest", "sha256:"+strings.Repeat("ab", 32)),
 		"ssh": with(baseValues(), "git.url", "ssh://git@git.example.com/acme/gitops.git", "git.passwordKey", "",
 			"git.sshKeyKey", "identity", "git.knownHostsKey", "known_hosts"),
+		"replicas": with(baseValues(), "replicaCount", 3, "state.type", "kubernetes"),
 	}
 	for name, vals := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -93,7 +94,8 @@ func TestChartLint(t *testing.T) {
 		want string
 	}{
 		{"misspelt key", with(baseValues(), "rbac.clusterwide", false), "clusterwide"},
-		{"two replicas", with(baseValues(), "replicaCount", 2), "replicaCount"},
+		{"two replicas with bolt", with(baseValues(), "replicaCount", 2), "replicaCount"},
+		{"unknown state", with(baseValues(), "state.type", "etcd"), "/state/type"},
 		{"bad log level", with(baseValues(), "logLevel", "verbose"), "logLevel"},
 		{"external URL without scheme", with(baseValues(), "externalURL", "mgo.acme.io"), "externalURL"},
 	} {
@@ -117,6 +119,7 @@ func TestChartLint(t *testing.T) {
 		{"no tokens", with(baseValues(), "auth.tokensSecret", ""), "auth.tokensSecret is required"},
 		{"no namespaces", with(baseValues(), "rbac.clusterWide", false), "rbac.namespaces must list"},
 		{"ssh without known hosts", with(baseValues(), "git.sshKeyKey", "identity"), "git.knownHostsKey is required"},
+		{"replicas on one volume", with(baseValues(), "replicaCount", 2, "state.type", "kubernetes", "persistence.enabled", true), "persistence.enabled with replicaCount > 1"},
 	} {
 		t.Run("refuses "+c.name, func(t *testing.T) {
 			if _, err := renderChart("mgo", "mgo", c.vals); err == nil || !strings.Contains(err.Error(), c.want) {
@@ -276,6 +279,48 @@ func TestChartRender(t *testing.T) {
 			find("Deployment", ns, "mgo"))
 		if args := d.Spec.Template.Spec.Containers[0].Args; !slices.Contains(args, "--external-url=https://mgo.acme.io") {
 			t.Errorf("args %v", args)
+		}
+	})
+	t.Run("replicas", func(t *testing.T) {
+		r := render(t, rel, ns, with(baseValues(), "replicaCount", 3, "state.type", "kubernetes", "state.leaseDuration", "20s"))
+		want := []string{"ClusterRole /mgo", "ClusterRoleBinding /mgo", "Deployment mgo/mgo", "NetworkPolicy mgo/mgo",
+			"Role mgo/mgo-state", "RoleBinding mgo/mgo-state", "Service mgo/mgo", "ServiceAccount mgo/mgo"}
+		if got := r.kinds(); !slices.Equal(got, want) {
+			t.Fatalf("objects %v\nwant %v", got, want)
+		}
+		role := convert[rbacv1.Role](t, r.find("Role", ns, "mgo-state"))
+		var granted []string
+		for _, rule := range role.Rules {
+			if slices.Contains(rule.Verbs, "*") || slices.Contains(rule.Resources, "*") {
+				t.Errorf("state role grants a wildcard: %+v", rule)
+			}
+			for _, res := range rule.Resources {
+				granted = append(granted, rule.APIGroups[0]+"/"+res)
+			}
+		}
+		if !slices.Equal(granted, []string{"mgo.io/deployrecords", "coordination.k8s.io/leases"}) {
+			t.Errorf("state role grants %v", granted)
+		}
+		rb := convert[rbacv1.RoleBinding](t, r.find("RoleBinding", ns, "mgo-state"))
+		if rb.RoleRef.Name != "mgo-state" || rb.Subjects[0].Name != "mgo" || rb.Subjects[0].Namespace != ns {
+			t.Errorf("state binding %+v", rb)
+		}
+		d := convert[appsv1.Deployment](t, r.find("Deployment", ns, "mgo"))
+		if *d.Spec.Replicas != 3 || d.Spec.Strategy.Type != appsv1.RollingUpdateDeploymentStrategyType {
+			t.Errorf("replicas %d strategy %s", *d.Spec.Replicas, d.Spec.Strategy.Type)
+		}
+		args := strings.Join(d.Spec.Template.Spec.Containers[0].Args, " ")
+		for _, a := range []string{"--state=kubernetes", "--namespace=mgo", "--lease-duration=20s", "--record-max-count=10000"} {
+			if !strings.Contains(args, a) {
+				t.Errorf("args %s: no %s", args, a)
+			}
+		}
+		var podName bool
+		for _, e := range d.Spec.Template.Spec.Containers[0].Env {
+			podName = podName || (e.Name == "POD_NAME" && e.ValueFrom != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.name")
+		}
+		if !podName {
+			t.Errorf("no POD_NAME from the downward API: %+v", d.Spec.Template.Spec.Containers[0].Env)
 		}
 	})
 	t.Run("optional parts", func(t *testing.T) {

@@ -94,6 +94,24 @@ type Config struct {
 	// Config, Credentials, ExternalURL, Log and Metrics are set by Run.
 	Notify notify.Options
 
+	// State is where deployment records live: "bolt" (default; a file in
+	// DataDir, one replica) or "kubernetes" (DeployRecords and Leases in
+	// Namespace of the cluster StateContext names, or of the in-cluster
+	// service account; several replicas share the clusters).
+	State        string
+	Namespace    string
+	StateContext string
+	// Replica names this process in leases and records (default: pod or
+	// host name and a random suffix).
+	Replica string
+	// LeaseDuration is how long a cluster's lease holds without renewal
+	// (default 15s): about the failover time.
+	LeaseDuration time.Duration
+	// RecordMaxAge and RecordMaxCount bound the finished records kept with
+	// the Kubernetes state (0: no bound).
+	RecordMaxAge   time.Duration
+	RecordMaxCount int
+
 	Log *slog.Logger
 	// Started, when set, is called with the listening address.
 	Started func(addr string)
@@ -159,11 +177,15 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	store, err := deploy.OpenStore(filepath.Join(cfg.DataDir, "deployments.db"))
+	st, err := openState(ctx, cfg, engines, log)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer st.store.Close()
+	var owner deploy.Owner
+	if st.leases != nil {
+		owner = st.leases
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -172,7 +194,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	svc, err := deploy.New(deploy.Config{
-		Git: git, Engines: deploy.Syncers(engines), Store: store, SnapshotDir: filepath.Join(cfg.DataDir, "snapshots"),
+		Git: git, Engines: deploy.Syncers(engines), Store: st.store, Owner: owner, SnapshotDir: filepath.Join(cfg.DataDir, "snapshots"),
 		Log: log, Metrics: deploy.NewMetrics(reg), Notifier: notifier,
 	})
 	if err != nil {
@@ -187,7 +209,7 @@ func Run(ctx context.Context, cfg Config) error {
 			if draining.Load() {
 				return map[string]any{}, errors.New("shutting down")
 			}
-			return readiness(ctx, git)
+			return readiness(ctx, git, st)
 		},
 	})
 	if err != nil {
@@ -210,7 +232,13 @@ func Run(ctx context.Context, cfg Config) error {
 	wg.Go(func() { svc.Run(work) })
 	wg.Go(func() { notifier.Run(work) })
 	wg.Go(func() { refresher.Run(work) })
-	wg.Go(func() { loops(work, cfg, svc, log) })
+	wg.Go(func() { loops(work, cfg, svc, st.leases == nil, log) })
+	if st.leases != nil {
+		st.leases.OnAcquire(func(cluster string) { svc.Acquired(work, cluster) })
+		st.leases.SetBusy(svc.Busy)
+		wg.Go(func() { st.leases.Run(work) })
+		wg.Go(func() { st.housekeeping(work, cfg, log) })
+	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	log.Info("serving", "addr", ln.Addr().String(), "clusters", svc.Clusters())
@@ -303,8 +331,17 @@ func instanceID(dataDir string) (string, error) {
 // readiness is /readyz: ready while the clone is usable, whatever the
 // remote does; the last successful fetch (or push) and the error of a
 // later failed one say how fresh it is. It takes no lock and does no I/O.
-func readiness(ctx context.Context, git *gitrepo.Repo) (map[string]any, error) {
+func readiness(ctx context.Context, git *gitrepo.Repo, st *state) (map[string]any, error) {
 	details := map[string]any{}
+	if st.kube != nil {
+		// Holding leases is no condition: a replica holding none serves
+		// the API all the same.
+		details["state"], details["replica"], details["clusters"] = StateKubernetes, st.replica, st.leases.Held()
+		if err := st.leases.Healthy(); err != nil {
+			details["stateError"] = err.Error()
+			return details, err
+		}
+	}
 	last, fetchErr := git.LastFetch()
 	if !last.IsZero() {
 		details["lastFetch"] = last.UTC().Format(time.RFC3339)
@@ -399,8 +436,13 @@ func engines(ctx context.Context, cfg Config, git *gitrepo.Repo, started time.Ti
 
 // loops syncs every cluster whose sync policy is auto once at start, then runs
 // drift checks on their intervals, until ctx ends.
-func loops(ctx context.Context, cfg Config, svc *deploy.Service, log *slog.Logger) {
-	go svc.StartupSync(ctx)
+//
+// With shared clusters (startup false), the sync at start is the one of
+// taking a cluster's lease, and drift checks run only for held clusters.
+func loops(ctx context.Context, cfg Config, svc *deploy.Service, startup bool, log *slog.Logger) {
+	if startup {
+		go svc.StartupSync(ctx)
+	}
 	tick := func(d time.Duration) <-chan time.Time {
 		if d <= 0 {
 			return nil
@@ -414,6 +456,9 @@ func loops(ctx context.Context, cfg Config, svc *deploy.Service, log *slog.Logge
 			return
 		case <-resync:
 			for _, name := range svc.Clusters() {
+				if !svc.Owns(name) {
+					continue
+				}
 				if err := svc.CheckDrift(ctx, name); err != nil {
 					log.Warn("drift check failed", "cluster", name, "error", err)
 				}

@@ -31,7 +31,7 @@ const token = "mgo_client_test_token"
 // remote; cluster prod syncs manually, so deploys end without a cluster.
 type server struct {
 	remote *gittest.Remote
-	store  *deploy.Store
+	store  *deploy.BoltStore
 	h      http.Handler
 }
 

@@ -68,6 +68,12 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if and .Values.rbac.create (not .Values.rbac.clusterWide) (not .Values.rbac.namespaces) }}
 {{- fail "rbac.namespaces must list at least one namespace when rbac.clusterWide is false" }}
 {{- end }}
+{{- if and (gt (int .Values.replicaCount) 1) (ne .Values.state.type "kubernetes") }}
+{{- fail "replicaCount > 1 needs state.type kubernetes: with bolt one replica keeps the deployment records in its own file" }}
+{{- end }}
+{{- if and (gt (int .Values.replicaCount) 1) .Values.persistence.enabled }}
+{{- fail "persistence.enabled with replicaCount > 1: each replica needs its own data directory (with state.type kubernetes the records are in the API; leave persistence off)" }}
+{{- end }}
 {{- if and .Values.metrics.serviceMonitor.enabled (not .Values.metrics.serviceMonitor.tokenSecret.name) (not .Values.auth.insecureNoAuth) }}
 {{- fail "metrics.serviceMonitor.tokenSecret.name is required: /metrics needs a token (routes: [metrics])" }}
 {{- end }}
