@@ -198,35 +198,56 @@ func Encrypt(plain []byte, ageRecipients []string) ([]byte, error) {
 // ErrWrongKey, ErrMAC or ErrNotEncrypted; they never hold a value.
 func Decrypt(path string, data []byte, keys Keys) ([]byte, error) {
 	if !IsEncrypted(data) {
-		return nil, fmt.Errorf("%s: %w", path, ErrNotEncrypted)
+		return nil, fail(path, ErrNotEncrypted)
 	}
 	store := newStore()
 	tree, err := store.LoadEncryptedFile(data)
 	if err != nil {
-		return nil, fmt.Errorf("%s: reading the SOPS file: %w", path, err)
+		return nil, fail(path, fmt.Errorf("reading the SOPS file: %w", err))
 	}
 	if keys.Empty() {
-		return nil, fmt.Errorf("%s: %w", path, ErrNoKeys)
+		return nil, fail(path, ErrNoKeys)
 	}
 	dataKey, err := dataKey(tree.Metadata, keys)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, fail(path, err)
 	}
 	cipher := aes.NewCipher()
 	mac, err := tree.Decrypt(dataKey, cipher)
 	if err != nil {
 		// AES-GCM authenticates each value: a changed ciphertext fails here.
-		return nil, fmt.Errorf("%s: %w (a value does not decrypt)", path, ErrMAC)
+		return nil, fail(path, fmt.Errorf("%w (a value does not decrypt)", ErrMAC))
 	}
 	stored, err := cipher.Decrypt(tree.Metadata.MessageAuthenticationCode, dataKey, tree.Metadata.LastModified.Format(time.RFC3339))
 	if err != nil || stored != mac {
-		return nil, fmt.Errorf("%s: %w", path, ErrMAC)
+		return nil, fail(path, ErrMAC)
 	}
 	out, err := store.EmitPlainFile(tree.Branches)
 	if err != nil {
-		return nil, fmt.Errorf("%s: writing the clear values: %w", path, err)
+		return nil, fail(path, fmt.Errorf("writing the clear values: %w", err))
 	}
 	return out, nil
+}
+
+// Error is a failure of Decrypt: the file and why, never a value.
+type Error struct {
+	Path string
+	Err  error
+}
+
+func (e *Error) Error() string { return e.Path + ": " + e.Err.Error() }
+func (e *Error) Unwrap() error { return e.Err }
+
+func fail(path string, err error) error { return &Error{Path: path, Err: err} }
+
+// Reason returns err's message without the file name when err is an
+// *Error (for messages that name the file already).
+func Reason(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Err.Error()
+	}
+	return err.Error()
 }
 
 // dataKey recovers the file's data key from its age master keys (other
