@@ -164,4 +164,3 @@ func newAgeIdentity(t *testing.T) *age.X25519Identity {
 	}
 	return id
 }
-
