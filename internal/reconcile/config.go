@@ -1,6 +1,8 @@
 package reconcile
 
 import (
+	"github.com/mygitops/mgo/internal/secrets"
+
 	"crypto/rand"
 	"encoding/hex"
 	"strconv"
@@ -65,6 +67,9 @@ type Config struct {
 	// of each release with the live cluster in Sync (the rollout wait has
 	// its own timeout). Default DefaultDiffTimeout.
 	DiffTimeout time.Duration
+	// SecretKeys decrypt SOPS-encrypted secrets files of a repository
+	// loaded without keys (Sync and Diff call repo.Repo.UseKeys).
+	SecretKeys secrets.Keys
 }
 
 func (c Config) withDefaults() Config {

@@ -2,6 +2,8 @@ package secrets
 
 import (
 	"encoding/base64"
+	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 )
@@ -53,5 +55,15 @@ func TestMaskDiffPreviousValue(t *testing.T) {
 	}
 	if !strings.Contains(got, "-  password: *** (previous value)\n") || !strings.Contains(got, "+  password: ***\n") || !strings.Contains(got, "   user: admin\n") {
 		t.Errorf("masked diff:\n%s", got)
+	}
+}
+
+func TestMaskingLogger(t *testing.T) {
+	var b strings.Builder
+	m := NewMaskerFor("log-secret-1")
+	log := m.Logger(slog.New(slog.NewTextHandler(&b, nil))).With("release", "app log-secret-1")
+	log.Error("failed with log-secret-1", "error", errors.New("bad value log-secret-1"), "n", 3, slog.Group("g", "v", "log-secret-1"))
+	if strings.Contains(b.String(), "log-secret-1") || strings.Count(b.String(), Masked) != 4 {
+		t.Errorf("log line: %s", b.String())
 	}
 }
