@@ -21,6 +21,7 @@ import (
 	"github.com/mygitops/mgo/internal/gitrepo"
 	"github.com/mygitops/mgo/internal/reconcile"
 	"github.com/mygitops/mgo/internal/repo"
+	"github.com/mygitops/mgo/internal/secrets"
 )
 
 type deployFlags struct {
@@ -35,6 +36,7 @@ type deployFlags struct {
 	pollInterval time.Duration
 	idTokenEnv   string
 	audience     string
+	ageKeyFile   string
 }
 
 func newDeployCommand(out, errOut io.Writer) *cobra.Command {
@@ -92,6 +94,7 @@ unknown cluster or trigger repo), 2 failure (git, sync or rollout).`,
 	fs.BoolVarP(&f.sync, "sync", "s", false, "with --repo: sync the cluster after pushing (kubeconfig context = cluster)")
 	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "with --sync: kubeconfig file (default $KUBECONFIG, then ~/.kube/config)")
 	fs.StringVar(&f.chartCache, "chart-cache", "", "with --sync: chart cache directory")
+	fs.StringVar(&f.ageKeyFile, "age-key-file", "", "with --sync: age identities that decrypt SOPS-encrypted *-secrets.yaml files (also read: $"+secrets.EnvAgeKeyFile+", $"+secrets.EnvAgeKey+")")
 	fs.DurationVar(&f.timeout, "timeout", 30*time.Minute, "give up after this long")
 	fs.DurationVar(&f.pollInterval, "poll-interval", time.Second, "with --server: how often to ask for progress")
 	fs.StringVarP(&f.output, "output", "o", "text", "output format: text or json")
@@ -179,13 +182,18 @@ func (f *deployFlags) local(ctx context.Context, out, errOut io.Writer) error {
 // syncAfter syncs the cluster from the clone just pushed and records the
 // results of the deployment's releases.
 func (f *deployFlags) syncAfter(ctx context.Context, g *gitrepo.Repo, cluster string, d *deploy.Deployment, errOut io.Writer) error {
+	keys, err := loadKeys(f.ageKeyFile)
+	if err != nil {
+		return err
+	}
 	return g.Read(ctx, func(dir, _ string) error {
-		r, err := repo.Load(dir, repo.LoadOptions{Cluster: cluster})
+		r, err := repo.Load(dir, repo.LoadOptions{Cluster: cluster, Keys: keys})
 		if err != nil {
 			return &ExitError{Code: 2, Err: err}
 		}
 		log := slog.New(slog.NewTextHandler(errOut, &slog.HandlerOptions{Level: slog.LevelWarn}))
-		e, err := reconcile.NewFromSetup(reconcile.Setup{Kubeconfig: f.kubeconfig, Cluster: cluster, CacheDir: f.chartCache}, r, log)
+		e, err := reconcile.NewFromSetup(reconcile.Setup{Kubeconfig: f.kubeconfig, Cluster: cluster, CacheDir: f.chartCache,
+			Engine: reconcile.Config{SecretKeys: keys}}, r, log)
 		if err != nil {
 			return &ExitError{Code: 2, Err: err}
 		}

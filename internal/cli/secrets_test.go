@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/mygitops/mgo/internal/charttest"
+	"github.com/mygitops/mgo/internal/gittest"
 	"github.com/mygitops/mgo/internal/secrets"
 )
 
@@ -134,5 +135,74 @@ func noSecret(t *testing.T, what, s string) {
 		if strings.Contains(s, v) {
 			t.Errorf("%s shows a secret value %q:\n%s", what, v, s)
 		}
+	}
+}
+
+// TestDeployKeepsSecretsFile: `mgo deploy --repo --sync` into a release
+// with an encrypted secrets file edits the values file only, and the sync
+// decrypts the secrets file with --age-key-file.
+func TestDeployKeepsSecretsFile(t *testing.T) {
+	ns := env.Namespace(t)
+	owner, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(t.TempDir(), "keys.txt")
+	writeFile(t, keyFile, owner.String()+"\n")
+	enc, err := secrets.Encrypt([]byte("greeting: "+cliSecret+"\n"), []string{owner.Recipient().String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{}
+	root := charttest.ChartDir("hello")
+	if err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		rel, _ := filepath.Rel(root, p)
+		files["charts/hello/"+filepath.ToSlash(rel)] = string(b)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	inst := "installations/" + testCluster + "/"
+	files[inst+"app-values.yaml"] = `__mygitops:
+  chart: ./charts/hello
+  name: app
+  namespace: ` + ns + `
+  images:
+    gitlab.com/acme/app: &img
+      repository: registry.example.com/acme/app
+      tag: "1.0.0"
+image:
+  <<: *img
+replicaCount: 1
+`
+	files[inst+"app-secrets.yaml"] = string(enc)
+	remote := gittest.NewRemote(t, files)
+	srv := gittest.NewHTTPServer(t, remote, "mgo", "pw")
+	pwFile := filepath.Join(t.TempDir(), "pw")
+	writeFile(t, pwFile, "pw\n")
+	seed := remote.Head(t)
+
+	code, out, errOut := run(t, "deploy", "--repo", srv.URL, "--insecure-allow-http", "--git-username", "mgo",
+		"--git-password-file", pwFile, "--git-workdir", filepath.Join(t.TempDir(), "clone"), "--cluster", testCluster,
+		"--trigger-repo", "gitlab.com/acme/app", "--image", "registry.example.com/acme/app", "--tag", "1.1.0", "--author", "ada@example.com",
+		"--sync", "--kubeconfig", env.Kubeconfig, "--chart-cache", t.TempDir(), "--age-key-file", keyFile)
+	if code != 0 {
+		t.Fatalf("deploy: exit %d\n%s\n%s", code, out, errOut)
+	}
+	noSecret(t, "deploy", out+errOut)
+	head := remote.Head(t)
+	if got := remote.Git(t, "diff", "--name-only", seed, head); got != inst+"app-values.yaml" {
+		t.Errorf("the deploy changed %q", got)
+	}
+	if before, after := remote.Git(t, "rev-parse", seed+":"+inst+"app-secrets.yaml"), remote.Git(t, "rev-parse", head+":"+inst+"app-secrets.yaml"); before != after {
+		t.Errorf("the secrets file changed: blob %s -> %s", before, after)
+	}
+	cm, err := env.Client.CoreV1().ConfigMaps(ns).Get(context.Background(), "app-hello", metav1.GetOptions{})
+	if err != nil || cm.Data["greeting"] != cliSecret {
+		t.Fatalf("the ConfigMap does not hold the decrypted value: %v %v", cm.Data, err)
 	}
 }
