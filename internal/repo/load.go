@@ -62,6 +62,9 @@ type Release struct {
 
 	root string
 	keys secrets.Keys // decrypt a SOPS-encrypted secrets file with these
+	// secretsRead holds the secrets file's values once read (a sync reads
+	// them to render, to install and to mask); nil: no caching.
+	secretsRead *secretsCache
 }
 
 // RawFile is a file of raw Kubernetes manifests.
@@ -190,7 +193,7 @@ func loadCluster(root, name string, cfg *Config, keys secrets.Keys, ps *problems
 			ps.warnf(rel, 0, "subdirectories of a cluster directory are ignored")
 		case strings.HasSuffix(fname, ValuesSuffix):
 			rl := loadRelease(root, name, rel, cfg, ps)
-			rl.keys = keys
+			rl.keys, rl.secretsRead = keys, &secretsCache{}
 			secrets := strings.TrimSuffix(fname, ValuesSuffix) + SecretsSuffix
 			if files[secrets] {
 				rl.SecretsFile = path.Join(dir, secrets)

@@ -3,6 +3,7 @@ package repo
 import (
 	"fmt"
 	"strings"
+	"sync"
 
 	"helm.sh/helm/v4/pkg/chart/common"
 
@@ -43,6 +44,30 @@ func (r *Release) SecretValues() (map[string]any, error) {
 	if r.SecretsFile == "" {
 		return map[string]any{}, nil
 	}
+	if c := r.secretsRead; c != nil {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if !c.done {
+			c.vals, c.err = r.readSecrets()
+			c.done = true
+		}
+		if c.err != nil {
+			return nil, c.err
+		}
+		return copyValues(c.vals), nil
+	}
+	return r.readSecrets()
+}
+
+// secretsCache is a release's secrets file read once.
+type secretsCache struct {
+	mu   sync.Mutex
+	done bool
+	vals map[string]any
+	err  error
+}
+
+func (r *Release) readSecrets() (map[string]any, error) {
 	vals, err := readValues(r.root, r.SecretsFile, &r.keys)
 	if err != nil {
 		return nil, err
@@ -75,6 +100,11 @@ func (r *Repo) UseKeys(keys secrets.Keys) {
 		for _, rl := range c.Releases {
 			if rl.keys.Empty() {
 				rl.keys = keys
+				if c := rl.secretsRead; c != nil {
+					c.mu.Lock()
+					c.done, c.vals, c.err = false, nil, nil
+					c.mu.Unlock()
+				}
 			}
 		}
 	}
@@ -105,6 +135,30 @@ func readValues(root, rel string, keys *secrets.Keys) (map[string]any, error) {
 		return nil, fmt.Errorf("%s: %w", rel, err)
 	}
 	return vals, nil
+}
+
+// copyValues returns a deep copy of values as Helm reads them (maps,
+// lists, scalars), so that no caller shares a cached map.
+func copyValues(v map[string]any) map[string]any {
+	out := make(map[string]any, len(v))
+	for k, x := range v {
+		out[k] = copyValue(x)
+	}
+	return out
+}
+
+func copyValue(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		return copyValues(v)
+	case []any:
+		out := make([]any, len(v))
+		for i, x := range v {
+			out[i] = copyValue(x)
+		}
+		return out
+	}
+	return v
 }
 
 // mergeValues merges override into base as Helm merges several -f files.

@@ -72,6 +72,12 @@ func TestLoadEncryptedSecrets(t *testing.T) {
 		if _, ok := vals["sops"]; ok {
 			t.Error("the sops metadata block reached the values")
 		}
+		// The file is read once; no caller shares the cached maps.
+		vals["nested"].(map[string]any)["key"] = "changed by a caller"
+		again, err := rels["good"].Values()
+		if err != nil || again["nested"].(map[string]any)["key"] != "nested-secret" {
+			t.Errorf("second read: %v %v", again, err)
+		}
 		m := rels["good"].Masker()
 		if got := m.Mask("a hunter2-secret, tok-0123456789 and nested-secret; me"); got != "a ***, *** and ***; me" {
 			t.Errorf("masked: %s", got)

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 )
@@ -127,26 +128,31 @@ func (m *Masker) MaskDiff(diff string) string {
 		return diff
 	}
 	lines := strings.SplitAfter(m.Mask(diff), "\n")
-	var prefixes []string // of masked '+' lines in the current hunk
+	prefixes := map[string]bool{} // of masked '+' lines in the current hunk
+	lengths := map[int]bool{}     // of those prefixes
 	hunkStart := 0
 	flush := func(end int) {
-		for i := hunkStart; i < end; i++ {
+		ns := slices.Sorted(maps.Keys(lengths))
+		slices.Reverse(ns) // the longest prefix first: deterministic
+		for i := hunkStart; i < end && len(prefixes) > 0; i++ {
 			l := lines[i]
 			if !strings.HasPrefix(l, "-") || strings.HasPrefix(l, "---") {
 				continue
 			}
-			for _, p := range prefixes {
-				if strings.HasPrefix(l[1:], p) && !strings.HasPrefix(l[1+len(p):], Masked) {
-					nl := ""
-					if strings.HasSuffix(l, "\n") {
-						nl = "\n"
-					}
-					lines[i] = "-" + p + Masked + " (previous value)" + nl
-					break
+			for _, n := range ns {
+				if 1+n > len(l) || !prefixes[l[1:1+n]] || strings.HasPrefix(l[1+n:], Masked) {
+					continue
 				}
+				nl := ""
+				if strings.HasSuffix(l, "\n") {
+					nl = "\n"
+				}
+				lines[i] = l[:1+n] + Masked + " (previous value)" + nl
+				break
 			}
 		}
-		prefixes = prefixes[:0]
+		clear(prefixes)
+		clear(lengths)
 	}
 	for i, l := range lines {
 		switch {
@@ -155,7 +161,8 @@ func (m *Masker) MaskDiff(diff string) string {
 			hunkStart = i
 		case strings.HasPrefix(l, "+") && !strings.HasPrefix(l, "+++"):
 			if k := strings.Index(l, Masked); k > 0 {
-				prefixes = append(prefixes, l[1:k])
+				prefixes[l[1:k]] = true
+				lengths[k-1] = true
 			}
 		}
 	}
