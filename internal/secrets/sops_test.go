@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -191,4 +192,53 @@ func TestEncryptRefuses(t *testing.T) {
 	if _, err := Encrypt(enc, []string{id.Recipient().String()}); err == nil {
 		t.Error("encrypting an encrypted file: no error")
 	}
+}
+
+// TestDecryptSopsFile decrypts testdata/sops-encrypted.yaml, written by
+// `sops --encrypt --age <recipient of testdata/test-age.key>` 3.13.3 from
+// testdata/plain.yaml.
+func TestDecryptSopsFile(t *testing.T) {
+	enc, err := os.ReadFile("testdata/sops-encrypted.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := LoadKeys("testdata/test-age.key", func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := Decrypt("testdata/sops-encrypted.yaml", enc, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, _ := os.ReadFile("testdata/plain.yaml")
+	var got, want map[string]any
+	if err := yaml.Unmarshal(out, &got); err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(plain, &want); err != nil {
+		t.Fatal(err)
+	}
+	if !equalYAML(got, want) {
+		t.Errorf("decrypted\n%s\nwant the values of\n%s", out, plain)
+	}
+	// What Encrypt writes has the same shape: the same metadata keys.
+	mine, err := Encrypt(plain, []string{"age10hu8lmzpu8ehnedg6v4dnqe64g8p26fz8ddlmmvm2ec6pdwv490qpsn59w"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a, b struct{ Sops map[string]any }
+	yaml.Unmarshal(enc, &a)
+	yaml.Unmarshal(mine, &b)
+	if len(a.Sops) == 0 || strings.Join(sortedKeys(a.Sops), ",") != strings.Join(sortedKeys(b.Sops), ",") {
+		t.Errorf("metadata keys: sops writes %v, Encrypt %v", sortedKeys(a.Sops), sortedKeys(b.Sops))
+	}
+}
+
+func sortedKeys(m map[string]any) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
 }
