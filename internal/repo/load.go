@@ -326,6 +326,12 @@ func checkSecrets(root, rel string, keys secrets.Keys, ps *problems) bool {
 	if len(strings.TrimSpace(string(b))) == 0 {
 		return true // an empty secrets file adds nothing
 	}
+	// yamlnode's checks (alias bombs, nesting) come before any other
+	// reader sees the file, SOPS's included.
+	if _, err := yamlnode.Parse(b); err != nil {
+		yamlProblem(rel, "", err, ps)
+		return false
+	}
 	if secrets.IsEncrypted(b) {
 		if keys.Empty() {
 			ps.warnf(rel, 0, "SOPS-encrypted; not checked: no age key (set --age-key-file, %s or %s)", secrets.EnvAgeKeyFile, secrets.EnvAgeKey)
@@ -338,9 +344,7 @@ func checkSecrets(root, rel string, keys secrets.Keys, ps *problems) bool {
 		}
 		return checkSecretsContent(rel, clear, true, ps)
 	}
-	if _, err := yamlnode.Parse(b); err == nil {
-		ps.warnf(rel, 0, "not encrypted: anyone who reads the repository reads these values; encrypt it with `sops --encrypt --age <recipient> --in-place %s` (docs/secrets.md)", rel)
-	}
+	ps.warnf(rel, 0, "not encrypted: anyone who reads the repository reads these values; encrypt it with `sops --encrypt --age <recipient> --in-place %s` (docs/secrets.md)", rel)
 	return checkSecretsContent(rel, b, false, ps)
 }
 

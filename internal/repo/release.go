@@ -120,6 +120,9 @@ func readValues(root, rel string, keys *secrets.Keys) (map[string]any, error) {
 		return nil, fmt.Errorf("%s: %w", rel, err)
 	}
 	if keys != nil && secrets.IsEncrypted(b) {
+		if _, err := yamlnode.Parse(b); err != nil {
+			return nil, fmt.Errorf("%s: %w", rel, err)
+		}
 		if b, err = secrets.Decrypt(rel, b, *keys); err != nil {
 			return nil, err
 		}

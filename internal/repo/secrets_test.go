@@ -170,3 +170,24 @@ func newAgeIdentity(t *testing.T) *age.X25519Identity {
 	}
 	return id
 }
+
+// A secrets file that looks encrypted gets yamlnode's checks before SOPS's
+// reader sees it.
+func TestLoadHostileEncryptedSecrets(t *testing.T) {
+	id := newAgeIdentity(t)
+	dir := writeRepo(t, map[string]string{
+		ConfigFile:                               hostileConfig,
+		"installations/prod/laughs-values.yaml":  header("laughs"),
+		"installations/prod/laughs-secrets.yaml": strings.Replace(billionLaughs(), "a: &a", "sops: {mac: x}\na: &a", 1),
+	})
+	r, err := Load(dir, LoadOptions{Keys: secrets.KeysFromIdentities(id)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ps := r.Problems.Errors(); len(ps) != 1 || !strings.Contains(ps[0].Message, "aliases expand the document by more than") {
+		t.Errorf("errors: %v", ps)
+	}
+	if releasesByName(r)["laughs"].Valid {
+		t.Error("release valid")
+	}
+}

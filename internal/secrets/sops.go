@@ -31,7 +31,6 @@ import (
 	"github.com/getsops/sops/v3/aes"
 	sopsage "github.com/getsops/sops/v3/age"
 	"github.com/getsops/sops/v3/config"
-	"github.com/getsops/sops/v3/keys"
 	"github.com/getsops/sops/v3/shamir"
 	"github.com/getsops/sops/v3/stores"
 	sopsyaml "github.com/getsops/sops/v3/stores/yaml"
@@ -124,8 +123,8 @@ func IsEncrypted(data []byte) bool {
 		return false
 	}
 	_, mac := doc.Sops["mac"]
-	_, age := doc.Sops["age"]
-	return mac || age
+	_, recipients := doc.Sops["age"]
+	return mac || recipients
 }
 
 func newStore() *sopsyaml.Store { return sopsyaml.NewStore(&config.YAMLStoreConfig{}) }
@@ -298,5 +297,3 @@ func keyKinds(groups []sops.KeyGroup) string {
 	}
 	return strings.Join(out, ", ")
 }
-
-var _ keys.MasterKey = (*sopsage.MasterKey)(nil)
