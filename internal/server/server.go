@@ -310,7 +310,7 @@ func engines(ctx context.Context, cfg Config, git *gitrepo.Repo, started time.Ti
 	var r *repo.Repo
 	err := git.Read(ctx, func(dir, _ string) error {
 		var err error
-		r, err = repo.Load(dir, repo.LoadOptions{})
+		r, err = repo.Load(dir, repo.LoadOptions{Keys: cfg.SecretKeys})
 		return err
 	})
 	if err != nil {
