@@ -21,6 +21,7 @@ import (
 	"github.com/mygitops/mgo/internal/gitrepo"
 	"github.com/mygitops/mgo/internal/reconcile"
 	"github.com/mygitops/mgo/internal/repo"
+	"github.com/mygitops/mgo/internal/secrets"
 	"github.com/mygitops/mgo/internal/version"
 	"github.com/mygitops/mgo/pkg/apitypes"
 	"github.com/mygitops/mgo/pkg/client"
@@ -39,6 +40,7 @@ type deployFlags struct {
 	idTokenEnv   string
 	audience     string
 	attempts     int
+	ageKeyFile   string
 }
 
 func newDeployCommand(out, errOut io.Writer) *cobra.Command {
@@ -101,6 +103,7 @@ unknown cluster or trigger repo), 2 failure (git, sync or rollout).`,
 	fs.BoolVarP(&f.sync, "sync", "s", false, "with --repo: sync the cluster after pushing (kubeconfig context = cluster)")
 	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "with --sync: kubeconfig file (default $KUBECONFIG, then ~/.kube/config)")
 	fs.StringVar(&f.chartCache, "chart-cache", "", "with --sync: chart cache directory")
+	fs.StringVar(&f.ageKeyFile, "age-key-file", "", "with --sync: age identities that decrypt SOPS-encrypted *-secrets.yaml files (also read: $"+secrets.EnvAgeKeyFile+", $"+secrets.EnvAgeKey+")")
 	fs.DurationVar(&f.timeout, "timeout", 30*time.Minute, "give up after this long")
 	fs.DurationVar(&f.pollInterval, "poll-interval", time.Second, "with --server: how often to ask for progress")
 	fs.StringVarP(&f.output, "output", "o", "text", "output format: text or json")
@@ -136,8 +139,13 @@ func (f *deployFlags) local(ctx context.Context, out, errOut io.Writer) error {
 	}
 	action := &deploy.DeployAction{Git: g}
 	if f.sync {
+		keys, err := loadKeys(f.ageKeyFile)
+		if err != nil {
+			return err
+		}
 		action.NewSyncer = func(r *repo.Repo) (deploy.ClusterSyncer, error) {
-			return reconcile.NewFromSetup(reconcile.Setup{Kubeconfig: f.kubeconfig, Cluster: req.Cluster, CacheDir: f.chartCache}, r, log)
+			return reconcile.NewFromSetup(reconcile.Setup{Kubeconfig: f.kubeconfig, Cluster: req.Cluster, CacheDir: f.chartCache,
+				Engine: reconcile.Config{SecretKeys: keys}}, r, log)
 		}
 	}
 	d, err := action.Run(ctx, req)

@@ -32,6 +32,7 @@ func newServeCommand(errOut io.Writer) *cobra.Command {
 		g                         gitFlags
 		cfg                       server.Config
 		tokensPath, logLevel      string
+		ageKeyFile                string
 		auditLog                  string
 		githubSecret, gitlabToken string
 		creds                     = repo.DefaultCredentialPolicy()
@@ -76,6 +77,9 @@ Every endpoint but /healthz and /readyz needs a bearer token from
 			}
 			if cfg.Kubeconfig == "" {
 				cfg.Kubeconfig = os.Getenv("KUBECONFIG")
+			}
+			if cfg.SecretKeys, err = loadKeys(ageKeyFile); err != nil {
+				return err
 			}
 			if u, err := url.Parse(cfg.ExternalURL); cfg.ExternalURL != "" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "") {
 				return &ExitError{Code: 2, Err: fmt.Errorf("--external-url %q: must be an http or https URL", cfg.ExternalURL)}
@@ -142,6 +146,7 @@ Every endpoint but /healthz and /readyz needs a bearer token from
 	fs.DurationVar(&cfg.RecordMaxAge, "record-max-age", 30*24*time.Hour, "with --state kubernetes: finished deployment records older than this are deleted (0: no age limit)")
 	fs.IntVar(&cfg.RecordMaxCount, "record-max-count", 10000, "with --state kubernetes: at most this many finished deployment records are kept, the newest (0: no limit)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	registerAgeKeyFile(cmd, &ageKeyFile)
 	_ = cmd.MarkFlagRequired("repo-url")
 	bindConfig(cmd) // --config, MGO_* environment, --print-config
 	return cmd

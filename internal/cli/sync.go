@@ -17,6 +17,7 @@ import (
 
 	"github.com/mygitops/mgo/internal/reconcile"
 	"github.com/mygitops/mgo/internal/repo"
+	"github.com/mygitops/mgo/internal/secrets"
 )
 
 // clusterFlags are the flags of commands that talk to a cluster.
@@ -29,6 +30,7 @@ type clusterFlags struct {
 	plainHTTP  bool
 	output     string
 	repoID     string
+	ageKeyFile string
 }
 
 func (f *clusterFlags) register(cmd *cobra.Command) {
@@ -40,7 +42,22 @@ func (f *clusterFlags) register(cmd *cobra.Command) {
 	cmd.Flags().BoolVar(&f.plainHTTP, "plain-http", false, "talk to OCI registries over plain HTTP (local registries only)")
 	cmd.Flags().StringVarP(&f.output, "output", "o", "text", "output format: text or json")
 	cmd.Flags().StringVar(&f.repoID, "repo-id", "", "identity of the gitops repo on the cluster: only releases and objects labelled with it are removed; give the one mgo serve logs at start to act as it does (default \"default\")")
+	registerAgeKeyFile(cmd, &f.ageKeyFile)
 	_ = cmd.MarkFlagRequired("cluster")
+}
+
+func registerAgeKeyFile(cmd *cobra.Command, p *string) {
+	cmd.Flags().StringVar(p, "age-key-file", "", "age identities that decrypt SOPS-encrypted *-secrets.yaml files (also read: $"+secrets.EnvAgeKeyFile+", $"+secrets.EnvAgeKey+")")
+}
+
+// loadKeys reads the age identities of --age-key-file and the SOPS_AGE_KEY*
+// environment; a key that cannot be read is exit 2.
+func loadKeys(keyFile string) (secrets.Keys, error) {
+	keys, err := secrets.LoadKeys(keyFile, nil)
+	if err != nil {
+		return keys, &ExitError{Code: 2, Err: err}
+	}
+	return keys, nil
 }
 
 // engine loads the repo and connects to the cluster; failures are exit 2.
@@ -48,7 +65,11 @@ func (f *clusterFlags) engine(errOut io.Writer) (*repo.Repo, *reconcile.Engine, 
 	if f.output != "text" && f.output != "json" {
 		return nil, nil, &ExitError{Code: 2, Err: fmt.Errorf("--output: unknown format %q (want text or json)", f.output)}
 	}
-	r, err := repo.Load(f.repoDir, repo.LoadOptions{Cluster: f.cluster})
+	keys, err := loadKeys(f.ageKeyFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := repo.Load(f.repoDir, repo.LoadOptions{Cluster: f.cluster, Keys: keys})
 	if err != nil {
 		return nil, nil, &ExitError{Code: 2, Err: err}
 	}
@@ -58,7 +79,7 @@ func (f *clusterFlags) engine(errOut io.Writer) (*repo.Repo, *reconcile.Engine, 
 	log := slog.New(slog.NewTextHandler(errOut, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	e, err := reconcile.NewFromSetup(reconcile.Setup{
 		Kubeconfig: f.kubeconfig, Cluster: f.cluster, CacheDir: f.cacheDir, PlainHTTP: f.plainHTTP,
-		Engine: reconcile.Config{RepoID: f.repoID},
+		Engine: reconcile.Config{RepoID: f.repoID, SecretKeys: keys},
 	}, r, log)
 	if err != nil {
 		return nil, nil, &ExitError{Code: 2, Err: err}

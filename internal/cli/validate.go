@@ -14,6 +14,7 @@ type validateOptions struct {
 	repoDir string
 	cluster string
 	output  string
+	ageKey  string
 }
 
 // validateReport is the --output json form.
@@ -38,7 +39,12 @@ without apiVersion, kind or name. The repository is treated as untrusted
 input: YAML whose aliases or merge keys include themselves or expand too far
 (alias bombs), files over the size limit, invalid UTF-8, symbolic links,
 non-string ConfigMap or Secret data, credentials over plain http and images
-outside a cluster's allowedImages are errors too.
+outside a cluster's allowedImages are errors too. Every SOPS-encrypted
+*-secrets.yaml is decrypted with the age keys given (--age-key-file,
+SOPS_AGE_KEY_FILE, SOPS_AGE_KEY) and its MAC checked: one that does not
+decrypt or was changed after encryption is an error naming it; without keys
+each is a warning saying it was not checked. A secrets file in clear is a
+warning.
 
 PATH is the repository's directory (default: the current one, or --repo).
 
@@ -57,6 +63,7 @@ Exit status: 0 no errors (warnings allowed), 1 errors found, 2 could not run.`,
 	cmd.Flags().StringVar(&o.repoDir, "repo", ".", "gitops repository directory (or give it as PATH)")
 	cmd.Flags().StringVar(&o.cluster, "cluster", "", "check only this cluster (and mygitops.yaml)")
 	cmd.Flags().StringVarP(&o.output, "output", "o", "text", "output format: text or json")
+	registerAgeKeyFile(cmd, &o.ageKey)
 	return cmd
 }
 
@@ -64,7 +71,11 @@ func (o *validateOptions) run(out io.Writer) error {
 	if o.output != "text" && o.output != "json" {
 		return &ExitError{Code: 2, Err: fmt.Errorf("--output: unknown format %q (want text or json)", o.output)}
 	}
-	r, err := repo.Load(o.repoDir, repo.LoadOptions{Cluster: o.cluster})
+	keys, err := loadKeys(o.ageKey)
+	if err != nil {
+		return err
+	}
+	r, err := repo.Load(o.repoDir, repo.LoadOptions{Cluster: o.cluster, Keys: keys})
 	if err != nil {
 		return &ExitError{Code: 2, Err: err}
 	}

@@ -1,6 +1,8 @@
 package reconcile
 
 import (
+	"github.com/mygitops/mgo/internal/secrets"
+
 	"crypto/rand"
 	"encoding/hex"
 	"strconv"
@@ -69,6 +71,9 @@ type Config struct {
 	// watch-backed cache of live objects (kube.Cache) that decides
 	// unchanged objects without a request.
 	NoCache bool
+	// SecretKeys decrypt SOPS-encrypted secrets files of a repository
+	// loaded without keys (Sync and Diff call repo.Repo.UseKeys).
+	SecretKeys secrets.Keys
 }
 
 func (c Config) withDefaults() Config {

@@ -83,6 +83,7 @@ func (e *Engine) Diff(ctx context.Context, r *repo.Repo, opts Options) (*DiffRes
 	if !ok {
 		return nil, fmt.Errorf("%w: %s has no %s/%s", ErrUnknownCluster, r.Dir, repo.InstallationsDir, e.cluster.Name)
 	}
+	r.UseKeys(e.cfg.SecretKeys)
 	res := &DiffResult{Cluster: e.cluster.Name}
 	if opts.Release == "" {
 		if err := e.diffRaw(ctx, c, res); err != nil {
@@ -132,7 +133,7 @@ func (e *Engine) Diff(ctx context.Context, r *repo.Repo, opts Options) (*DiffRes
 				rd.Objects = append(rd.Objects, removed...)
 			}
 		}
-		res.Releases = append(res.Releases, rd)
+		res.Releases = append(res.Releases, maskDiff(rd, rel.Masker()))
 	}
 	return res, nil
 }

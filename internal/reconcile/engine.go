@@ -143,6 +143,7 @@ func (e *Engine) Sync(ctx context.Context, r *repo.Repo, opts Options) (*Result,
 		res.Duration = time.Since(start)
 		res.Requests = e.cluster.Requests.Since(before)
 	}()
+	r.UseKeys(e.cfg.SecretKeys)
 
 	c, ok := r.Clusters[e.cluster.Name]
 	if !ok {
@@ -243,7 +244,8 @@ func (e *Engine) renderer() (*render.Renderer, error) {
 func (e *Engine) syncRelease(ctx context.Context, r *repo.Repo, rel *repo.Release, renderer *render.Renderer, opts Options) (rr ReleaseResult) {
 	start := time.Now()
 	rr = ReleaseResult{File: rel.File, Name: rel.Header.Name, Namespace: rel.Header.Namespace, Chart: rel.Header.Chart}
-	log := e.log.With("release", rel.Header.Name, "namespace", rel.Header.Namespace)
+	mask := rel.Masker() // values of its secrets files: never in a result or a log line
+	log := mask.Logger(e.log).With("release", rel.Header.Name, "namespace", rel.Header.Namespace)
 	var digest string // of the rendered release, once rendered
 	fail := func(stage Stage, err error) ReleaseResult {
 		rr.Action, rr.Stage, rr.Error = Failed, stage, err.Error()
@@ -256,7 +258,7 @@ func (e *Engine) syncRelease(ctx context.Context, r *repo.Repo, rel *repo.Releas
 		}
 		return rr
 	}
-	defer func() { rr.Duration = time.Since(start) }()
+	defer func() { rr.Duration, rr = time.Since(start), maskResult(rr, mask) }()
 	if !rel.Valid {
 		return fail(StageValidate, invalidRelease(r, rel))
 	}

@@ -12,5 +12,7 @@
 // and the service refuses a repository state that has errors. A Release gives
 // Helm its values: the file's values with the header removed, anchors and
 // merge keys resolved, and the secrets file merged on top as `helm -f
-// values.yaml -f secrets.yaml` would.
+// values.yaml -f secrets.yaml` would. A SOPS-encrypted secrets file is
+// decrypted in memory (package secrets) with the keys of LoadOptions.Keys or
+// Repo.UseKeys; Release.Masker hides its values in what mgo writes.
 package repo

@@ -236,7 +236,7 @@ func TestReadValuesLimits(t *testing.T) {
 		"utf8":       "a: \xff\n",
 	} {
 		dir := writeRepo(t, map[string]string{"v.yaml": src})
-		if _, err := readValues(dir, "v.yaml"); err == nil || !strings.HasPrefix(err.Error(), "v.yaml") {
+		if _, err := readValues(dir, "v.yaml", nil); err == nil || !strings.HasPrefix(err.Error(), "v.yaml") {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
@@ -274,7 +274,7 @@ func TestLoadValuesHelmCannotRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, file := range []string{"installations/prod/bin-values.yaml", "installations/prod/good-secrets.yaml"} {
-		if ps := r.Problems.InFile(file); len(ps) != 1 || !strings.Contains(ps[0].Message, "Helm cannot read these values") {
+		if ps := r.Problems.Errors().InFile(file); len(ps) != 1 || !strings.Contains(ps[0].Message, "Helm cannot read these values") {
 			t.Errorf("%s: problems %v", file, ps)
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"go.yaml.in/yaml/v3"
 	"helm.sh/helm/v4/pkg/chart/common"
 
+	"github.com/mygitops/mgo/internal/secrets"
 	"github.com/mygitops/mgo/internal/yamlnode"
 )
 
@@ -60,6 +61,10 @@ type Release struct {
 	Valid bool
 
 	root string
+	keys secrets.Keys // decrypt a SOPS-encrypted secrets file with these
+	// secretsRead holds the secrets file's values once read (a sync reads
+	// them to render, to install and to mask); nil: no caching.
+	secretsRead *secretsCache
 }
 
 // RawFile is a file of raw Kubernetes manifests.
@@ -93,6 +98,11 @@ type LoadOptions struct {
 	// Cluster limits loading to one cluster ("" loads all). An unknown name
 	// is an ErrUnknownCluster error.
 	Cluster string
+	// Keys decrypt SOPS-encrypted secrets files: Load checks that each
+	// decrypts and that its MAC is intact, and Release.Values decrypts
+	// with them. Without keys an encrypted file is a warning (not
+	// checked) and its release cannot be rendered.
+	Keys secrets.Keys
 }
 
 // Load reads the repository at dir. It returns an error only when it cannot
@@ -136,7 +146,7 @@ func Load(dir string, opts LoadOptions) (*Repo, error) {
 		names = []string{opts.Cluster}
 	}
 	for _, name := range names {
-		r.Clusters[name] = loadCluster(dir, name, r.Config, ps)
+		r.Clusters[name] = loadCluster(dir, name, r.Config, opts.Keys, ps)
 	}
 	for name, s := range r.Config.Clusters {
 		if opts.Cluster == "" && r.Clusters[name] == nil {
@@ -158,7 +168,7 @@ func (r *Repo) ClusterNames() []string {
 	return names
 }
 
-func loadCluster(root, name string, cfg *Config, ps *problems) *Cluster {
+func loadCluster(root, name string, cfg *Config, keys secrets.Keys, ps *problems) *Cluster {
 	c := &Cluster{Name: name}
 	dir := path.Join(InstallationsDir, name)
 	ents, err := os.ReadDir(filepath.Join(root, dir))
@@ -183,6 +193,7 @@ func loadCluster(root, name string, cfg *Config, ps *problems) *Cluster {
 			ps.warnf(rel, 0, "subdirectories of a cluster directory are ignored")
 		case strings.HasSuffix(fname, ValuesSuffix):
 			rl := loadRelease(root, name, rel, cfg, ps)
+			rl.keys, rl.secretsRead = keys, &secretsCache{}
 			secrets := strings.TrimSuffix(fname, ValuesSuffix) + SecretsSuffix
 			if files[secrets] {
 				rl.SecretsFile = path.Join(dir, secrets)
@@ -201,7 +212,7 @@ func loadCluster(root, name string, cfg *Config, ps *problems) *Cluster {
 			values := strings.TrimSuffix(fname, SecretsSuffix) + ValuesSuffix
 			if !files[values] {
 				ps.errorf(rel, 0, "secrets file without its values file %s", path.Join(dir, values))
-			} else if !checkSecrets(root, rel, ps) {
+			} else if !checkSecrets(root, rel, keys, ps) {
 				badSecrets[rel] = true
 			}
 		case strings.HasSuffix(fname, RawSuffix):
@@ -303,8 +314,10 @@ func singleDocument(rel string, b []byte, ps *problems) (*yaml.Node, bool) {
 }
 
 // checkSecrets reports the problems of a secrets file; false when it has
-// errors.
-func checkSecrets(root, rel string, ps *problems) bool {
+// errors. A SOPS-encrypted file is decrypted with keys (its MAC checked)
+// and its clear content checked; without keys it is a warning that names
+// it as not checked. A clear-text file is a warning.
+func checkSecrets(root, rel string, keys secrets.Keys, ps *problems) bool {
 	b, err := readRepoFile(root, rel, MaxValuesFileSize)
 	if err != nil {
 		readProblem(rel, err, ps)
@@ -312,6 +325,45 @@ func checkSecrets(root, rel string, ps *problems) bool {
 	}
 	if len(strings.TrimSpace(string(b))) == 0 {
 		return true // an empty secrets file adds nothing
+	}
+	// yamlnode's checks (alias bombs, nesting) come before any other
+	// reader sees the file, SOPS's included.
+	if _, err := yamlnode.Parse(b); err != nil {
+		yamlProblem(rel, "", err, ps)
+		return false
+	}
+	if secrets.IsEncrypted(b) {
+		if keys.Empty() {
+			ps.warnf(rel, 0, "SOPS-encrypted; not checked: no age key (set --age-key-file, %s or %s)", secrets.EnvAgeKeyFile, secrets.EnvAgeKey)
+			return true
+		}
+		clear, err := secrets.Decrypt(rel, b, keys)
+		if err != nil {
+			ps.errorf(rel, 0, "%s", secrets.Reason(err))
+			return false
+		}
+		return checkSecretsContent(rel, clear, true, ps)
+	}
+	ps.warnf(rel, 0, "not encrypted: anyone who reads the repository reads these values; encrypt it with `sops --encrypt --age <recipient> --in-place %s` (docs/secrets.md)", rel)
+	return checkSecretsContent(rel, b, false, ps)
+}
+
+// checkSecretsContent checks the clear YAML of a secrets file. Lines of a
+// decrypted file are not those of the file in the repository: its
+// problems name the file only.
+func checkSecretsContent(rel string, b []byte, decrypted bool, ps *problems) bool {
+	if decrypted {
+		sub := &problems{}
+		ok := checkSecretsContent(rel, b, false, sub)
+		for _, p := range sub.list {
+			p.Line = 0
+			p.Message = "decrypted: " + p.Message
+			ps.list = append(ps.list, p)
+		}
+		return ok
+	}
+	if len(strings.TrimSpace(string(b))) == 0 {
+		return true
 	}
 	doc, ok := singleDocument(rel, b, ps)
 	if !ok {

@@ -4,6 +4,8 @@
 package server
 
 import (
+	"github.com/mygitops/mgo/internal/secrets"
+
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -87,6 +89,9 @@ type Config struct {
 	PendingTimeout time.Duration
 	// DiffTimeout bounds diffs and drift checks (0: the engine's default).
 	DiffTimeout time.Duration
+	// SecretKeys decrypt SOPS-encrypted secrets files (--age-key-file,
+	// SOPS_AGE_KEY_FILE, SOPS_AGE_KEY).
+	SecretKeys secrets.Keys
 	// ExternalURL is the base URL of mgo's API as people reach it, for the
 	// links in notifications (none when empty).
 	ExternalURL string
@@ -364,7 +369,7 @@ func engines(ctx context.Context, cfg Config, git *gitrepo.Repo, started time.Ti
 	var r *repo.Repo
 	err := git.Read(ctx, func(dir, _ string) error {
 		var err error
-		r, err = repo.Load(dir, repo.LoadOptions{})
+		r, err = repo.Load(dir, repo.LoadOptions{Keys: cfg.SecretKeys})
 		return err
 	})
 	if err != nil {
@@ -393,6 +398,7 @@ func engines(ctx context.Context, cfg Config, git *gitrepo.Repo, started time.Ti
 	ecfg := reconcile.Config{
 		RepoID: cfg.RepoID, InstanceID: instance, StartedAt: started,
 		PendingTimeout: cfg.PendingTimeout, DiffTimeout: cfg.DiffTimeout,
+		SecretKeys: cfg.SecretKeys,
 	}
 	if ecfg.RepoID == "" {
 		ecfg.RepoID = DefaultRepoID(cfg.Git.URL, cfg.Git.Branch)
