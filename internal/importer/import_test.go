@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -44,7 +45,7 @@ func TestImportTenReleases(t *testing.T) {
 		"replicaCount": 1,
 		"image":        img("1.1.0"),
 		"greeting":     "hi from web",
-		"nodeSelector": map[string]any{"disk": "ssd", "zone": "a"},
+		"settings":     map[string]any{"cache": map[string]any{"size": "1Gi", "zone": "a"}, "enabled": true},
 		"db":           map[string]any{"host": "db.internal", "user": "app", "password": password, "ports": []any{5432, 5433}},
 		"extraEnv":     []any{map[string]any{"name": "A", "value": "1"}, map[string]any{"name": "B", "value": "on"}},
 	})
@@ -157,7 +158,7 @@ func TestImportTenReleases(t *testing.T) {
 	if len(changed) < 5 {
 		t.Errorf("deploy changed %v", changed)
 	}
-	sres, err = f.engine.Sync(ctx, loadRepo(t, dir), reconcile.Options{Full: true})
+	sres, err = f.engine.Sync(ctx, loadRepo(t, dir), reconcile.Options{Full: true, Timeout: 90 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +181,7 @@ func TestImportRefusesHandChangedRelease(t *testing.T) {
 	ctx := context.Background()
 	ns := env.Namespace(t)
 	f.install(ns, "edited", localChart(t, "edited", "0.1.0"), map[string]any{"replicaCount": 1})
-	cm, err := env.Client.CoreV1().ConfigMaps(ns).Get(ctx, "edited", metav1.GetOptions{})
+	cm, err := env.Client.CoreV1().ConfigMaps(ns).Get(ctx, "edited-edited", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"helm.sh/helm/v4/pkg/action"
+	"helm.sh/helm/v4/pkg/chart/common"
 	chart "helm.sh/helm/v4/pkg/chart/v2"
 	releasev1 "helm.sh/helm/v4/pkg/release/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -23,8 +24,12 @@ import (
 	"github.com/mygitops/mgo/internal/repo"
 )
 
-// EncryptFunc encrypts a secrets file for age recipients (SOPS).
+// EncryptFunc encrypts a secrets file for age recipients (SOPS), as
+// secrets.Encrypt.
 type EncryptFunc func(plain []byte, ageRecipients []string) ([]byte, error)
+
+// DecryptFunc decrypts a SOPS-encrypted secrets file read from path.
+type DecryptFunc func(path string, data []byte) ([]byte, error)
 
 // Options say what to import and where.
 type Options struct {
@@ -45,6 +50,11 @@ type Options struct {
 	// AgeRecipients encrypt the secrets files with SOPS, through Encrypt.
 	AgeRecipients []string
 	Encrypt       EncryptFunc
+	// Decrypt, when set, opens the encrypted secrets file a release
+	// already has: when it holds the same values, the file is kept as it
+	// is (encryption is not deterministic), so importing again changes
+	// nothing.
+	Decrypt DecryptFunc
 	// AllowPlaintextSecrets writes secrets files in clear when there are
 	// no AgeRecipients. Without it such an import is refused.
 	AllowPlaintextSecrets bool
@@ -217,6 +227,10 @@ func (im *Importer) Run(ctx context.Context, opts Options) (*Result, error) {
 		if r.secrets == nil || len(opts.AgeRecipients) == 0 {
 			continue
 		}
+		if keepEncrypted(opts, r) {
+			files[r.res.SecretsFile] = nil // stays as it is
+			continue
+		}
 		enc, err := opts.Encrypt(r.secrets, opts.AgeRecipients)
 		if err != nil {
 			return res, fmt.Errorf("%s: encrypting: %w", r.res.SecretsFile, err)
@@ -240,6 +254,25 @@ func (im *Importer) Run(ctx context.Context, opts Options) (*Result, error) {
 		return res, ErrNotProven
 	}
 	return res, nil
+}
+
+// keepEncrypted reports whether the release's secrets file in the repo
+// already holds its secret values, encrypted.
+func keepEncrypted(opts Options, r *release) bool {
+	if opts.Decrypt == nil {
+		return false
+	}
+	cur, err := os.ReadFile(filepath.Join(opts.RepoDir, filepath.FromSlash(r.res.SecretsFile)))
+	if err != nil {
+		return false
+	}
+	plain, err := opts.Decrypt(r.res.SecretsFile, cur)
+	if err != nil {
+		return false
+	}
+	a, err1 := common.ReadValues(plain)
+	b, err2 := common.ReadValues(r.secrets)
+	return err1 == nil && err2 == nil && jsonEqual(a, b)
 }
 
 func problemErrors(ps []repo.Problem) []error {
@@ -498,16 +531,15 @@ func writeChanged(repoDir string, files map[string][]byte, chartDir map[string]s
 	actions := map[string]string{}
 	for _, rel := range sortedKeys(files) {
 		b := files[rel]
-		if b == nil {
-			continue
-		}
 		p := filepath.Join(repoDir, filepath.FromSlash(rel))
 		action := Created
 		if cur, err := os.ReadFile(p); err == nil {
 			action = Updated
-			if bytes.Equal(cur, b) {
+			if b == nil || bytes.Equal(cur, b) {
 				action = Unchanged
 			}
+		} else if b == nil {
+			continue
 		}
 		if action != Unchanged {
 			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
