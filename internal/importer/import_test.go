@@ -11,12 +11,15 @@ import (
 	"testing"
 	"time"
 
+	"filippo.io/age"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/mygitops/mgo/internal/charttest"
 	"github.com/mygitops/mgo/internal/deploy"
 	"github.com/mygitops/mgo/internal/reconcile"
 	"github.com/mygitops/mgo/internal/repo"
+	"github.com/mygitops/mgo/internal/secrets"
 )
 
 const password = "s3cret-Passw0rd"
@@ -230,7 +233,7 @@ func TestImportRefusesPlaintextSecrets(t *testing.T) {
 
 func assertOnlyInSecrets(t *testing.T, dir, secret, secretsFile string) {
 	t.Helper()
-	if !strings.Contains(readFile(t, dir, secretsFile), secret) {
+	if secretsFile != "" && !strings.Contains(readFile(t, dir, secretsFile), secret) {
 		t.Errorf("%s does not hold the secret", secretsFile)
 	}
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
@@ -258,4 +261,104 @@ func dump(res *Result) string {
 	}
 	b, _ := json.MarshalIndent(res, "", "  ")
 	return string(b)
+}
+
+// With age recipients the secrets file is SOPS-encrypted: the password is
+// in no file in clear, it decrypts back, and importing again keeps the
+// encrypted file byte for byte.
+func TestImportEncryptsSecrets(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	ns := env.Namespace(t)
+	f.install(ns, "vault", localChart(t, "vault", "0.1.0"), map[string]any{"replicaCount": 1,
+		"auth": map[string]any{"password": password, "user": "app"}, "licence": "L-42"})
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := secrets.KeysFromIdentities(id)
+	dir := t.TempDir()
+	opts := Options{RepoDir: dir, Namespaces: []string{ns}, SecretKeys: []string{"licen?e"},
+		AgeRecipients: []string{id.Recipient().String()}, Encrypt: secrets.Encrypt,
+		Decrypt: func(path string, data []byte) ([]byte, error) { return secrets.Decrypt(path, data, keys) }}
+	res, err := f.importer.Run(ctx, opts)
+	if err != nil {
+		t.Fatalf("import: %v\n%s", err, dump(res))
+	}
+	if got := strings.Join(res.Releases[0].Secrets, ","); got != "auth.password,licence" {
+		t.Errorf("secret paths %s", got)
+	}
+	sf := "installations/" + clusterName + "/vault-secrets.yaml"
+	enc := readFile(t, dir, sf)
+	if !secrets.IsEncrypted([]byte(enc)) {
+		t.Fatalf("%s is not encrypted:\n%s", sf, enc)
+	}
+	for _, s := range []string{password, "L-42"} {
+		assertNowhere(t, dir, s)
+	}
+	plain, err := secrets.Decrypt(sf, []byte(enc), keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(plain), password) || !strings.Contains(string(plain), "L-42") {
+		t.Errorf("decrypted secrets:\n%s", plain)
+	}
+	again, err := f.importer.Run(ctx, opts)
+	if err != nil {
+		t.Fatalf("second import: %v", err)
+	}
+	for _, fr := range again.Files {
+		if fr.Action != Unchanged {
+			t.Errorf("second import: %s %s", fr.Path, fr.Action)
+		}
+	}
+	if readFile(t, dir, sf) != enc {
+		t.Errorf("the encrypted secrets file changed")
+	}
+}
+
+// --raw-selector exports the matching objects no release owns, without
+// the fields the server sets, and the export renders the live objects.
+func TestImportRawSelector(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	ns := env.Namespace(t)
+	f.install(ns, "web", localChart(t, "web", "0.1.0"), map[string]any{"replicaCount": 1})
+	for _, name := range []string{"settings", "unlabelled"} {
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Data: map[string]string{"mode": "fast"}}
+		if name == "settings" {
+			cm.Labels = map[string]string{"team": "shop"}
+		}
+		if _, err := env.Client.CoreV1().ConfigMaps(ns).Create(ctx, cm, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: ns, Labels: map[string]string{"team": "shop"}},
+		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}, Selector: map[string]string{"app": "shop"}}}
+	if _, err := env.Client.CoreV1().Services(ns).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	res, err := f.importer.Run(ctx, Options{RepoDir: dir, Namespaces: []string{ns}, RawSelector: "team=shop"})
+	if err != nil {
+		t.Fatalf("import: %v\n%s", err, dump(res))
+	}
+	if len(res.Raw) != 1 || strings.Join(res.Raw[0].Objects, ",") != "ConfigMap/"+ns+"/settings,Service/"+ns+"/shop" {
+		t.Fatalf("raw export:\n%s", dump(res))
+	}
+	raw := readFile(t, dir, "installations/"+clusterName+"/"+ns+"-raw.yaml")
+	for _, gone := range []string{"uid:", "resourceVersion:", "managedFields", "creationTimestamp", "clusterIP", "status:"} {
+		if strings.Contains(raw, gone) {
+			t.Errorf("raw export keeps %s:\n%s", gone, raw)
+		}
+	}
+	if !strings.Contains(raw, "mode: fast") || strings.Contains(raw, "unlabelled") {
+		t.Errorf("raw export:\n%s", raw)
+	}
+	loadRepo(t, dir)
+}
+
+func assertNowhere(t *testing.T, dir, secret string) {
+	t.Helper()
+	assertOnlyInSecrets(t, dir, secret, "")
 }
