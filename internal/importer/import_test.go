@@ -175,6 +175,17 @@ func TestImportTenReleases(t *testing.T) {
 	if got := dep.Spec.Template.Spec.Containers[0].Image; got != "registry.example.com/hello:2.0.0" {
 		t.Errorf("web runs %s after the deploy", got)
 	}
+
+	// Importing the cluster as mgo left it gives the repo as it is.
+	after, err := f.importer.Run(ctx, opts)
+	if err != nil {
+		t.Fatalf("import after the deploy: %v\n%s", err, dump(after))
+	}
+	for _, fr := range after.Files {
+		if fr.Action != Unchanged {
+			t.Errorf("import after the deploy: %s %s", fr.Path, fr.Action)
+		}
+	}
 }
 
 // A release whose objects were changed by hand after install is refused,

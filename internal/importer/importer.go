@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path"
@@ -194,7 +195,10 @@ func (im *Importer) Run(ctx context.Context, opts Options) (*Result, error) {
 			chartDirs[r.chart.Dir] = ""
 		}
 	}
-	stagedFiles := map[string][]byte{}
+	stagedFiles, err := existingRaw(opts.RepoDir, clusterDir)
+	if err != nil {
+		return nil, err
+	}
 	for f, b := range files {
 		stagedFiles[f] = b
 	}
@@ -407,6 +411,30 @@ func collectImages(v any, out map[string]bool) {
 			collectImages(e, out)
 		}
 	}
+}
+
+// existingRaw returns the raw manifest files the cluster already has in
+// the repo: the proof diffs them too, so that their objects do not count
+// as removed.
+func existingRaw(repoDir, clusterDir string) (map[string][]byte, error) {
+	out := map[string][]byte{}
+	ents, err := os.ReadDir(filepath.Join(repoDir, filepath.FromSlash(clusterDir)))
+	if errors.Is(err, fs.ErrNotExist) {
+		return out, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range ents {
+		if e.Type().IsRegular() && strings.HasSuffix(e.Name(), repo.RawSuffix) {
+			b, err := os.ReadFile(filepath.Join(repoDir, filepath.FromSlash(clusterDir), e.Name()))
+			if err != nil {
+				return nil, err
+			}
+			out[path.Join(clusterDir, e.Name())] = b
+		}
+	}
+	return out, nil
 }
 
 // existingFiles maps namespace/name of the releases already in the repo

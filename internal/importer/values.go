@@ -187,6 +187,19 @@ func valuesFile(h repo.Header, links []imageLink, vals map[string]any) ([]byte, 
 	addPair(header, "name", str(h.Name))
 	addPair(header, "namespace", str(h.Namespace))
 
+	for _, l := range links {
+		// The image mapping gets its place among the keys as the encoder
+		// orders them, wherever the release's values had it or not.
+		m := vals
+		for _, k := range l.Path {
+			next, ok := m[k].(map[string]any)
+			if !ok {
+				next = map[string]any{}
+				m[k] = next
+			}
+			m = next
+		}
+	}
 	body := &yaml.Node{}
 	if err := body.Encode(vals); err != nil {
 		return nil, fmt.Errorf("values of %s: %w", h.Name, err)
@@ -265,6 +278,7 @@ func ensurePath(m *yaml.Node, keys []string) *yaml.Node {
 			removeKeys(m, k)
 			addPair(m, k, next)
 		}
+		next.Style &^= yaml.FlowStyle // an empty map encodes as {}
 		m = next
 	}
 	return m
