@@ -49,7 +49,13 @@ type resolvedChart struct {
 // files), else in charts/ of the gitops repo, else it is written there
 // from the release's stored chart. taken are the chart directories other
 // releases of this import already use, with their charts.
-func (im *Importer) resolveChart(ctx context.Context, repoDir string, cfg *repo.Config, stored *chart.Chart, taken map[string]*chart.Chart) (*resolvedChart, error) {
+// takenChart is a chart directory an earlier release of the import uses.
+type takenChart struct {
+	chart  *chart.Chart
+	source ChartSource
+}
+
+func (im *Importer) resolveChart(ctx context.Context, repoDir string, cfg *repo.Config, stored *chart.Chart, taken map[string]takenChart) (*resolvedChart, error) {
 	name, version := stored.Metadata.Name, stored.Metadata.Version
 	rc := &resolvedChart{Version: version}
 	for _, r := range cfg.Repositories {
@@ -78,10 +84,10 @@ func (im *Importer) resolveChart(ctx context.Context, repoDir string, cfg *repo.
 	// A chart in the repo's charts/: charts/<name>, else charts/<name>-<version>.
 	for _, dir := range []string{path.Join("charts", name), path.Join("charts", name+"-"+version)} {
 		rc.Chart, rc.Dir = "./"+dir, dir
-		if ch, ok := taken[dir]; ok {
-			if chartDifference(ch, stored) == "" {
-				rc.Source, rc.Where = FromRelease, dir
-				return rc, nil
+		if tc, ok := taken[dir]; ok {
+			if chartDifference(tc.chart, stored) == "" {
+				rc.Source, rc.Where = tc.source, dir
+				return rc, nil // written once, by the first release
 			}
 			continue
 		}
@@ -89,7 +95,7 @@ func (im *Importer) resolveChart(ctx context.Context, repoDir string, cfg *repo.
 		switch {
 		case err == nil && chartDifference(existing, stored) == "":
 			rc.Source, rc.Where = FromRepoDir, dir
-			taken[dir] = stored
+			taken[dir] = takenChart{stored, FromRepoDir}
 			return rc, nil
 		case err == nil:
 			continue // another chart lives there
@@ -101,7 +107,7 @@ func (im *Importer) resolveChart(ctx context.Context, repoDir string, cfg *repo.
 			return nil, fmt.Errorf("chart %s %s: %w", name, version, err)
 		}
 		rc.Source, rc.Where, rc.Files = FromRelease, dir, files
-		taken[dir] = stored
+		taken[dir] = takenChart{stored, FromRelease}
 		return rc, nil
 	}
 	return nil, fmt.Errorf("chart %s %s: charts/%s and charts/%s-%s of the gitops repo hold other charts", name, version, name, name, version)

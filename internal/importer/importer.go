@@ -15,7 +15,6 @@ import (
 
 	"helm.sh/helm/v4/pkg/action"
 	"helm.sh/helm/v4/pkg/chart/common"
-	chart "helm.sh/helm/v4/pkg/chart/v2"
 	releasev1 "helm.sh/helm/v4/pkg/release/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
@@ -143,11 +142,13 @@ func (im *Importer) Run(ctx context.Context, opts Options) (*Result, error) {
 		return nil, err
 	}
 	fileNames := releaseFileNames(rels, existing)
-	taken := map[string]*chart.Chart{}
+	taken := map[string]takenChart{}
 	var imported []*release
+	// Each release keeps a pointer to its result: the slice never grows
+	// past its capacity.
+	res.Releases = make([]ReleaseResult, 0, len(rels))
 	for _, rls := range rels {
-		rr := &ReleaseResult{Namespace: rls.Namespace, Name: rls.Name, Revision: rls.Version}
-		res.Releases = append(res.Releases, *rr)
+		res.Releases = append(res.Releases, ReleaseResult{Namespace: rls.Namespace, Name: rls.Name, Revision: rls.Version})
 		r := &release{rls: rls, res: &res.Releases[len(res.Releases)-1]}
 		if st := rls.Info.Status.String(); st != "deployed" {
 			r.res.Error = fmt.Sprintf("release is %s (revision %d): import it once it is deployed", st, rls.Version)
@@ -189,12 +190,6 @@ func (im *Importer) Run(ctx context.Context, opts Options) (*Result, error) {
 	}
 
 	// Prove: render the staged files and diff them with the live cluster.
-	chartDirs := map[string]string{} // repo path -> "" (copy from repo) or staged from files
-	for _, r := range imported {
-		if r.chart.Dir != "" {
-			chartDirs[r.chart.Dir] = ""
-		}
-	}
 	stagedFiles, err := existingRaw(opts.RepoDir, clusterDir)
 	if err != nil {
 		return nil, err
@@ -320,7 +315,7 @@ func (im *Importer) list(namespaces []string) ([]*releasev1.Release, error) {
 
 // build resolves the chart of a release and builds its values and secrets
 // files.
-func (im *Importer) build(ctx context.Context, opts Options, cfg *repo.Config, r *release, taken map[string]*chart.Chart) error {
+func (im *Importer) build(ctx context.Context, opts Options, cfg *repo.Config, r *release, taken map[string]takenChart) error {
 	rls := r.rls
 	if rls.Chart == nil || rls.Chart.Metadata == nil {
 		return errors.New("the release stores no chart")
