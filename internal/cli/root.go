@@ -45,6 +45,7 @@ syncs the cluster, waits for the rollout and answers with the result.`,
 	root.AddCommand(
 		newDeployCommand(out, errOut),
 		newDiffCommand(out, errOut),
+		newImportCommand(out, errOut),
 		newServeCommand(errOut),
 		newSyncCommand(out, errOut),
 		newTokenCommand(os.Stdin, out),

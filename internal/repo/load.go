@@ -427,6 +427,7 @@ func loadRaw(root, rel string, ps *problems) *RawFile {
 			rf.Skipped++
 			continue
 		}
+		obj = jsonValues(obj).(map[string]any)
 		o := RawObject{Line: n.Line, Object: obj}
 		o.APIVersion, _ = yamlnode.Scalar(yamlnode.Lookup(n, "apiVersion"))
 		o.Kind, _ = yamlnode.Scalar(yamlnode.Lookup(n, "kind"))
