@@ -103,7 +103,7 @@ unknown cluster or trigger repo), 2 failure (git, sync or rollout).`,
 	fs.BoolVarP(&f.sync, "sync", "s", false, "with --repo: sync the cluster after pushing (kubeconfig context = cluster)")
 	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "with --sync: kubeconfig file (default $KUBECONFIG, then ~/.kube/config)")
 	fs.StringVar(&f.chartCache, "chart-cache", "", "with --sync: chart cache directory")
-	fs.StringVar(&f.ageKeyFile, "age-key-file", "", "with --sync: age identities that decrypt SOPS-encrypted *-secrets.yaml files (also read: $"+secrets.EnvAgeKeyFile+", $"+secrets.EnvAgeKey+")")
+	fs.StringVar(&f.ageKeyFile, "age-key-file", "", "age identities that decrypt SOPS-encrypted *-secrets.yaml files, checked before the commit and rendered by --sync (also read: $"+secrets.EnvAgeKeyFile+", $"+secrets.EnvAgeKey+")")
 	fs.DurationVar(&f.timeout, "timeout", 30*time.Minute, "give up after this long")
 	fs.DurationVar(&f.pollInterval, "poll-interval", time.Second, "with --server: how often to ask for progress")
 	fs.StringVarP(&f.output, "output", "o", "text", "output format: text or json")
@@ -137,12 +137,12 @@ func (f *deployFlags) local(ctx context.Context, out, errOut io.Writer) error {
 	if err != nil {
 		return &ExitError{Code: 1, Err: err}
 	}
-	action := &deploy.DeployAction{Git: g}
+	keys, err := loadKeys(f.ageKeyFile)
+	if err != nil {
+		return err
+	}
+	action := &deploy.DeployAction{Git: g, SecretKeys: keys}
 	if f.sync {
-		keys, err := loadKeys(f.ageKeyFile)
-		if err != nil {
-			return err
-		}
 		action.NewSyncer = func(r *repo.Repo) (deploy.ClusterSyncer, error) {
 			return reconcile.NewFromSetup(reconcile.Setup{Kubeconfig: f.kubeconfig, Cluster: req.Cluster, CacheDir: f.chartCache,
 				Engine: reconcile.Config{SecretKeys: keys}}, r, log)

@@ -11,6 +11,7 @@ import (
 	"github.com/mygitops/mgo/internal/gitrepo"
 	"github.com/mygitops/mgo/internal/reconcile"
 	"github.com/mygitops/mgo/internal/repo"
+	"github.com/mygitops/mgo/internal/secrets"
 )
 
 // DeployAction is the deploy pipeline of one request, read top to bottom:
@@ -27,6 +28,9 @@ type DeployAction struct {
 	// (loaded from the pushed tree): the cluster is then synced after the
 	// push and the deployment carries its releases' results.
 	NewSyncer func(r *repo.Repo) (ClusterSyncer, error)
+	// SecretKeys decrypt SOPS-encrypted secrets files, so that one that does
+	// not decrypt refuses the deploy before the commit (see Targets).
+	SecretKeys secrets.Keys
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
@@ -51,7 +55,7 @@ func (a *DeployAction) Run(ctx context.Context, req Request) (*Deployment, error
 	var files []string
 	if err := a.Git.Read(ctx, func(dir, _ string) error {
 		var err error
-		files, err = Targets(dir, req)
+		files, err = Targets(dir, req, a.SecretKeys)
 		return err
 	}); err != nil {
 		return nil, err
@@ -76,7 +80,7 @@ func (a *DeployAction) Run(ctx context.Context, req Request) (*Deployment, error
 	d.Times.Synced = now()
 	var out *reconcile.Result
 	err = a.Git.Read(ctx, func(dir, _ string) error {
-		r, err := repo.Load(dir, repo.LoadOptions{Cluster: req.Cluster})
+		r, err := repo.Load(dir, repo.LoadOptions{Cluster: req.Cluster, Keys: a.SecretKeys})
 		if err != nil {
 			return err
 		}

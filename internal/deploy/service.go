@@ -15,6 +15,7 @@ import (
 	"github.com/mygitops/mgo/internal/faults"
 	"github.com/mygitops/mgo/internal/gitrepo"
 	"github.com/mygitops/mgo/internal/repo"
+	"github.com/mygitops/mgo/internal/secrets"
 )
 
 // Config wires a Service.
@@ -24,6 +25,10 @@ type Config struct {
 	// Engines syncs each cluster this mgo serves, by name (kubeconfig
 	// context, installations/<name>).
 	Engines map[string]ClusterSyncer
+	// SecretKeys decrypt SOPS-encrypted secrets files when a request is
+	// checked: one that does not decrypt refuses the deploy (422) before
+	// anything is committed.
+	SecretKeys secrets.Keys
 	// Store keeps the deployment records.
 	Store Store
 	// SnapshotDir holds the copies of the tree that syncs read, so a long
@@ -298,7 +303,7 @@ func (s *Service) check(ctx context.Context, req Request) ([]string, error) {
 	var files []string
 	err := s.cfg.Git.Read(ctx, func(dir, _ string) error {
 		var err error
-		files, err = Targets(dir, req)
+		files, err = Targets(dir, req, s.cfg.SecretKeys)
 		return err
 	})
 	return files, err
@@ -309,10 +314,14 @@ func (s *Service) check(ctx context.Context, req Request) ([]string, error) {
 // *NotFoundError (ErrNotFound) saying what was searched; an image
 // repository the cluster's allowedImages in mygitops.yaml does not allow is
 // ErrForbidden.
-func Targets(dir string, req Request) ([]string, error) {
+//
+// keys decrypt the releases' SOPS-encrypted secrets files, so a file that
+// does not decrypt or whose MAC fails refuses the deploy before anything
+// is committed; without keys such files are not checked.
+func Targets(dir string, req Request, keys secrets.Keys) ([]string, error) {
 	noCluster := &NotFoundError{What: "cluster", Name: req.Cluster,
 		Where: fmt.Sprintf("the repo has no directory %s/%s", repo.InstallationsDir, req.Cluster)}
-	r, err := repo.Load(dir, repo.LoadOptions{Cluster: req.Cluster})
+	r, err := repo.Load(dir, repo.LoadOptions{Cluster: req.Cluster, Keys: keys})
 	if err != nil {
 		if errors.Is(err, repo.ErrUnknownCluster) {
 			return nil, noCluster

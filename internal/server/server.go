@@ -199,8 +199,9 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	svc, err := deploy.New(deploy.Config{
-		Git: git, Engines: deploy.Syncers(engines), Store: st.store, Owner: owner, SnapshotDir: filepath.Join(cfg.DataDir, "snapshots"),
-		Log: log, Metrics: deploy.NewMetrics(reg), Notifier: notifier,
+		Git: git, Engines: deploy.Syncers(engines), SecretKeys: cfg.SecretKeys, Store: st.store, Owner: owner,
+		SnapshotDir: filepath.Join(cfg.DataDir, "snapshots"),
+		Log:         log, Metrics: deploy.NewMetrics(reg), Notifier: notifier,
 	})
 	if err != nil {
 		return err
