@@ -141,8 +141,9 @@ func (f *fakeDeployer) Sync(_ context.Context, cluster string, _ bool) (*reconci
 	return f.SyncRes, f.ClusterE
 }
 
-// The dashboard's reads: deployments since t from Deployments, no releases,
-// no live state, no history.
+// The dashboard's reads: deployments since t from Deployments; each
+// cluster with a last result defines its releases, which run installed and
+// ready, last changed by one commit.
 func (f *fakeDeployer) Since(t time.Time, limit int) ([]*deploy.Deployment, error) {
 	var out []*deploy.Deployment
 	for _, d := range f.Deployments {
@@ -154,18 +155,32 @@ func (f *fakeDeployer) Since(t time.Time, limit int) ([]*deploy.Deployment, erro
 }
 
 func (f *fakeDeployer) RepoReleases(_ context.Context, cluster string) (string, []deploy.ReleaseSource, error) {
-	if _, ok := f.Status[cluster]; !ok {
+	st, ok := f.Status[cluster]
+	if !ok {
 		return "", nil, &deploy.NotFoundError{What: "cluster", Name: cluster, Known: f.Clusters()}
 	}
-	return "c0", nil, nil
+	var out []deploy.ReleaseSource
+	if st.LastResult != nil {
+		for _, rr := range st.LastResult.Releases {
+			out = append(out, deploy.ReleaseSource{File: rr.File, Name: rr.Name, Namespace: rr.Namespace, Chart: rr.Chart, Valid: true,
+				Images: map[string]string{"gitlab.com/acme/app": "registry.acme.io/acme/app:1.4.2"}})
+		}
+	}
+	return "3c1f00", out, nil
 }
 
 func (f *fakeDeployer) LiveRelease(_ context.Context, _, namespace, name string) (reconcile.LiveRelease, error) {
-	return reconcile.LiveRelease{Name: name, Namespace: namespace}, nil
+	return reconcile.LiveRelease{Name: name, Namespace: namespace, Installed: true, Revision: 7, HelmStatus: "deployed",
+		Chart: "hello", ChartVersion: "0.1.0", AppVersion: "1.4.2", Updated: fakeTime,
+		Objects: []reconcile.ObjectResult{{Subject: "Deployment/" + namespace + "/" + name, Status: "Current", Message: "Deployment is available. Replicas: 1"}}}, nil
 }
 
-func (f *fakeDeployer) LastChanges(context.Context, string, []string, int) (map[string]gitrepo.FileChange, error) {
-	return nil, nil
+func (f *fakeDeployer) LastChanges(_ context.Context, head string, files []string, _ int) (map[string]gitrepo.FileChange, error) {
+	out := map[string]gitrepo.FileChange{}
+	for _, file := range files {
+		out[file] = gitrepo.FileChange{Commit: head, AuthorName: "Alice", AuthorEmail: "alice@acme.io", Time: fakeTime, Summary: "deploy 1.4.2"}
+	}
+	return out, nil
 }
 
-func (f *fakeDeployer) RepoWebURL() string { return "" }
+func (f *fakeDeployer) RepoWebURL() string { return "https://github.com/acme/gitops" }

@@ -154,8 +154,8 @@ type liveRead struct {
 
 func (s *Server) overviewRoutes() {
 	o := newOverview(s)
-	s.mux.Handle("GET /api/v1/overview", s.authed("", o.handleOverview))
-	s.mux.Handle("GET /api/v1/clusters/{cluster}/live", s.authed("", o.handleLive))
+	s.handle("GET /api/v1/overview", s.authed("", o.handleOverview))
+	s.handle("GET /api/v1/clusters/{cluster}/live", s.authed("", o.handleLive))
 }
 
 func newOverview(s *Server) *overview {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -52,6 +53,8 @@ type Server struct {
 	svc Deployer
 	log *slog.Logger
 	mux *http.ServeMux
+	// patterns are the routes of mux, in the order they were added.
+	patterns []string
 }
 
 // Refresher fetches the repo and syncs what changed, once per burst of
@@ -81,25 +84,34 @@ func New(cfg Config) (*Server, error) {
 type authedHandler func(w http.ResponseWriter, r *http.Request, p auth.Principal)
 
 func (s *Server) routes() {
-	m := s.mux
-	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
-	m.HandleFunc("GET /readyz", s.handleReady)
-	m.HandleFunc("GET /api/v1/openapi.json", handleOpenAPI)
-	m.Handle("GET /metrics", s.authed(auth.RouteMetrics, s.handleMetrics))
-	m.Handle("POST /deploy", s.authed("", s.handleFormDeploy))
-	m.Handle("POST /deploy/dockerhub", s.authed(auth.RouteDockerHub, s.handleDockerHub))
-	m.Handle("POST /api/v1/deployments", s.authed("", s.handleCreateDeployment))
-	m.Handle("GET /api/v1/deployments", s.authed("", s.handleListDeployments))
-	m.Handle("GET /api/v1/deployments/{id}", s.authed("", s.handleGetDeployment))
-	m.Handle("POST /api/v1/deployments/{id}/rollback", s.authed("", s.handleRollback))
-	m.Handle("GET /api/v1/clusters", s.authed("", s.handleClusters))
-	m.Handle("GET /api/v1/clusters/{cluster}/releases", s.authed("", s.handleReleases))
-	m.Handle("GET /api/v1/clusters/{cluster}/diff", s.authed("", s.handleDiff))
-	m.Handle("POST /api/v1/clusters/{cluster}/sync", s.authed("", s.handleSync))
-	m.Handle("POST /hooks/github", s.audited("github", http.HandlerFunc(s.handleGitHub)))
-	m.Handle("POST /hooks/gitlab", s.audited("gitlab", http.HandlerFunc(s.handleGitLab)))
+	s.handle("GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) }))
+	s.handle("GET /readyz", http.HandlerFunc(s.handleReady))
+	s.handle("GET /api/v1/openapi.json", http.HandlerFunc(handleOpenAPI))
+	s.handle("GET /metrics", s.authed(auth.RouteMetrics, s.handleMetrics))
+	s.handle("POST /deploy", s.authed("", s.handleFormDeploy))
+	s.handle("POST /deploy/dockerhub", s.authed(auth.RouteDockerHub, s.handleDockerHub))
+	s.handle("POST /api/v1/deployments", s.authed("", s.handleCreateDeployment))
+	s.handle("GET /api/v1/deployments", s.authed("", s.handleListDeployments))
+	s.handle("GET /api/v1/deployments/{id}", s.authed("", s.handleGetDeployment))
+	s.handle("POST /api/v1/deployments/{id}/rollback", s.authed("", s.handleRollback))
+	s.handle("GET /api/v1/clusters", s.authed("", s.handleClusters))
+	s.handle("GET /api/v1/clusters/{cluster}/releases", s.authed("", s.handleReleases))
+	s.handle("GET /api/v1/clusters/{cluster}/diff", s.authed("", s.handleDiff))
+	s.handle("POST /api/v1/clusters/{cluster}/sync", s.authed("", s.handleSync))
+	s.handle("POST /hooks/github", s.audited("github", http.HandlerFunc(s.handleGitHub)))
+	s.handle("POST /hooks/gitlab", s.audited("gitlab", http.HandlerFunc(s.handleGitLab)))
 	s.overviewRoutes() // overview.go: the dashboard's views
 }
+
+// handle adds a route ("METHOD /path/{param}") to the server.
+func (s *Server) handle(pattern string, h http.Handler) {
+	s.mux.Handle(pattern, h)
+	s.patterns = append(s.patterns, pattern)
+}
+
+// Routes returns the patterns ("METHOD /path/{param}") of every route the
+// server serves; the OpenAPI document must name each of them.
+func (s *Server) Routes() []string { return slices.Clone(s.patterns) }
 
 // ServeHTTP limits the body and routes. Unknown paths get a JSON 404.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {

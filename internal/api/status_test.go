@@ -186,6 +186,14 @@ func TestStatusCodes(t *testing.T) {
 		{name: "releases", method: "GET", path: "/api/v1/clusters/prod/releases", token: allToken, want: 200, wantIn: `"lastAction": "upgraded"`},
 		{name: "diff", method: "GET", path: "/api/v1/clusters/prod/diff", token: allToken, want: 200, wantIn: `"differences": true`},
 		{name: "sync", method: "POST", path: "/api/v1/clusters/prod/sync?full=true", token: allToken, want: 200, wantIn: `"seconds": 3`},
+		{name: "overview", method: "GET", path: "/api/v1/overview", token: allToken, want: 200, wantIn: `"forge": "github"`},
+		{name: "overview within the token's scope", method: "GET", path: "/api/v1/overview", token: prodToken, want: 200, wantIn: `"deploys24h"`},
+		{name: "overview without a token", method: "GET", path: "/api/v1/overview", want: 401},
+		{name: "overview outside the token's routes", method: "GET", path: "/api/v1/overview", token: hubToken, want: 403},
+		{name: "live", method: "GET", path: "/api/v1/clusters/prod/live", token: prodToken, want: 200, wantIn: `"health": "healthy"`},
+		{name: "live without a token", method: "GET", path: "/api/v1/clusters/prod/live", want: 401},
+		{name: "live of a cluster outside the token's scope", method: "GET", path: "/api/v1/clusters/secret/live", token: prodToken, want: 403},
+		{name: "live of an unknown cluster", method: "GET", path: "/api/v1/clusters/nope/live", token: allToken, want: 404},
 		{name: "github push", method: "POST", path: "/hooks/github", body: `{"ref":"refs/heads/main"}`,
 			header: map[string]string{"X-GitHub-Event": "push", "X-Hub-Signature-256": sign(`{"ref":"refs/heads/main"}`)}, want: 202, refreshes: 1},
 		{name: "github ping", method: "POST", path: "/hooks/github", body: `{}`,
@@ -261,8 +269,45 @@ func TestOpenAPIDocumentIsValid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if doc.Paths.Len() < 14 {
+	if doc.Paths.Len() < 16 {
 		t.Errorf("%d paths in the document", doc.Paths.Len())
+	}
+}
+
+// TestEveryRouteDocumented holds the routes of api.Server and the paths of
+// the OpenAPI document to each other: every route is documented, with its
+// method, and the document names no route the server lacks.
+func TestEveryRouteDocumented(t *testing.T) {
+	doc, _, err := apitest.Document()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := api.New(api.Config{Service: newFake(), InsecureNoAuth: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := map[string]bool{}
+	for _, pattern := range h.Routes() {
+		method, path, ok := strings.Cut(pattern, " ")
+		if !ok {
+			t.Errorf("route %q has no method", pattern)
+			continue
+		}
+		served[method+" "+path] = true
+		item := doc.Paths.Find(path)
+		if item == nil || item.GetOperation(method) == nil {
+			t.Errorf("route %s is not in openapi.yaml", pattern)
+		}
+	}
+	if len(served) < 18 {
+		t.Errorf("only %d routes served: %v", len(served), h.Routes())
+	}
+	for path, item := range doc.Paths.Map() {
+		for method := range item.Operations() {
+			if !served[method+" "+path] {
+				t.Errorf("openapi.yaml documents %s %s, which the server does not serve", method, path)
+			}
+		}
 	}
 }
 
@@ -272,7 +317,7 @@ func TestOpenAPIDocumentIsValid(t *testing.T) {
 func TestNoGoFieldNames(t *testing.T) {
 	url, client := serve(t, newFake(), nil)
 	for _, path := range []string{"/api/v1/deployments/d1", "/api/v1/deployments", "/api/v1/clusters", "/api/v1/clusters/prod/releases",
-		"/api/v1/clusters/prod/diff", "/api/v1/clusters/prod/sync"} {
+		"/api/v1/clusters/prod/diff", "/api/v1/clusters/prod/sync", "/api/v1/overview", "/api/v1/clusters/prod/live"} {
 		method := "GET"
 		if strings.HasSuffix(path, "/sync") {
 			method = "POST"

@@ -16,6 +16,7 @@ import (
 
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/mygitops/mgo/internal/api/apitest"
 	"github.com/mygitops/mgo/internal/auth"
 	"github.com/mygitops/mgo/internal/charttest"
 	"github.com/mygitops/mgo/internal/gitrepo"
@@ -100,11 +101,13 @@ func kubeconfig(t *testing.T) string {
 	return p
 }
 
-// mgo is a running mgo serve.
+// mgo is a running mgo serve; client validates every answer of the API
+// against its OpenAPI document.
 type mgo struct {
-	t    *testing.T
-	url  string
-	logs *logtest.Buffer
+	t      *testing.T
+	url    string
+	logs   *logtest.Buffer
+	client *http.Client
 }
 
 // startMgo serves the gitops repo of files from a real git server, with
@@ -122,7 +125,7 @@ func startMgo(t *testing.T, files map[string]string) (*mgo, *gittest.Remote) {
 	opts.Auth.Username = "mgo"
 	opts.Auth.Password = gitrepo.SecretRef{File: pw}
 	dataDir := t.TempDir()
-	m := &mgo{t: t, logs: &logtest.Buffer{}}
+	m := &mgo{t: t, logs: &logtest.Buffer{}, client: &http.Client{Transport: apitest.Transport(t, nil)}}
 	started := make(chan string, 1)
 	done := make(chan error, 1)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -176,7 +179,7 @@ func (m *mgo) call(method, p, token string, body, out any) int {
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := m.client.Do(req)
 	if err != nil {
 		m.t.Fatal(err)
 	}

@@ -383,12 +383,38 @@ function deploymentView(d, notice) {
   return out.filter(Boolean);
 }
 
+// The confirmation dialog answers each opening once. Its close event is
+// queued as a task when it closes, so it can arrive after the dialog was
+// opened again (Escape, then Enter at once on a busy machine): a listener
+// per opening would then take that late event as the answer to the new
+// question and leave the dialog open with no one listening. So an opening
+// answers the previous one, whose close event has not come yet, from the
+// dialog's return value, and that late event is skipped.
+let confirmPending = null; // answers the opening whose close event has not come yet
+let confirmLate = 0; // close events still to come of openings already answered
+
 function confirmDialog(text, ok) {
   const dlg = document.getElementById('confirm');
+  if (dlg.open) return Promise.resolve(false);
+  if (!dlg.dataset.wired) {
+    dlg.dataset.wired = 'yes';
+    dlg.addEventListener('close', () => {
+      if (confirmLate > 0) { confirmLate--; return; }
+      const answer = confirmPending;
+      confirmPending = null;
+      if (answer) answer(dlg.returnValue === 'ok');
+    });
+  }
+  if (confirmPending) {
+    const answer = confirmPending;
+    confirmPending = null;
+    confirmLate++;
+    answer(dlg.returnValue === 'ok');
+  }
   document.getElementById('confirm-text').textContent = text;
   document.getElementById('confirm-ok').textContent = ok;
   return new Promise(resolve => {
-    dlg.addEventListener('close', () => resolve(dlg.returnValue === 'ok'), { once: true });
+    confirmPending = resolve;
     dlg.returnValue = '';
     dlg.showModal();
   });
@@ -396,7 +422,10 @@ function confirmDialog(text, ok) {
 
 async function rollback(d, btn, notice) {
   const ok = await confirmDialog(`Roll back deployment ${d.id}? This reverts commit ${short(d.commit)} (${image(d.request)}) in the gitops repo and syncs cluster ${d.request.cluster}.`, 'Roll back');
-  if (!ok) { btn.focus(); return; }
+  if (!ok) {
+    if (!document.getElementById('confirm').open) btn.focus(); // else it was opened again: its answer comes later
+    return;
+  }
   btn.disabled = true;
   notice.replaceChildren(h('p', { role: 'status' }, 'Asking for the rollback…'));
   try {
