@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/ptr"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/mygitops/mgo/internal/charttest"
 )
@@ -77,12 +77,8 @@ stringData:
 
 	// Drift behind mgo's back.
 	ctx := context.Background()
-	d, err := env.Client.AppsV1().Deployments(ns).Get(ctx, "web-hello", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.Spec.Replicas = ptr.To[int32](4)
-	if _, err := env.Client.AppsV1().Deployments(ns).Update(ctx, d, metav1.UpdateOptions{}); err != nil {
+	if _, err := env.Client.AppsV1().Deployments(ns).Patch(ctx, "web-hello", types.MergePatchType,
+		[]byte(`{"spec":{"replicas":4}}`), metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	code, out, _ = run(t, append([]string{"diff"}, common...)...)

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/ptr"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // An object of a release changed by another field manager, or deleted, is
@@ -44,9 +44,8 @@ func TestDriftFromWatchEvents(t *testing.T) {
 
 	// Someone scales the Deployment by hand.
 	before := e.cluster.Requests.Snapshot()
-	d := deployment(t, ns, "web-hello")
-	d.Spec.Replicas = ptr.To[int32](3)
-	if _, err := env.Client.AppsV1().Deployments(ns).Update(ctx, d, metav1.UpdateOptions{FieldManager: "kubectl-edit"}); err != nil {
+	if _, err := env.Client.AppsV1().Deployments(ns).Patch(ctx, "web-hello", types.MergePatchType,
+		[]byte(`{"spec":{"replicas":3}}`), metav1.PatchOptions{FieldManager: "kubectl-edit"}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the drift of the Deployment", func() bool { return len(drifts()) > 0 })

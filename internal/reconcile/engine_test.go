@@ -9,7 +9,7 @@ import (
 	releasev1 "helm.sh/helm/v4/pkg/release/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/ptr"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 func history(t *testing.T, e *Engine, ns, name string) []*releasev1.Release {
@@ -91,8 +91,8 @@ func TestSyncInstallNoopUpgradeDrift(t *testing.T) {
 
 	// Drift: someone scales the Deployment behind mgo's back. A normal sync
 	// does not look (nothing changed in git); a full sync repairs it.
-	d.Spec.Replicas = ptr.To[int32](5)
-	if _, err := env.Client.AppsV1().Deployments(ns).Update(context.Background(), d, metav1.UpdateOptions{}); err != nil {
+	if _, err := env.Client.AppsV1().Deployments(ns).Patch(context.Background(), d.Name, types.MergePatchType,
+		[]byte(`{"spec":{"replicas":5}}`), metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if rr := mustRelease(t, syncOnce(t, e2, g.load(), Options{}), ns, "web"); rr.Action != UpToDate {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/mygitops/mgo/internal/deploy"
 	"github.com/mygitops/mgo/internal/gittest"
@@ -157,13 +158,8 @@ notifications:
 	}
 
 	// A change behind mgo's back is told by the drift check.
-	dep, err := env.Client.AppsV1().Deployments("notify-app").Get(t.Context(), "app-hello", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	five := int32(5)
-	dep.Spec.Replicas = &five
-	if _, err := env.Client.AppsV1().Deployments("notify-app").Update(t.Context(), dep, metav1.UpdateOptions{}); err != nil {
+	if _, err := env.Client.AppsV1().Deployments("notify-app").Patch(t.Context(), "app-hello", types.MergePatchType,
+		[]byte(`{"spec":{"replicas":5}}`), metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the notification of drift", 30*time.Second, func() (found bool) {

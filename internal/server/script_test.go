@@ -23,6 +23,7 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/mygitops/mgo/internal/api/apitest"
 	"github.com/mygitops/mgo/internal/auth"
@@ -323,12 +324,10 @@ func cmdScale(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	n, err := strconv.Atoi(args[2])
 	ts.Check(err)
-	ctx := context.Background()
-	d, err := env.Client.AppsV1().Deployments(args[0]).Get(ctx, args[1]+"-hello", metav1.GetOptions{})
-	ts.Check(err)
-	r := int32(n)
-	d.Spec.Replicas = &r
-	_, err = env.Client.AppsV1().Deployments(args[0]).Update(ctx, d, metav1.UpdateOptions{})
+	// A patch, not get-and-update: the Deployment controller writes the
+	// object too, and an update of a stale copy would conflict.
+	_, err = env.Client.AppsV1().Deployments(args[0]).Patch(context.Background(), args[1]+"-hello", types.MergePatchType,
+		fmt.Appendf(nil, `{"spec":{"replicas":%d}}`, n), metav1.PatchOptions{})
 	ts.Check(err)
 }
 
