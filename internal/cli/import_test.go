@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/mygitops/mgo/internal/charttest"
+	"github.com/mygitops/mgo/internal/gittest"
 	"github.com/mygitops/mgo/internal/kube"
 	"github.com/mygitops/mgo/internal/repo"
 	"github.com/mygitops/mgo/internal/secrets"
@@ -45,9 +46,11 @@ func helmInstall(t *testing.T, ns, name, archive string, vals map[string]any) {
 	}
 }
 
-// mgo import writes a repo that mgo diff finds equal to the cluster;
-// secrets are encrypted for --age-recipient; a hand-edited object makes it
-// refuse with exit 1 and the diff.
+// mgo import writes a repo that mgo diff --age-key-file finds equal to the
+// cluster; secrets are encrypted for --age-recipient; mgo deploy --sync
+// through a git server deploys into the imported release and keeps the
+// encrypted secrets file; a hand-edited object makes import refuse with
+// exit 1 and the diff.
 func TestImportThenDiff(t *testing.T) {
 	ns := env.Namespace(t)
 	srv := charttest.NewRepoServer(t, "", "")
@@ -81,21 +84,46 @@ func TestImportThenDiff(t *testing.T) {
 		t.Errorf("the password is in clear:\n%s\n%s", values, enc)
 	}
 
-	// The values file alone (the secrets file is encrypted) is what mgo
-	// diff compares; here the password is not rendered, so a copy of the
-	// repo with the decrypted secrets file is diffed.
-	plain, err := secrets.Decrypt("shop-secrets.yaml", enc, secrets.KeysFromIdentities(id))
+	// mgo diff decrypts the imported secrets file with --age-key-file:
+	// the repo as imported renders the cluster exactly.
+	keyFile := filepath.Join(t.TempDir(), "keys.txt")
+	writeFile(t, keyFile, id.String()+"\n")
+	code, out, errOut = run(t, "diff", "--repo", dir, "--cluster", testCluster, "--kubeconfig", env.Kubeconfig, "--chart-cache", cache, "--age-key-file", keyFile)
+	if code != 0 {
+		t.Fatalf("mgo diff after import: exit %d\n%s\n%s", code, out, errOut)
+	}
+	noSecretIn(t, "mgo diff", out+errOut, "pw-9f8e7d")
+
+	// A deploy into the imported release through the real deploy path:
+	// the imported repo on a git server, mgo deploy --sync with the key.
+	// The values file changes, the secrets file stays byte for byte.
+	remote := gittest.NewRemote(t, filesOf(t, dir))
+	gsrv := gittest.NewHTTPServer(t, remote, "mgo", "pw")
+	pwFile := filepath.Join(t.TempDir(), "pw")
+	writeFile(t, pwFile, "pw\n")
+	seed := remote.Head(t)
+	code, out, errOut = run(t, "deploy", "--repo", gsrv.URL, "--insecure-allow-http", "--git-username", "mgo",
+		"--git-password-file", pwFile, "--git-workdir", filepath.Join(t.TempDir(), "clone"), "--cluster", testCluster,
+		"--trigger-repo", "gitlab.com/acme/shop", "--image", "registry.example.com/shop", "--tag", "1.6.0", "--author", "ada@example.com",
+		"--sync", "--kubeconfig", env.Kubeconfig, "--chart-cache", cache, "--age-key-file", keyFile)
+	if code != 0 {
+		t.Fatalf("mgo deploy into the imported release: exit %d\n%s\n%s", code, out, errOut)
+	}
+	noSecretIn(t, "mgo deploy", out+errOut, "pw-9f8e7d")
+	inst := "installations/" + testCluster + "/"
+	head := remote.Head(t)
+	if got := remote.Git(t, "diff", "--name-only", seed, head); got != inst+"shop-values.yaml" {
+		t.Errorf("the deploy changed %q", got)
+	}
+	if before, after := remote.Git(t, "rev-parse", seed+":"+inst+"shop-secrets.yaml"), remote.Git(t, "rev-parse", head+":"+inst+"shop-secrets.yaml"); before != after {
+		t.Errorf("the deploy changed the secrets file: blob %s -> %s", before, after)
+	}
+	dep, err := env.Client.AppsV1().Deployments(ns).Get(context.Background(), "shop-hello", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	clear := t.TempDir()
-	if err := os.CopyFS(clear, os.DirFS(dir)); err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, filepath.Join(clear, "installations", testCluster, "shop-secrets.yaml"), string(plain))
-	code, out, errOut = run(t, "diff", "--repo", clear, "--cluster", testCluster, "--kubeconfig", env.Kubeconfig, "--chart-cache", cache)
-	if code != 0 {
-		t.Fatalf("mgo diff after import: exit %d\n%s\n%s", code, out, errOut)
+	if got := dep.Spec.Template.Spec.Containers[0].Image; got != "registry.example.com/shop:1.6.0" {
+		t.Errorf("shop runs %s after the deploy", got)
 	}
 
 	// A hand edit: import refuses, naming the object and field.
@@ -115,5 +143,31 @@ func TestImportThenDiff(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(other); len(ents) != 0 {
 		t.Errorf("a refused import wrote %v", ents)
+	}
+}
+
+// filesOf reads every file under dir, by slash-separated relative path.
+func filesOf(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	files := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		rel, _ := filepath.Rel(dir, p)
+		files[filepath.ToSlash(rel)] = string(b)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
+}
+
+func noSecretIn(t *testing.T, what, out, secret string) {
+	t.Helper()
+	if strings.Contains(out, secret) {
+		t.Errorf("%s shows the secret in clear:\n%s", what, out)
 	}
 }

@@ -25,9 +25,10 @@ import (
 const password = "s3cret-Passw0rd"
 
 // Ten releases from an HTTP chart repository, an OCI registry and a chart
-// in no repository are imported; the import renders the live cluster
-// exactly, so diff is empty, sync writes nothing, a deploy works, and
-// importing again changes nothing.
+// in no repository are imported with their secrets SOPS-encrypted for an
+// age recipient; the import renders the live cluster exactly, so diff with
+// the key is empty, sync writes nothing, a deploy works, the password is in
+// no file in clear, and importing again changes nothing, byte for byte.
 func TestImportTenReleases(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
@@ -62,13 +63,20 @@ func TestImportTenReleases(t *testing.T) {
 	f.install(nsB, "plain", f.chartFrom(cfg, "test/hello", "0.1.0"), nil)
 	f.install(nsB, "greeter2", localChart(t, "greeter", "1.0.0"), map[string]any{"replicaCount": 1})
 
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := secrets.KeysFromIdentities(id)
 	dir := t.TempDir()
 	opts := Options{
-		RepoDir:               dir,
-		Namespaces:            []string{nsA, nsB},
-		ChartRepos:            repos,
-		Images:                map[string]string{"registry.example.com/hello": "gitlab.com/acme/hello"},
-		AllowPlaintextSecrets: true,
+		RepoDir:       dir,
+		Namespaces:    []string{nsA, nsB},
+		ChartRepos:    repos,
+		Images:        map[string]string{"registry.example.com/hello": "gitlab.com/acme/hello"},
+		AgeRecipients: []string{id.Recipient().String()},
+		Encrypt:       secrets.Encrypt,
+		Decrypt:       func(path string, data []byte) ([]byte, error) { return secrets.Decrypt(path, data, keys) },
 	}
 	res, err := f.importer.Run(ctx, opts)
 	if err != nil {
@@ -106,12 +114,36 @@ func TestImportTenReleases(t *testing.T) {
 	if !strings.Contains(readFile(t, dir, "mygitops.yaml"), f.http.URL) {
 		t.Errorf("mygitops.yaml lacks the chart repository")
 	}
-	// The password is in the secrets file only.
-	assertOnlyInSecrets(t, dir, password, cdir+"web-secrets.yaml")
-	assertOnlyInSecrets(t, dir, "tok-123", cdir+nsA+"-cache-secrets.yaml")
+	// The secrets files are encrypted; the password is in no file in
+	// clear, and decrypts back from the secrets file.
+	secretsFiles := map[string]string{cdir + "web-secrets.yaml": password, cdir + nsA + "-cache-secrets.yaml": "tok-123"}
+	encrypted := map[string]string{}
+	for sf, secret := range secretsFiles {
+		enc := readFile(t, dir, sf)
+		if !secrets.IsEncrypted([]byte(enc)) {
+			t.Fatalf("%s is not encrypted:\n%s", sf, enc)
+		}
+		assertNowhere(t, dir, secret)
+		plain, err := secrets.Decrypt(sf, []byte(enc), keys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(plain), secret) {
+			t.Errorf("%s decrypted:\n%s", sf, plain)
+		}
+		encrypted[sf] = enc
+	}
+	keepsEncrypted := func(when string) {
+		t.Helper()
+		for sf, enc := range encrypted {
+			if readFile(t, dir, sf) != enc {
+				t.Errorf("%s: %s changed", when, sf)
+			}
+		}
+	}
 
-	// mgo diff: nothing differs.
-	r := loadRepo(t, dir)
+	// mgo diff with the key: nothing differs.
+	r := loadRepoKeys(t, dir, keys)
 	d, err := f.engine.Diff(ctx, r, reconcile.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -148,6 +180,7 @@ func TestImportTenReleases(t *testing.T) {
 			t.Errorf("second import: %s %s", fr.Path, fr.Action)
 		}
 	}
+	keepsEncrypted("second import")
 
 	// A deploy into the imported releases works at once.
 	req := deploy.Request{Cluster: clusterName, TriggerRepo: "gitlab.com/acme/hello", ImageRepo: "registry.example.com/hello", Tag: "2.0.0", Author: "ci"}
@@ -161,7 +194,8 @@ func TestImportTenReleases(t *testing.T) {
 	if len(changed) < 5 {
 		t.Errorf("deploy changed %v", changed)
 	}
-	sres, err = f.engine.Sync(ctx, loadRepo(t, dir), reconcile.Options{Full: true, Timeout: 90 * time.Second})
+	keepsEncrypted("deploy")
+	sres, err = f.engine.Sync(ctx, loadRepoKeys(t, dir, keys), reconcile.Options{Full: true, Timeout: 90 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,6 +219,10 @@ func TestImportTenReleases(t *testing.T) {
 		if fr.Action != Unchanged {
 			t.Errorf("import after the deploy: %s %s", fr.Path, fr.Action)
 		}
+	}
+	keepsEncrypted("import after the deploy")
+	for _, secret := range secretsFiles {
+		assertNowhere(t, dir, secret)
 	}
 }
 

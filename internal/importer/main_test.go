@@ -17,6 +17,7 @@ import (
 	"github.com/mygitops/mgo/internal/reconcile"
 	"github.com/mygitops/mgo/internal/render"
 	"github.com/mygitops/mgo/internal/repo"
+	"github.com/mygitops/mgo/internal/secrets"
 	"github.com/mygitops/mgo/internal/testenv"
 )
 
@@ -129,7 +130,13 @@ func readFile(t *testing.T, dir, rel string) string {
 
 func loadRepo(t *testing.T, dir string) *repo.Repo {
 	t.Helper()
-	r, err := repo.Load(dir, repo.LoadOptions{Cluster: clusterName})
+	return loadRepoKeys(t, dir, secrets.Keys{})
+}
+
+// loadRepoKeys loads a repo as mgo diff and sync do with --age-key-file.
+func loadRepoKeys(t *testing.T, dir string, keys secrets.Keys) *repo.Repo {
+	t.Helper()
+	r, err := repo.Load(dir, repo.LoadOptions{Cluster: clusterName, Keys: keys})
 	if err != nil {
 		t.Fatal(err)
 	}
