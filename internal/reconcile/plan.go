@@ -87,7 +87,33 @@ func (e *Engine) compare(ctx context.Context, obj *unstructured.Unstructured, re
 	if err != nil {
 		return comparison{}, err
 	}
+	if release != "" && entry.Action == ssa.ConfiguredAction && live != nil && !hasLabels(live, e.releaseObjectLabels()) {
+		// The object predates mgo's cluster label (Helm installed it, or
+		// mgo import took the release over): a difference in that label
+		// alone is no change, so an imported release stays without a new
+		// revision; the label comes with the release's next real upgrade.
+		bare := wanted.DeepCopy()
+		labels := bare.GetLabels()
+		for k := range e.releaseObjectLabels() {
+			delete(labels, k)
+		}
+		bare.SetLabels(labels)
+		if again, live, merged, err := diff(ctx, bare); err == nil && again.Action == ssa.UnchangedAction {
+			return comparison{Subject: again.Subject, Action: again.Action, Wanted: bare, Live: live, Merged: merged}, nil
+		}
+	}
 	return comparison{Subject: entry.Subject, Action: entry.Action, Wanted: wanted, Live: live, Merged: merged}, nil
+}
+
+// hasLabels reports whether o carries every one of labels.
+func hasLabels(o *unstructured.Unstructured, labels map[string]string) bool {
+	have := o.GetLabels()
+	for k, v := range labels {
+		if have[k] != v {
+			return false
+		}
+	}
+	return true
 }
 
 // compareRelease compares every rendered object of a release with the
