@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -75,6 +76,10 @@ func (e *corruptError) Error() string { return "corrupt: " + e.cause.Error() }
 // and record. bbolt panics on some corrupt pages instead of returning an
 // error; those panics are recovered and reported as corruption.
 func openChecked(path string) (db *bolt.DB, err error) {
+	// bbolt reads the file through mmap: a corrupt page can send it to an
+	// address outside the mapping, a memory fault that would kill the
+	// process. In this goroutine it becomes a panic, recovered below.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
 			// A panic inside bolt.Open leaves its file handle open; the file
