@@ -33,12 +33,20 @@ type clusterSync struct {
 	full    bool
 	// force is set by an explicit sync request: it syncs a cluster whose
 	// sync policy is manual too.
-	force  bool
-	status ClusterStatus
-	inputs string // digest of the cluster's files at the last sync
+	force bool
+	// foreground is set by a request somebody waits for: the next sync
+	// is a background one (Options.Background) only when no job and no
+	// such request is served by it.
+	foreground bool
+	status     ClusterStatus
+	inputs     string // digest of the cluster's files at the last sync
 	// skipped is the digest of the cluster's files when an automatic sync
 	// was skipped because the cluster syncs manually.
 	skipped string
+	// drifted are the objects (Kind/namespace/name) counted in
+	// status.Drift: those that differed at the last drift check and those
+	// the engine's watches saw drift since.
+	drifted map[string]bool
 }
 
 // syncOutcome is the result of one sync of a cluster.
@@ -63,7 +71,9 @@ type ClusterStatus struct {
 	Releases   int               `json:"releases"`
 	LastResult *reconcile.Result `json:"-"`
 	// Drift is the number of objects that differed from the repo at the
-	// last drift check, and when that was.
+	// last drift check, plus those the engine's watches saw drift since
+	// (reported within moments of the change); DriftChecked is when the
+	// count last changed or was checked.
 	Drift        int       `json:"drift"`
 	DriftChecked time.Time `json:"driftChecked,omitzero"`
 	// Manual is set when the cluster syncs only when asked (sync: manual
@@ -91,9 +101,10 @@ func (c *clusterSync) add(j *job) bool {
 }
 
 // request asks for a sync (full: compare every release with the live
-// cluster; force: also when the cluster syncs manually) and returns where
+// cluster; force: also when the cluster syncs manually; background: a
+// start-up or drift check that deploy syncs go ahead of) and returns where
 // its outcome will be sent. It is ErrClosed once Shutdown began.
-func (c *clusterSync) request(full, force bool) (<-chan syncOutcome, error) {
+func (c *clusterSync) request(full, force, background bool) (<-chan syncOutcome, error) {
 	if c.s.isClosed() {
 		return nil, fmt.Errorf("%w: no new syncs", ErrClosed)
 	}
@@ -106,6 +117,7 @@ func (c *clusterSync) request(full, force bool) (<-chan syncOutcome, error) {
 	c.waiters = append(c.waiters, ch)
 	c.full = c.full || full
 	c.force = c.force || force
+	c.foreground = c.foreground || !background
 	return ch, nil
 }
 
@@ -128,7 +140,8 @@ func (c *clusterSync) loop() {
 	for {
 		c.mu.Lock()
 		jobs, waiters, full, force := c.jobs, c.waiters, c.full, c.force
-		c.jobs, c.waiters, c.full, c.force = nil, nil, false, false
+		background := len(jobs) == 0 && !c.foreground
+		c.jobs, c.waiters, c.full, c.force, c.foreground = nil, nil, false, false, false
 		if len(jobs) == 0 && len(waiters) == 0 {
 			c.running = false
 			c.mu.Unlock()
@@ -137,7 +150,7 @@ func (c *clusterSync) loop() {
 		c.mu.Unlock()
 
 		early := newEarlyFinish(c.s, jobs)
-		out := c.sync(full, force, early.onRelease)
+		out := c.sync(full, force, background, early.onRelease)
 		if out.notSynced != "" {
 			for _, j := range jobs {
 				c.s.finishNotSynced(j, out)
@@ -162,7 +175,7 @@ func (c *clusterSync) loop() {
 // sync syncs the cluster from a snapshot of the tree at the current head.
 // Unless force is set, a cluster whose sync policy at that head is manual
 // is not synced: the outcome says so in notSynced.
-func (c *clusterSync) sync(full, force bool, onRelease func(reconcile.ReleaseResult)) syncOutcome {
+func (c *clusterSync) sync(full, force, background bool, onRelease func(reconcile.ReleaseResult)) syncOutcome {
 	ctx := c.s.ctx
 	out := syncOutcome{started: c.s.cfg.Now()}
 	var inputs string
@@ -185,7 +198,7 @@ func (c *clusterSync) sync(full, force bool, onRelease func(reconcile.ReleaseRes
 				c.name, repo.SyncManual, repo.ConfigFile, c.name)
 			return nil
 		}
-		out.res, err = c.engine.Sync(ctx, r, reconcile.Options{Full: full, OnRelease: onRelease})
+		out.res, err = c.engine.Sync(ctx, r, reconcile.Options{Full: full, Background: background, OnRelease: onRelease})
 		return err
 	})
 	out.err = err
@@ -340,13 +353,14 @@ func (s *Service) finishSynced(j *job, out syncOutcome) {
 // cluster) and returns the result. It is an explicit request: a cluster
 // that syncs manually is synced too.
 func (s *Service) Sync(ctx context.Context, cluster string, full bool) (*reconcile.Result, error) {
-	out, err := s.sync(ctx, cluster, full, true)
+	out, err := s.sync(ctx, cluster, full, true, false)
 	return out.res, err
 }
 
 // sync requests a sync and waits for its outcome; without force, a
-// cluster that syncs manually is not synced (outcome.notSynced).
-func (s *Service) sync(ctx context.Context, cluster string, full, force bool) (syncOutcome, error) {
+// cluster that syncs manually is not synced (outcome.notSynced). A
+// background sync (start-up, drift check) gives way to deploy syncs.
+func (s *Service) sync(ctx context.Context, cluster string, full, force, background bool) (syncOutcome, error) {
 	c, err := s.cluster(cluster)
 	if err != nil {
 		return syncOutcome{}, err
@@ -354,7 +368,7 @@ func (s *Service) sync(ctx context.Context, cluster string, full, force bool) (s
 	if !s.owns(cluster) {
 		return syncOutcome{}, notOwned(cluster)
 	}
-	ch, err := c.request(full, force)
+	ch, err := c.request(full, force, background)
 	if err != nil {
 		return syncOutcome{}, err
 	}
@@ -373,7 +387,7 @@ func (s *Service) StartupSync(ctx context.Context) {
 	var wg sync.WaitGroup
 	for _, name := range s.Clusters() {
 		wg.Go(func() {
-			out, err := s.sync(ctx, name, true, false)
+			out, err := s.sync(ctx, name, true, false, true)
 			switch {
 			case err != nil:
 				s.log.Error("initial sync failed", "cluster", name, "error", err)
@@ -391,13 +405,14 @@ func (s *Service) StartupSync(ctx context.Context) {
 
 // Diff compares a cluster with the repo at the current head.
 func (s *Service) Diff(ctx context.Context, cluster string) (*reconcile.DiffResult, error) {
-	res, _, err := s.diff(ctx, cluster)
+	res, _, err := s.diff(ctx, cluster, false)
 	return res, err
 }
 
 // diff compares a cluster with the repo and records how many objects
-// differ; it also returns the cluster's drift policy.
-func (s *Service) diff(ctx context.Context, cluster string) (*reconcile.DiffResult, string, error) {
+// differ; it also returns the cluster's drift policy. A background diff
+// (the periodic check) gives way to deploy syncs.
+func (s *Service) diff(ctx context.Context, cluster string, background bool) (*reconcile.DiffResult, string, error) {
 	c, err := s.cluster(cluster)
 	if err != nil {
 		return nil, "", err
@@ -410,27 +425,28 @@ func (s *Service) diff(ctx context.Context, cluster string) (*reconcile.DiffResu
 			return err
 		}
 		policy = r.Config.Cluster(cluster).Drift
-		res, err = c.engine.Diff(ctx, r, reconcile.Options{})
+		res, err = c.engine.Diff(ctx, r, reconcile.Options{Background: background})
 		return err
 	})
 	if err != nil {
 		return nil, "", err
 	}
-	n := 0 // objects that differ; the diff lists unchanged ones too
+	drifted := map[string]bool{} // the diff lists unchanged objects too
 	for _, od := range res.Raw {
 		if od.Action != "unchanged" {
-			n++
+			drifted[od.Subject] = true
 		}
 	}
 	for _, rd := range res.Releases {
 		for _, od := range rd.Objects {
 			if od.Action != "unchanged" {
-				n++
+				drifted[od.Subject] = true
 			}
 		}
 	}
+	n := len(drifted)
 	c.mu.Lock()
-	c.status.Drift, c.status.DriftChecked = n, s.cfg.Now()
+	c.status.Drift, c.status.DriftChecked, c.drifted = n, s.cfg.Now(), drifted
 	c.mu.Unlock()
 	s.cfg.Metrics.Drift.WithLabelValues(cluster).Set(float64(n))
 	return res, policy, nil
@@ -488,7 +504,7 @@ func (s *Service) Refresh(ctx context.Context) ([]string, error) {
 	var synced []string
 	for _, name := range changed {
 		wg.Go(func() {
-			out, err := s.sync(ctx, name, false, false)
+			out, err := s.sync(ctx, name, false, false, false)
 			if err == nil && out.notSynced != "" {
 				return
 			}
@@ -517,7 +533,7 @@ func (s *Service) CheckDrift(ctx context.Context, cluster string) error {
 	if c, err := s.cluster(cluster); err == nil {
 		prev = c.Status().Drift
 	}
-	res, policy, err := s.diff(ctx, cluster)
+	res, policy, err := s.diff(ctx, cluster, true)
 	if err != nil {
 		return err
 	}
@@ -529,7 +545,7 @@ func (s *Service) CheckDrift(ctx context.Context, cluster string) error {
 		Summary: fmt.Sprintf("%d objects in %s differ from the repo", n, cluster)}
 	if policy == repo.DriftRepair {
 		s.log.Info("drift: repairing", "cluster", cluster)
-		out, err := s.sync(ctx, cluster, true, false)
+		out, err := s.sync(ctx, cluster, true, false, true)
 		switch {
 		case err == nil && out.notSynced != "":
 			s.log.Warn("drift: the cluster differs from the repo; not repaired, the cluster syncs manually",
@@ -555,6 +571,37 @@ func (s *Service) CheckDrift(ctx context.Context, cluster string) error {
 		s.notify(ev)
 	}
 	return nil
+}
+
+// onDrift reports an object that the engine's watches saw change behind
+// mgo's back: the cluster's drift count and metric go up and drift.detected
+// is sent, at once, without waiting for the periodic check. An object
+// already counted (by the last check, or an earlier event) is told once.
+// With shared clusters only the holder of the cluster's lease reports;
+// after Shutdown began nothing is reported.
+func (c *clusterSync) onDrift(d reconcile.Drift) {
+	s := c.s
+	if s.isClosed() || !s.owns(c.name) {
+		return
+	}
+	c.mu.Lock()
+	if c.drifted[d.Subject] {
+		c.mu.Unlock()
+		return
+	}
+	if c.drifted == nil {
+		c.drifted = map[string]bool{}
+	}
+	c.drifted[d.Subject] = true
+	n := len(c.drifted)
+	c.status.Drift, c.status.DriftChecked = n, s.cfg.Now()
+	c.mu.Unlock()
+	s.cfg.Metrics.Drift.WithLabelValues(c.name).Set(float64(n))
+	s.log.Warn("drift: an object of a release changed behind mgo's back", "cluster", c.name,
+		"release", d.Namespace+"/"+d.Release, "object", d.Subject, "change", d.Change, "objects", n)
+	s.notify(notify.Event{Type: notify.DriftDetected, Cluster: c.name, Objects: n,
+		Releases: []notify.Release{{Name: d.Release, Namespace: d.Namespace}},
+		Summary:  fmt.Sprintf("%s of release %s/%s %s behind mgo's back; %d objects in %s differ from the repo", d.Subject, d.Namespace, d.Release, d.Change, n, c.name)})
 }
 
 // withSnapshot copies the checked-out tree (at the last fetched head) to a

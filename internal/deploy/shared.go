@@ -293,7 +293,7 @@ func (s *Service) Acquired(ctx context.Context, cluster string) {
 		s.shared.adopt(d)
 	}
 	s.log.Info("cluster taken over: syncing it", "cluster", cluster, "pushedDeployments", len(left))
-	out, err := s.sync(ctx, cluster, true, false)
+	out, err := s.sync(ctx, cluster, true, false, true)
 	switch {
 	case err != nil:
 		s.log.Error("sync after taking the cluster failed", "cluster", cluster, "error", err)

@@ -177,6 +177,8 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	// Last of all, once no sync runs any more: no watch outlives its engine.
+	defer closeEngines(engines)
 	st, err := openState(ctx, cfg, engines, log)
 	if err != nil {
 		return err
@@ -399,6 +401,12 @@ func engines(ctx context.Context, cfg Config, git *gitrepo.Repo, started time.Ti
 	}
 	log.Info("what this mgo owns is labelled with its cluster names and", "repoID", ecfg.RepoID, "instance", instance)
 	out := map[string]*reconcile.Engine{}
+	done := false
+	defer func() {
+		if !done {
+			closeEngines(out) // those made before the failure
+		}
+	}()
 	for _, name := range r.ClusterNames() {
 		budget := r.Config.Cluster(name).Budget
 		var c *kube.Cluster
@@ -431,7 +439,15 @@ func engines(ctx context.Context, cfg Config, git *gitrepo.Repo, started time.Ti
 	if len(out) == 0 {
 		return nil, fmt.Errorf("none of the repo's clusters (%v) has a kubeconfig context in %q", r.ClusterNames(), cfg.Kubeconfig)
 	}
+	done = true
 	return out, nil
+}
+
+// closeEngines stops the watches of the engines' caches.
+func closeEngines(engines map[string]*reconcile.Engine) {
+	for _, e := range engines {
+		e.Close()
+	}
 }
 
 // loops syncs every cluster whose sync policy is auto once at start, then runs
