@@ -38,8 +38,18 @@ type clusterSync struct {
 	// is a background one (Options.Background) only when no job and no
 	// such request is served by it.
 	foreground bool
-	status     ClusterStatus
-	inputs     string // digest of the cluster's files at the last sync
+	// inBackground is set while the loop runs a background sync; jobs
+	// added meanwhile go to the foreground lane (fgJobs), which syncs
+	// just their releases at once instead of after the background sync.
+	inBackground bool
+	// ahead are the values files the foreground lane synced during the
+	// running background sync: at a newer head, so the background sync
+	// leaves them alone (Options.Superseded) instead of rolling them back.
+	ahead     map[string]bool
+	fgJobs    []*job
+	fgRunning bool
+	status    ClusterStatus
+	inputs    string // digest of the cluster's files at the last sync
 	// skipped is the digest of the cluster's files when an automatic sync
 	// was skipped because the cluster syncs manually.
 	skipped string
@@ -93,11 +103,131 @@ func newClusterSync(s *Service, name string, e ClusterSyncer) *clusterSync {
 func (c *clusterSync) add(j *job) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.inBackground && len(j.files) > 0 {
+		if !c.fgRunning {
+			if !c.s.syncStarted() {
+				return false
+			}
+			c.fgRunning = true
+			go c.foregroundLoop()
+		}
+		c.fgJobs = append(c.fgJobs, j)
+		return true
+	}
 	if !c.startLocked() {
 		return false
 	}
 	c.jobs = append(c.jobs, j)
 	return true
+}
+
+// foregroundLoop syncs the releases of the jobs added while a background
+// sync runs (a start-up comparison, a drift repair), each release by
+// itself (Options.Release), so that a deploy waits for its own releases
+// only. Raw manifests and uninstalls, which a deploy does not change, are
+// left to the cluster's next full sync.
+func (c *clusterSync) foregroundLoop() {
+	defer c.s.syncEnded()
+	for {
+		c.mu.Lock()
+		jobs := c.fgJobs
+		c.fgJobs = nil
+		if len(jobs) == 0 {
+			c.fgRunning = false
+			c.mu.Unlock()
+			return
+		}
+		c.mu.Unlock()
+		out := c.syncReleases(jobs)
+		for _, j := range jobs {
+			switch {
+			case out.notSynced != "":
+				c.s.finishNotSynced(j, out)
+			default:
+				c.s.finishSynced(j, c.restart(j, out))
+			}
+		}
+	}
+}
+
+// superseded reports whether the foreground lane synced a values file
+// during the running background sync.
+func (c *clusterSync) superseded(file string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ahead[file]
+}
+
+// syncReleases syncs the releases of the jobs' values files at the
+// current head, each release by itself and all at once (the engine's
+// slots bound them, before any background sync's releases).
+func (c *clusterSync) syncReleases(jobs []*job) syncOutcome {
+	ctx := c.s.ctx
+	out := syncOutcome{started: c.s.cfg.Now()}
+	err := c.s.withSnapshot(ctx, func(dir, head string) error {
+		out.head = head
+		r, err := repo.Load(dir, repo.LoadOptions{Cluster: c.name})
+		if err != nil {
+			return err
+		}
+		settings := r.Config.Cluster(c.name)
+		out.timeout = settings.Timeout
+		if settings.Sync == repo.SyncManual {
+			out.notSynced = fmt.Sprintf("not synced: cluster %s syncs manually (sync: %s in %s); POST /api/v1/clusters/%s/sync to sync it",
+				c.name, repo.SyncManual, repo.ConfigFile, c.name)
+			return nil
+		}
+		files := map[string]bool{}
+		for _, j := range jobs {
+			for _, f := range j.files {
+				files[f] = true
+			}
+		}
+		var names []string
+		c.mu.Lock()
+		if rc, ok := r.Clusters[c.name]; ok {
+			for _, rel := range rc.Releases {
+				if files[rel.File] && !slices.Contains(names, rel.Header.Name) {
+					names = append(names, rel.Header.Name)
+				}
+				if files[rel.File] && c.ahead != nil {
+					c.ahead[rel.File] = true
+				}
+			}
+		}
+		c.mu.Unlock()
+		res := &reconcile.Result{Cluster: c.name}
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		var errs []error
+		for _, name := range names {
+			wg.Go(func() {
+				rr, err := c.engine.Sync(ctx, r, reconcile.Options{Release: name})
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					errs = append(errs, err)
+					return
+				}
+				res.Releases = append(res.Releases, rr.Releases...)
+			})
+		}
+		wg.Wait()
+		out.res = res
+		return errors.Join(errs...)
+	})
+	out.err = err
+	result := "succeeded"
+	if err != nil || (out.res != nil && out.res.Failed()) {
+		result = "failed"
+	}
+	if out.notSynced == "" {
+		c.s.cfg.Metrics.Syncs.WithLabelValues(c.name, result).Observe(c.s.cfg.Now().Sub(out.started).Seconds())
+	}
+	if err != nil {
+		c.s.log.Error("sync of deployed releases failed", "cluster", c.name, "error", err)
+	}
+	return out
 }
 
 // request asks for a sync (full: compare every release with the live
@@ -147,10 +277,14 @@ func (c *clusterSync) loop() {
 			c.mu.Unlock()
 			return
 		}
+		c.inBackground, c.ahead = background, map[string]bool{}
 		c.mu.Unlock()
 
 		early := newEarlyFinish(c.s, jobs)
 		out := c.sync(full, force, background, early.onRelease)
+		c.mu.Lock()
+		c.inBackground, c.ahead = false, nil
+		c.mu.Unlock()
 		if out.notSynced != "" {
 			for _, j := range jobs {
 				c.s.finishNotSynced(j, out)
@@ -198,7 +332,11 @@ func (c *clusterSync) sync(full, force, background bool, onRelease func(reconcil
 				c.name, repo.SyncManual, repo.ConfigFile, c.name)
 			return nil
 		}
-		out.res, err = c.engine.Sync(ctx, r, reconcile.Options{Full: full, Background: background, OnRelease: onRelease})
+		opts := reconcile.Options{Full: full, Background: background, OnRelease: onRelease}
+		if background {
+			opts.Superseded = c.superseded
+		}
+		out.res, err = c.engine.Sync(ctx, r, opts)
 		return err
 	})
 	out.err = err

@@ -134,3 +134,35 @@ func gauge(t *testing.T, g prometheus.Gauge) float64 {
 	}
 	return pb.GetGauge().GetValue()
 }
+
+// TestDeployGoesAheadOfBackgroundSync: a deploy submitted while the
+// start-up sync is held is answered from a sync of its own release, and
+// the start-up sync, at the older head, then leaves that release alone.
+func TestDeployGoesAheadOfBackgroundSync(t *testing.T) {
+	e := &fakeSyncer{Started: make(chan struct{}, 10), BackgroundGate: make(chan struct{})}
+	svc := newFakeService(t, newFakeGit(t, fakeFiles(autoConfig)), e)
+	ctx := fakeContext(t)
+	startup := make(chan struct{})
+	go func() { svc.StartupSync(ctx); close(startup) }()
+	<-e.Started // the start-up sync runs, held by the gate
+
+	d := deployAndWait(t, svc, request("2.0.0", ""))
+	if d.Status != Succeeded || d.Synced == nil || !*d.Synced || len(d.Releases) != 1 || d.Releases[0].Name != "app" {
+		t.Fatalf("deploy while the start-up sync is held: %s synced %v releases %+v (%s)", d.Status, d.Synced, d.Releases, d.Error)
+	}
+	select {
+	case <-startup:
+		t.Fatal("the start-up sync ended before its gate opened")
+	default:
+	}
+
+	close(e.BackgroundGate)
+	<-startup
+	st, _ := svc.ClusterStatus("prod")
+	if st.LastResult == nil || len(st.LastResult.Releases) != 1 || st.LastResult.Releases[0].File != workerFile {
+		t.Fatalf("the start-up sync synced %+v, want the worker only (app was deployed at a newer head)", st.LastResult)
+	}
+	if got := e.backgrounds(); len(got) != 2 || !got[0] || got[1] {
+		t.Errorf("Options.Background of each sync: %v, want [true false]", got)
+	}
+}

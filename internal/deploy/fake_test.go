@@ -120,6 +120,9 @@ type fakeSyncer struct {
 	Gates map[string]chan struct{}
 	// Started is sent to when a sync starts (when set).
 	Started chan struct{}
+	// BackgroundGate, when set, holds each background sync at its start
+	// until it is closed.
+	BackgroundGate chan struct{}
 
 	mu         sync.Mutex
 	syncs      int
@@ -162,12 +165,25 @@ func (f *fakeSyncer) Sync(ctx context.Context, r *repo.Repo, opts reconcile.Opti
 	if f.Started != nil {
 		f.Started <- struct{}{}
 	}
+	if f.BackgroundGate != nil && opts.Background {
+		select {
+		case <-f.BackgroundGate:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	if f.Err != nil {
 		return nil, f.Err
 	}
 	res := &reconcile.Result{}
 	for _, c := range r.Clusters {
 		for _, rel := range c.Releases {
+			if opts.Release != "" && rel.Header.Name != opts.Release {
+				continue
+			}
+			if opts.Superseded != nil && opts.Superseded(rel.File) {
+				continue
+			}
 			if g := f.Gates[rel.File]; g != nil {
 				select {
 				case <-g:

@@ -321,7 +321,7 @@ func (s *Service) Busy(cluster string) bool {
 		return false
 	}
 	c.mu.Lock()
-	busy := c.running || len(c.jobs) > 0 || len(c.waiters) > 0
+	busy := c.running || c.fgRunning || len(c.jobs) > 0 || len(c.waiters) > 0
 	c.mu.Unlock()
 	if busy || s.shared == nil {
 		return busy

@@ -69,7 +69,9 @@ type Config struct {
 	GitLabToken    []byte
 
 	// PollInterval fetches the repo this often (0: only webhooks);
-	// ResyncInterval runs the drift check of every cluster this often.
+	// ResyncInterval runs the full drift check of every cluster this
+	// often: the safety net behind the drift the engines' watches report
+	// as it happens.
 	PollInterval    time.Duration
 	ResyncInterval  time.Duration
 	ShutdownTimeout time.Duration
