@@ -12,6 +12,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 
 	"github.com/mygitops/mgo/internal/notify"
 	"github.com/mygitops/mgo/internal/server"
@@ -82,15 +83,7 @@ notifications:
 		t.Fatalf("drift before any change: %+v %+v", st, drifts())
 	}
 
-	dep, err := env.Client.AppsV1().Deployments(ns).Get(t.Context(), "app-hello", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	three := int32(3)
-	dep.Spec.Replicas = &three
-	if _, err := env.Client.AppsV1().Deployments(ns).Update(t.Context(), dep, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	scaleByHand(t, ns, 3)
 
 	waitFor(t, "the drift in the cluster's status", time.Minute, func() bool { return status().Drift == 1 })
 	waitFor(t, "the drift.detected notification", 30*time.Second, func() bool { return len(drifts()) > 0 })
@@ -107,15 +100,7 @@ notifications:
 	}
 
 	// The same object changed again is the same drift: told once.
-	dep, err = env.Client.AppsV1().Deployments(ns).Get(t.Context(), "app-hello", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	four := int32(4)
-	dep.Spec.Replicas = &four
-	if _, err := env.Client.AppsV1().Deployments(ns).Update(t.Context(), dep, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	scaleByHand(t, ns, 4)
 	// The second change is seen once the watch has passed it on.
 	waitFor(t, "the second change seen by the watch", time.Minute, func() bool {
 		return strings.Count(m.logs.String(), "drift: an object changed behind mgo's back") >= 2
@@ -151,4 +136,22 @@ func driftMetric(t *testing.T, m *mgo) float64 {
 	}
 	t.Fatalf("no %s in /metrics (%d)", prefix, resp.StatusCode)
 	return 0
+}
+
+// scaleByHand sets the replicas of the app's Deployment as a person would,
+// reading again on a conflict with the Deployment controller's updates.
+func scaleByHand(t *testing.T, ns string, n int32) {
+	t.Helper()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		dep, err := env.Client.AppsV1().Deployments(ns).Get(t.Context(), "app-hello", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		dep.Spec.Replicas = &n
+		_, err = env.Client.AppsV1().Deployments(ns).Update(t.Context(), dep, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }

@@ -23,6 +23,7 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 
 	"github.com/mygitops/mgo/internal/api/apitest"
 	"github.com/mygitops/mgo/internal/auth"
@@ -324,12 +325,18 @@ func cmdScale(ts *testscript.TestScript, neg bool, args []string) {
 	n, err := strconv.Atoi(args[2])
 	ts.Check(err)
 	ctx := context.Background()
-	d, err := env.Client.AppsV1().Deployments(args[0]).Get(ctx, args[1]+"-hello", metav1.GetOptions{})
-	ts.Check(err)
-	r := int32(n)
-	d.Spec.Replicas = &r
-	_, err = env.Client.AppsV1().Deployments(args[0]).Update(ctx, d, metav1.UpdateOptions{})
-	ts.Check(err)
+	// The Deployment controller updates the status meanwhile: read again
+	// on a conflict, as kubectl scale does.
+	ts.Check(retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		d, err := env.Client.AppsV1().Deployments(args[0]).Get(ctx, args[1]+"-hello", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		r := int32(n)
+		d.Spec.Replicas = &r
+		_, err = env.Client.AppsV1().Deployments(args[0]).Update(ctx, d, metav1.UpdateOptions{})
+		return err
+	}))
 }
 
 func cmdReplicas(ts *testscript.TestScript, neg bool, args []string) {
