@@ -269,7 +269,7 @@ func TestServeConfig(t *testing.T) {
 		"repo-url: https://mgo:xxxxx@git.example.com/acme/gitops.git # flag",
 		"insecure-allow-http: true # file",
 		"tokens-file: /etc/mgo/tokens/tokens.yaml # file",
-		"resync-interval: 10m0s # default",
+		"resync-interval: 1h0m0s # default",
 	} {
 		if !strings.Contains(out.String(), want+"\n") {
 			t.Errorf("--print-config lacks %q:\n%s", want, out.String())

@@ -131,7 +131,7 @@ Every endpoint but /healthz and /readyz needs a bearer token from
 	fs.StringVar(&githubSecret, "github-webhook-secret-file", "", "file holding the GitHub webhook secret (enables /hooks/github)")
 	fs.StringVar(&gitlabToken, "gitlab-webhook-token-file", "", "file holding the GitLab webhook token (enables /hooks/gitlab)")
 	fs.DurationVar(&cfg.PollInterval, "poll-interval", time.Minute, "fetch the repo this often and sync what changed (0: webhooks only)")
-	fs.DurationVar(&cfg.ResyncInterval, "resync-interval", 10*time.Minute, "drift check of every cluster this often (0: never)")
+	fs.DurationVar(&cfg.ResyncInterval, "resync-interval", time.Hour, "full drift check of every cluster this often, the safety net behind drift seen by watches within seconds (0: never)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 5*time.Minute, "on SIGTERM, how long deployments in flight may take to finish")
 	fs.DurationVar(&cfg.DrainDelay, "drain-delay", 5*time.Second, "on SIGTERM, how long /readyz answers 503 while requests are still served, before new ones are refused (for load balancers to drain)")
 	fs.StringVar(&cfg.RepoID, "repo-id", "", "identity of the gitops repo on the clusters: mgo removes only releases and objects labelled with it (default: a hash of --repo-url and --branch)")

@@ -106,6 +106,7 @@ Exit status: 0 everything synced, 1 some release failed, 2 could not run.`,
 			if err != nil {
 				return err
 			}
+			defer e.Close()
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt)
 			defer stop()
 			// A command-line sync has no memory of earlier syncs: every
@@ -196,6 +197,7 @@ Exit status: 0 no differences, 1 differences, 2 error (as diff and kubectl diff)
 			if err != nil {
 				return err
 			}
+			defer e.Close()
 			res, err := e.Diff(context.WithoutCancel(cmd.Context()), r, reconcile.Options{Release: f.release})
 			if err != nil {
 				return &ExitError{Code: 2, Err: err}

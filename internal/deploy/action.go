@@ -26,7 +26,8 @@ type DeployAction struct {
 	Git GitWriter
 	// NewSyncer, when set, returns the syncer of the request's cluster
 	// (loaded from the pushed tree): the cluster is then synced after the
-	// push and the deployment carries its releases' results.
+	// push and the deployment carries its releases' results. A syncer with
+	// a Close method (an engine's watches) is closed once the sync is done.
 	NewSyncer func(r *repo.Repo) (ClusterSyncer, error)
 	// SecretKeys decrypt SOPS-encrypted secrets files, so that one that does
 	// not decrypt refuses the deploy before the commit (see Targets).
@@ -87,6 +88,9 @@ func (a *DeployAction) Run(ctx context.Context, req Request) (*Deployment, error
 		e, err := a.NewSyncer(r)
 		if err != nil {
 			return err
+		}
+		if c, ok := e.(interface{ Close() }); ok {
+			defer c.Close()
 		}
 		out, err = e.Sync(ctx, r, reconcile.Options{Full: true})
 		return err

@@ -33,12 +33,30 @@ type clusterSync struct {
 	full    bool
 	// force is set by an explicit sync request: it syncs a cluster whose
 	// sync policy is manual too.
-	force  bool
-	status ClusterStatus
-	inputs string // digest of the cluster's files at the last sync
+	force bool
+	// foreground is set by a request somebody waits for: the next sync
+	// is a background one (Options.Background) only when no job and no
+	// such request is served by it.
+	foreground bool
+	// inBackground is set while the loop runs a background sync; jobs
+	// added meanwhile go to the foreground lane (fgJobs), which syncs
+	// just their releases at once instead of after the background sync.
+	inBackground bool
+	// ahead are the values files the foreground lane synced during the
+	// running background sync: at a newer head, so the background sync
+	// leaves them alone (Options.Superseded) instead of rolling them back.
+	ahead     map[string]bool
+	fgJobs    []*job
+	fgRunning bool
+	status    ClusterStatus
+	inputs    string // digest of the cluster's files at the last sync
 	// skipped is the digest of the cluster's files when an automatic sync
 	// was skipped because the cluster syncs manually.
 	skipped string
+	// drifted are the objects (Kind/namespace/name) counted in
+	// status.Drift: those that differed at the last drift check and those
+	// the engine's watches saw drift since.
+	drifted map[string]bool
 }
 
 // syncOutcome is the result of one sync of a cluster.
@@ -63,7 +81,9 @@ type ClusterStatus struct {
 	Releases   int               `json:"releases"`
 	LastResult *reconcile.Result `json:"-"`
 	// Drift is the number of objects that differed from the repo at the
-	// last drift check, and when that was.
+	// last drift check, plus those the engine's watches saw drift since
+	// (reported within moments of the change); DriftChecked is when the
+	// count last changed or was checked.
 	Drift        int       `json:"drift"`
 	DriftChecked time.Time `json:"driftChecked,omitzero"`
 	// Manual is set when the cluster syncs only when asked (sync: manual
@@ -83,6 +103,17 @@ func newClusterSync(s *Service, name string, e ClusterSyncer) *clusterSync {
 func (c *clusterSync) add(j *job) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.inBackground && len(j.files) > 0 {
+		if !c.fgRunning {
+			if !c.s.syncStarted() {
+				return false
+			}
+			c.fgRunning = true
+			go c.foregroundLoop()
+		}
+		c.fgJobs = append(c.fgJobs, j)
+		return true
+	}
 	if !c.startLocked() {
 		return false
 	}
@@ -90,10 +121,120 @@ func (c *clusterSync) add(j *job) bool {
 	return true
 }
 
+// foregroundLoop syncs the releases of the jobs added while a background
+// sync runs (a start-up comparison, a drift repair), each release by
+// itself (Options.Release), so that a deploy waits for its own releases
+// only. Raw manifests and uninstalls, which a deploy does not change, are
+// left to the cluster's next full sync.
+func (c *clusterSync) foregroundLoop() {
+	defer c.s.syncEnded()
+	for {
+		c.mu.Lock()
+		jobs := c.fgJobs
+		c.fgJobs = nil
+		if len(jobs) == 0 {
+			c.fgRunning = false
+			c.mu.Unlock()
+			return
+		}
+		c.mu.Unlock()
+		out := c.syncReleases(jobs)
+		for _, j := range jobs {
+			switch {
+			case out.notSynced != "":
+				c.s.finishNotSynced(j, out)
+			default:
+				c.s.finishSynced(j, c.restart(j, out))
+			}
+		}
+	}
+}
+
+// superseded reports whether the foreground lane synced a values file
+// during the running background sync.
+func (c *clusterSync) superseded(file string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ahead[file]
+}
+
+// syncReleases syncs the releases of the jobs' values files at the
+// current head, each release by itself and all at once (the engine's
+// slots bound them, before any background sync's releases).
+func (c *clusterSync) syncReleases(jobs []*job) syncOutcome {
+	ctx := c.s.ctx
+	out := syncOutcome{started: c.s.cfg.Now()}
+	err := c.s.withSnapshot(ctx, func(dir, head string) error {
+		out.head = head
+		r, err := repo.Load(dir, repo.LoadOptions{Cluster: c.name})
+		if err != nil {
+			return err
+		}
+		settings := r.Config.Cluster(c.name)
+		out.timeout = settings.Timeout
+		if settings.Sync == repo.SyncManual {
+			out.notSynced = fmt.Sprintf("not synced: cluster %s syncs manually (sync: %s in %s); POST /api/v1/clusters/%s/sync to sync it",
+				c.name, repo.SyncManual, repo.ConfigFile, c.name)
+			return nil
+		}
+		files := map[string]bool{}
+		for _, j := range jobs {
+			for _, f := range j.files {
+				files[f] = true
+			}
+		}
+		var names []string
+		c.mu.Lock()
+		if rc, ok := r.Clusters[c.name]; ok {
+			for _, rel := range rc.Releases {
+				if files[rel.File] && !slices.Contains(names, rel.Header.Name) {
+					names = append(names, rel.Header.Name)
+				}
+				if files[rel.File] && c.ahead != nil {
+					c.ahead[rel.File] = true
+				}
+			}
+		}
+		c.mu.Unlock()
+		res := &reconcile.Result{Cluster: c.name}
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		var errs []error
+		for _, name := range names {
+			wg.Go(func() {
+				rr, err := c.engine.Sync(ctx, r, reconcile.Options{Release: name})
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					errs = append(errs, err)
+					return
+				}
+				res.Releases = append(res.Releases, rr.Releases...)
+			})
+		}
+		wg.Wait()
+		out.res = res
+		return errors.Join(errs...)
+	})
+	out.err = err
+	result := "succeeded"
+	if err != nil || (out.res != nil && out.res.Failed()) {
+		result = "failed"
+	}
+	if out.notSynced == "" {
+		c.s.cfg.Metrics.Syncs.WithLabelValues(c.name, result).Observe(c.s.cfg.Now().Sub(out.started).Seconds())
+	}
+	if err != nil {
+		c.s.log.Error("sync of deployed releases failed", "cluster", c.name, "error", err)
+	}
+	return out
+}
+
 // request asks for a sync (full: compare every release with the live
-// cluster; force: also when the cluster syncs manually) and returns where
+// cluster; force: also when the cluster syncs manually; background: a
+// start-up or drift check that deploy syncs go ahead of) and returns where
 // its outcome will be sent. It is ErrClosed once Shutdown began.
-func (c *clusterSync) request(full, force bool) (<-chan syncOutcome, error) {
+func (c *clusterSync) request(full, force, background bool) (<-chan syncOutcome, error) {
 	if c.s.isClosed() {
 		return nil, fmt.Errorf("%w: no new syncs", ErrClosed)
 	}
@@ -106,6 +247,7 @@ func (c *clusterSync) request(full, force bool) (<-chan syncOutcome, error) {
 	c.waiters = append(c.waiters, ch)
 	c.full = c.full || full
 	c.force = c.force || force
+	c.foreground = c.foreground || !background
 	return ch, nil
 }
 
@@ -128,16 +270,21 @@ func (c *clusterSync) loop() {
 	for {
 		c.mu.Lock()
 		jobs, waiters, full, force := c.jobs, c.waiters, c.full, c.force
-		c.jobs, c.waiters, c.full, c.force = nil, nil, false, false
+		background := len(jobs) == 0 && !c.foreground
+		c.jobs, c.waiters, c.full, c.force, c.foreground = nil, nil, false, false, false
 		if len(jobs) == 0 && len(waiters) == 0 {
 			c.running = false
 			c.mu.Unlock()
 			return
 		}
+		c.inBackground, c.ahead = background, map[string]bool{}
 		c.mu.Unlock()
 
 		early := newEarlyFinish(c.s, jobs)
-		out := c.sync(full, force, early.onRelease)
+		out := c.sync(full, force, background, early.onRelease)
+		c.mu.Lock()
+		c.inBackground, c.ahead = false, nil
+		c.mu.Unlock()
 		if out.notSynced != "" {
 			for _, j := range jobs {
 				c.s.finishNotSynced(j, out)
@@ -162,7 +309,7 @@ func (c *clusterSync) loop() {
 // sync syncs the cluster from a snapshot of the tree at the current head.
 // Unless force is set, a cluster whose sync policy at that head is manual
 // is not synced: the outcome says so in notSynced.
-func (c *clusterSync) sync(full, force bool, onRelease func(reconcile.ReleaseResult)) syncOutcome {
+func (c *clusterSync) sync(full, force, background bool, onRelease func(reconcile.ReleaseResult)) syncOutcome {
 	ctx := c.s.ctx
 	out := syncOutcome{started: c.s.cfg.Now()}
 	var inputs string
@@ -185,7 +332,11 @@ func (c *clusterSync) sync(full, force bool, onRelease func(reconcile.ReleaseRes
 				c.name, repo.SyncManual, repo.ConfigFile, c.name)
 			return nil
 		}
-		out.res, err = c.engine.Sync(ctx, r, reconcile.Options{Full: full, OnRelease: onRelease})
+		opts := reconcile.Options{Full: full, Background: background, OnRelease: onRelease}
+		if background {
+			opts.Superseded = c.superseded
+		}
+		out.res, err = c.engine.Sync(ctx, r, opts)
 		return err
 	})
 	out.err = err
@@ -340,13 +491,14 @@ func (s *Service) finishSynced(j *job, out syncOutcome) {
 // cluster) and returns the result. It is an explicit request: a cluster
 // that syncs manually is synced too.
 func (s *Service) Sync(ctx context.Context, cluster string, full bool) (*reconcile.Result, error) {
-	out, err := s.sync(ctx, cluster, full, true)
+	out, err := s.sync(ctx, cluster, full, true, false)
 	return out.res, err
 }
 
 // sync requests a sync and waits for its outcome; without force, a
-// cluster that syncs manually is not synced (outcome.notSynced).
-func (s *Service) sync(ctx context.Context, cluster string, full, force bool) (syncOutcome, error) {
+// cluster that syncs manually is not synced (outcome.notSynced). A
+// background sync (start-up, drift check) gives way to deploy syncs.
+func (s *Service) sync(ctx context.Context, cluster string, full, force, background bool) (syncOutcome, error) {
 	c, err := s.cluster(cluster)
 	if err != nil {
 		return syncOutcome{}, err
@@ -354,7 +506,7 @@ func (s *Service) sync(ctx context.Context, cluster string, full, force bool) (s
 	if !s.owns(cluster) {
 		return syncOutcome{}, notOwned(cluster)
 	}
-	ch, err := c.request(full, force)
+	ch, err := c.request(full, force, background)
 	if err != nil {
 		return syncOutcome{}, err
 	}
@@ -373,7 +525,7 @@ func (s *Service) StartupSync(ctx context.Context) {
 	var wg sync.WaitGroup
 	for _, name := range s.Clusters() {
 		wg.Go(func() {
-			out, err := s.sync(ctx, name, true, false)
+			out, err := s.sync(ctx, name, true, false, true)
 			switch {
 			case err != nil:
 				s.log.Error("initial sync failed", "cluster", name, "error", err)
@@ -391,13 +543,14 @@ func (s *Service) StartupSync(ctx context.Context) {
 
 // Diff compares a cluster with the repo at the current head.
 func (s *Service) Diff(ctx context.Context, cluster string) (*reconcile.DiffResult, error) {
-	res, _, err := s.diff(ctx, cluster)
+	res, _, err := s.diff(ctx, cluster, false)
 	return res, err
 }
 
 // diff compares a cluster with the repo and records how many objects
-// differ; it also returns the cluster's drift policy.
-func (s *Service) diff(ctx context.Context, cluster string) (*reconcile.DiffResult, string, error) {
+// differ; it also returns the cluster's drift policy. A background diff
+// (the periodic check) gives way to deploy syncs.
+func (s *Service) diff(ctx context.Context, cluster string, background bool) (*reconcile.DiffResult, string, error) {
 	c, err := s.cluster(cluster)
 	if err != nil {
 		return nil, "", err
@@ -410,27 +563,28 @@ func (s *Service) diff(ctx context.Context, cluster string) (*reconcile.DiffResu
 			return err
 		}
 		policy = r.Config.Cluster(cluster).Drift
-		res, err = c.engine.Diff(ctx, r, reconcile.Options{})
+		res, err = c.engine.Diff(ctx, r, reconcile.Options{Background: background})
 		return err
 	})
 	if err != nil {
 		return nil, "", err
 	}
-	n := 0 // objects that differ; the diff lists unchanged ones too
+	drifted := map[string]bool{} // the diff lists unchanged objects too
 	for _, od := range res.Raw {
 		if od.Action != "unchanged" {
-			n++
+			drifted[od.Subject] = true
 		}
 	}
 	for _, rd := range res.Releases {
 		for _, od := range rd.Objects {
 			if od.Action != "unchanged" {
-				n++
+				drifted[od.Subject] = true
 			}
 		}
 	}
+	n := len(drifted)
 	c.mu.Lock()
-	c.status.Drift, c.status.DriftChecked = n, s.cfg.Now()
+	c.status.Drift, c.status.DriftChecked, c.drifted = n, s.cfg.Now(), drifted
 	c.mu.Unlock()
 	s.cfg.Metrics.Drift.WithLabelValues(cluster).Set(float64(n))
 	return res, policy, nil
@@ -488,7 +642,7 @@ func (s *Service) Refresh(ctx context.Context) ([]string, error) {
 	var synced []string
 	for _, name := range changed {
 		wg.Go(func() {
-			out, err := s.sync(ctx, name, false, false)
+			out, err := s.sync(ctx, name, false, false, false)
 			if err == nil && out.notSynced != "" {
 				return
 			}
@@ -517,7 +671,7 @@ func (s *Service) CheckDrift(ctx context.Context, cluster string) error {
 	if c, err := s.cluster(cluster); err == nil {
 		prev = c.Status().Drift
 	}
-	res, policy, err := s.diff(ctx, cluster)
+	res, policy, err := s.diff(ctx, cluster, true)
 	if err != nil {
 		return err
 	}
@@ -529,7 +683,7 @@ func (s *Service) CheckDrift(ctx context.Context, cluster string) error {
 		Summary: fmt.Sprintf("%d objects in %s differ from the repo", n, cluster)}
 	if policy == repo.DriftRepair {
 		s.log.Info("drift: repairing", "cluster", cluster)
-		out, err := s.sync(ctx, cluster, true, false)
+		out, err := s.sync(ctx, cluster, true, false, true)
 		switch {
 		case err == nil && out.notSynced != "":
 			s.log.Warn("drift: the cluster differs from the repo; not repaired, the cluster syncs manually",
@@ -555,6 +709,37 @@ func (s *Service) CheckDrift(ctx context.Context, cluster string) error {
 		s.notify(ev)
 	}
 	return nil
+}
+
+// onDrift reports an object that the engine's watches saw change behind
+// mgo's back: the cluster's drift count and metric go up and drift.detected
+// is sent, at once, without waiting for the periodic check. An object
+// already counted (by the last check, or an earlier event) is told once.
+// With shared clusters only the holder of the cluster's lease reports;
+// after Shutdown began nothing is reported.
+func (c *clusterSync) onDrift(d reconcile.Drift) {
+	s := c.s
+	if s.isClosed() || !s.owns(c.name) {
+		return
+	}
+	c.mu.Lock()
+	if c.drifted[d.Subject] {
+		c.mu.Unlock()
+		return
+	}
+	if c.drifted == nil {
+		c.drifted = map[string]bool{}
+	}
+	c.drifted[d.Subject] = true
+	n := len(c.drifted)
+	c.status.Drift, c.status.DriftChecked = n, s.cfg.Now()
+	c.mu.Unlock()
+	s.cfg.Metrics.Drift.WithLabelValues(c.name).Set(float64(n))
+	s.log.Warn("drift: an object of a release changed behind mgo's back", "cluster", c.name,
+		"release", d.Namespace+"/"+d.Release, "object", d.Subject, "change", d.Change, "objects", n)
+	s.notify(notify.Event{Type: notify.DriftDetected, Cluster: c.name, Objects: n,
+		Releases: []notify.Release{{Name: d.Release, Namespace: d.Namespace}},
+		Summary:  fmt.Sprintf("%s of release %s/%s %s behind mgo's back; %d objects in %s differ from the repo", d.Subject, d.Namespace, d.Release, d.Change, n, c.name)})
 }
 
 // withSnapshot copies the checked-out tree (at the last fetched head) to a

@@ -43,10 +43,25 @@ type ClusterSyncer interface {
 	Live(ctx context.Context, namespace, name string) (reconcile.LiveRelease, error)
 }
 
+// DriftSource is a ClusterSyncer that reports drift as its watches see it
+// (*reconcile.Engine with its cache): the service registers a handler for
+// each served cluster.
+type DriftSource interface {
+	OnDrift(func(reconcile.Drift))
+}
+
 var (
 	_ GitWriter     = (*gitrepo.Repo)(nil)
 	_ ClusterSyncer = (*reconcile.Engine)(nil)
+	_ DriftSource   = (*reconcile.Engine)(nil)
 )
+
+// nilEngine reports whether e is a nil *reconcile.Engine (a cluster that
+// tests never sync).
+func nilEngine(e ClusterSyncer) bool {
+	en, ok := e.(*reconcile.Engine)
+	return ok && en == nil
+}
 
 // Syncers returns engines as the ClusterSyncers of Config.Engines.
 func Syncers(engines map[string]*reconcile.Engine) map[string]ClusterSyncer {

@@ -120,10 +120,38 @@ type fakeSyncer struct {
 	Gates map[string]chan struct{}
 	// Started is sent to when a sync starts (when set).
 	Started chan struct{}
+	// BackgroundGate, when set, holds each background sync at its start
+	// until it is closed.
+	BackgroundGate chan struct{}
 
-	mu    sync.Mutex
-	syncs int
-	full  []bool
+	mu         sync.Mutex
+	syncs      int
+	full       []bool
+	background []bool // Options.Background of each Sync and Diff
+	drift      []func(reconcile.Drift)
+}
+
+// OnDrift makes the fake a DriftSource; report calls the handlers.
+func (f *fakeSyncer) OnDrift(h func(reconcile.Drift)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.drift = append(f.drift, h)
+}
+
+// report tells the handlers of a drift, as an engine's watch would.
+func (f *fakeSyncer) report(d reconcile.Drift) {
+	f.mu.Lock()
+	hs := f.drift
+	f.mu.Unlock()
+	for _, h := range hs {
+		h(d)
+	}
+}
+
+func (f *fakeSyncer) backgrounds() []bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]bool(nil), f.background...)
 }
 
 var _ ClusterSyncer = (*fakeSyncer)(nil)
@@ -132,9 +160,17 @@ func (f *fakeSyncer) Sync(ctx context.Context, r *repo.Repo, opts reconcile.Opti
 	f.mu.Lock()
 	f.syncs++
 	f.full = append(f.full, opts.Full)
+	f.background = append(f.background, opts.Background)
 	f.mu.Unlock()
 	if f.Started != nil {
 		f.Started <- struct{}{}
+	}
+	if f.BackgroundGate != nil && opts.Background {
+		select {
+		case <-f.BackgroundGate:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
 	if f.Err != nil {
 		return nil, f.Err
@@ -142,6 +178,12 @@ func (f *fakeSyncer) Sync(ctx context.Context, r *repo.Repo, opts reconcile.Opti
 	res := &reconcile.Result{}
 	for _, c := range r.Clusters {
 		for _, rel := range c.Releases {
+			if opts.Release != "" && rel.Header.Name != opts.Release {
+				continue
+			}
+			if opts.Superseded != nil && opts.Superseded(rel.File) {
+				continue
+			}
 			if g := f.Gates[rel.File]; g != nil {
 				select {
 				case <-g:
@@ -163,7 +205,10 @@ func (f *fakeSyncer) Sync(ctx context.Context, r *repo.Repo, opts reconcile.Opti
 	return res, nil
 }
 
-func (f *fakeSyncer) Diff(context.Context, *repo.Repo, reconcile.Options) (*reconcile.DiffResult, error) {
+func (f *fakeSyncer) Diff(_ context.Context, _ *repo.Repo, opts reconcile.Options) (*reconcile.DiffResult, error) {
+	f.mu.Lock()
+	f.background = append(f.background, opts.Background)
+	f.mu.Unlock()
 	return &reconcile.DiffResult{}, nil
 }
 

@@ -125,7 +125,11 @@ func New(cfg Config) (*Service, error) {
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	for name, e := range cfg.Engines {
-		s.clusters[name] = newClusterSync(s, name, e)
+		c := newClusterSync(s, name, e)
+		s.clusters[name] = c
+		if ds, ok := e.(DriftSource); ok && !nilEngine(e) {
+			ds.OnDrift(c.onDrift)
+		}
 	}
 	if r := cfg.Store.Recovered(); r != nil {
 		s.log.Error("the deployment store was corrupt: moved aside, starting with no deployment records (git trailers say what was deployed)",

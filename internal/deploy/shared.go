@@ -293,7 +293,7 @@ func (s *Service) Acquired(ctx context.Context, cluster string) {
 		s.shared.adopt(d)
 	}
 	s.log.Info("cluster taken over: syncing it", "cluster", cluster, "pushedDeployments", len(left))
-	out, err := s.sync(ctx, cluster, true, false)
+	out, err := s.sync(ctx, cluster, true, false, true)
 	switch {
 	case err != nil:
 		s.log.Error("sync after taking the cluster failed", "cluster", cluster, "error", err)
@@ -321,7 +321,7 @@ func (s *Service) Busy(cluster string) bool {
 		return false
 	}
 	c.mu.Lock()
-	busy := c.running || len(c.jobs) > 0 || len(c.waiters) > 0
+	busy := c.running || c.fgRunning || len(c.jobs) > 0 || len(c.waiters) > 0
 	c.mu.Unlock()
 	if busy || s.shared == nil {
 		return busy

@@ -56,6 +56,11 @@ type Options struct {
 	// as that release is done (from several goroutines at once), so a
 	// caller waiting for one release need not wait for the whole cluster.
 	OnRelease func(ReleaseResult)
+	// Superseded, when set, is asked about each release (by values file)
+	// once this sync holds it: true means a sync of a newer head synced it
+	// meanwhile (a deploy that went ahead of a background sync), and this
+	// one leaves it alone and out of its result, so as not to roll it back.
+	Superseded func(file string) bool
 }
 
 // Engine syncs one cluster. It is safe for concurrent use: syncs of the
@@ -181,6 +186,7 @@ func (e *Engine) Sync(ctx context.Context, r *repo.Repo, opts Options) (*Result,
 		return nil, fmt.Errorf("no release %q in %s/%s", opts.Release, repo.InstallationsDir, e.cluster.Name)
 	}
 	results := make([]ReleaseResult, len(rels))
+	skipped := make([]bool, len(rels)) // Options.Superseded
 	var wg sync.WaitGroup
 	for i, rel := range rels {
 		wg.Go(func() {
@@ -192,6 +198,10 @@ func (e *Engine) Sync(ctx context.Context, r *repo.Repo, opts Options) (*Result,
 			defer e.slots.release()
 			unlock := e.lockRelease(rel.Header.Namespace + "/" + rel.Header.Name)
 			defer unlock()
+			if opts.Superseded != nil && opts.Superseded(rel.File) {
+				skipped[i] = true
+				return
+			}
 			results[i] = e.syncRelease(ctx, r, rel, renderer, opts)
 			if opts.OnRelease != nil {
 				opts.OnRelease(results[i])
@@ -199,7 +209,11 @@ func (e *Engine) Sync(ctx context.Context, r *repo.Repo, opts Options) (*Result,
 		})
 	}
 	wg.Wait()
-	res.Releases = results
+	for i, rr := range results {
+		if !skipped[i] {
+			res.Releases = append(res.Releases, rr)
+		}
+	}
 
 	// 3. Releases whose values file is gone.
 	if opts.Release == "" {

@@ -3,8 +3,12 @@ package reconcile
 import (
 	"context"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/mygitops/mgo/internal/charttest"
 	"github.com/mygitops/mgo/internal/kube"
@@ -100,5 +104,51 @@ func TestForegroundReleaseBeforeBackgroundSync(t *testing.T) {
 	}
 	if !slices.Contains(order, held) {
 		t.Errorf("order %v", order)
+	}
+}
+
+// A release that Options.Superseded names (a deploy synced it at a newer
+// head while this background sync ran) is neither synced nor reported.
+func TestSupersededReleaseIsLeftAlone(t *testing.T) {
+	ns := env.Namespace(t)
+	g := newGitops(t)
+	g.release("sup-a", ns, "hello", "1.0.0", "")
+	g.release("sup-b", ns, "hello", "1.0.0", "")
+	c, err := kube.FromKubeconfig(env.Kubeconfig, env.Context, repo.Budget{QPS: 100, Burst: 200})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := render.DefaultOptions(t.TempDir())
+	opts.PlainHTTP = true
+	opts.CAFile = charttest.CAFile(t)
+	charts, err := render.NewCharts(opts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An owner of its own: the full sync uninstalls no other test's releases.
+	e, err := NewWithConfig(c, charts, nil, Config{RepoID: "superseded-test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	var asked []string
+	var mu sync.Mutex
+	res, err := e.Sync(context.Background(), g.load(), Options{Background: true, Superseded: func(file string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		asked = append(asked, file)
+		return strings.Contains(file, "sup-b")
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Releases) != 1 || res.Releases[0].Name != "sup-a" || res.Releases[0].Action != Installed {
+		t.Fatalf("result %s, want sup-a installed and sup-b left out", res)
+	}
+	if len(asked) != 2 {
+		t.Errorf("Superseded asked about %v, want both releases", asked)
+	}
+	if _, err := env.Client.AppsV1().Deployments(ns).Get(context.Background(), "sup-b-hello", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the superseded release's Deployment: %v, want not found", err)
 	}
 }

@@ -71,7 +71,9 @@ type Config struct {
 	GitLabToken    []byte
 
 	// PollInterval fetches the repo this often (0: only webhooks);
-	// ResyncInterval runs the drift check of every cluster this often.
+	// ResyncInterval runs the full drift check of every cluster this
+	// often: the safety net behind the drift the engines' watches report
+	// as it happens.
 	PollInterval    time.Duration
 	ResyncInterval  time.Duration
 	ShutdownTimeout time.Duration
@@ -182,6 +184,8 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	// Last of all, once no sync runs any more: no watch outlives its engine.
+	defer closeEngines(engines)
 	st, err := openState(ctx, cfg, engines, log)
 	if err != nil {
 		return err
@@ -406,6 +410,12 @@ func engines(ctx context.Context, cfg Config, git *gitrepo.Repo, started time.Ti
 	}
 	log.Info("what this mgo owns is labelled with its cluster names and", "repoID", ecfg.RepoID, "instance", instance)
 	out := map[string]*reconcile.Engine{}
+	done := false
+	defer func() {
+		if !done {
+			closeEngines(out) // those made before the failure
+		}
+	}()
 	for _, name := range r.ClusterNames() {
 		budget := r.Config.Cluster(name).Budget
 		var c *kube.Cluster
@@ -438,7 +448,15 @@ func engines(ctx context.Context, cfg Config, git *gitrepo.Repo, started time.Ti
 	if len(out) == 0 {
 		return nil, fmt.Errorf("none of the repo's clusters (%v) has a kubeconfig context in %q", r.ClusterNames(), cfg.Kubeconfig)
 	}
+	done = true
 	return out, nil
+}
+
+// closeEngines stops the watches of the engines' caches.
+func closeEngines(engines map[string]*reconcile.Engine) {
+	for _, e := range engines {
+		e.Close()
+	}
 }
 
 // loops syncs every cluster whose sync policy is auto once at start, then runs
