@@ -70,23 +70,8 @@ func chatMessage(ev Event) string {
 			fmt.Fprintf(&b, "%s: %s\n", name, value)
 		}
 	}
-	line("Cluster", ev.Cluster)
-	line("Image", ev.Image)
-	var rels []string
-	for _, r := range ev.Releases {
-		s := r.Namespace + "/" + r.Name
-		if r.Action != "" {
-			s += " (" + r.Action + ")"
-		}
-		rels = append(rels, s)
-	}
-	line("Releases", strings.Join(rels, ", "))
-	line("Commit", short(ev.Commit))
-	line("Source commit", short(ev.SourceCommit))
-	line("Author", ev.Author)
-	line("Requested by", ev.Requester)
-	if ev.Objects > 0 {
-		line("Objects", fmt.Sprint(ev.Objects))
+	for _, f := range facts(ev, ev.Image, ", ") {
+		line(f[0], f[1])
 	}
 	if ev.Error != "" {
 		line("Failed at", ev.Stage)

@@ -39,25 +39,12 @@ func slackMessage(ev Event) map[string]any {
 			fields = append(fields, mrkdwn(truncate("*"+name+"*\n"+value, 2000)))
 		}
 	}
-	add("Cluster", ev.Cluster)
-	if ev.Image != "" {
-		add("Image", "`"+ev.Image+"`")
+	image := ev.Image
+	if image != "" {
+		image = "`" + image + "`"
 	}
-	var rels []string
-	for _, r := range ev.Releases {
-		s := r.Namespace + "/" + r.Name
-		if r.Action != "" {
-			s += " (" + r.Action + ")"
-		}
-		rels = append(rels, s)
-	}
-	add("Releases", strings.Join(rels, "\n"))
-	add("Commit", short(ev.Commit))
-	add("Source commit", short(ev.SourceCommit))
-	add("Author", ev.Author)
-	add("Requested by", ev.Requester)
-	if ev.Objects > 0 {
-		add("Objects", fmt.Sprint(ev.Objects))
+	for _, f := range facts(ev, image, "\n") {
+		add(f[0], f[1])
 	}
 	blocks := []block{
 		{"type": "header", "text": block{"type": "plain_text", "text": truncate(ev.Type+" on "+ev.Cluster, 150)}},
@@ -92,6 +79,26 @@ func slackMessage(ev Event) map[string]any {
 		"text":        ev.Summary, // the notification's text and the fallback
 		"attachments": []block{{"color": color, "blocks": blocks}},
 	}
+}
+
+// facts are the event's details as name and value, in the order messages
+// show them; image is the image as the message writes it, sep joins the
+// releases. Empty values are left to the caller to skip.
+func facts(ev Event, image, sep string) [][2]string {
+	var rels []string
+	for _, r := range ev.Releases {
+		s := r.Namespace + "/" + r.Name
+		if r.Action != "" {
+			s += " (" + r.Action + ")"
+		}
+		rels = append(rels, s)
+	}
+	out := [][2]string{{"Cluster", ev.Cluster}, {"Image", image}, {"Releases", strings.Join(rels, sep)},
+		{"Commit", short(ev.Commit)}, {"Source commit", short(ev.SourceCommit)}, {"Author", ev.Author}, {"Requested by", ev.Requester}}
+	if ev.Objects > 0 {
+		out = append(out, [2]string{"Objects", fmt.Sprint(ev.Objects)})
+	}
+	return out
 }
 
 // stageTimes lists the stage times in pipeline order: "pushed 1.2s · synced 3.4s".
