@@ -9,6 +9,7 @@ import (
 
 	"github.com/fluxcd/cli-utils/pkg/kstatus/polling"
 	"github.com/fluxcd/pkg/ssa"
+	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -38,6 +39,10 @@ type Cluster struct {
 	Resources *ssa.ResourceManager
 	Requests  *RequestCounter
 	Budget    repo.Budget
+
+	discoveryOnce sync.Once
+	discovery     discovery.CachedDiscoveryInterface
+	discoveryErr  error
 }
 
 // NewCluster builds the clients of a cluster from a rest.Config. The

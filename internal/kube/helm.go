@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"helm.sh/helm/v4/pkg/action"
+	"helm.sh/helm/v4/pkg/chart/common"
 	helmkube "helm.sh/helm/v4/pkg/kube"
 	"helm.sh/helm/v4/pkg/release"
 	releasev1 "helm.sh/helm/v4/pkg/release/v1"
@@ -22,28 +23,19 @@ import (
 )
 
 // restClientGetter gives Helm the cluster's own rest.Config (budget and
-// request counter included) instead of a kubeconfig file.
+// request counter included) instead of a kubeconfig file, and the
+// cluster's one discovery cache.
 type restClientGetter struct {
-	cfg       *rest.Config
+	cluster   *Cluster
 	namespace string
-
-	once      sync.Once
-	discovery discovery.CachedDiscoveryInterface
-	err       error
 }
 
-func (g *restClientGetter) ToRESTConfig() (*rest.Config, error) { return rest.CopyConfig(g.cfg), nil }
+func (g *restClientGetter) ToRESTConfig() (*rest.Config, error) {
+	return rest.CopyConfig(g.cluster.Config), nil
+}
 
 func (g *restClientGetter) ToDiscoveryClient() (discovery.CachedDiscoveryInterface, error) {
-	g.once.Do(func() {
-		dc, err := discovery.NewDiscoveryClientForConfig(g.cfg)
-		if err != nil {
-			g.err = err
-			return
-		}
-		g.discovery = memory.NewMemCacheClient(dc)
-	})
-	return g.discovery, g.err
+	return g.cluster.helmDiscovery()
 }
 
 func (g *restClientGetter) ToRESTMapper() (meta.RESTMapper, error) {
@@ -61,12 +53,44 @@ func (g *restClientGetter) ToRawKubeConfigLoader() clientcmd.ClientConfig {
 	return clientcmd.NewDefaultClientConfig(*cfg, &clientcmd.ConfigOverrides{Context: clientcmdapi.Context{Namespace: g.namespace}})
 }
 
+// helmDiscovery is the discovery client every Helm action on the cluster
+// shares: API groups, resources and OpenAPI documents are read once, not
+// once per release (kubectl's validation behind Helm's Build reads the
+// OpenAPI document of every kind it applies). It is refreshed when a kind
+// is not found (the REST mapper resets it) and by InvalidateDiscovery.
+func (c *Cluster) helmDiscovery() (discovery.CachedDiscoveryInterface, error) {
+	c.discoveryOnce.Do(func() {
+		dc, err := discovery.NewDiscoveryClientForConfig(c.Config)
+		if err != nil {
+			c.discoveryErr = err
+			return
+		}
+		c.discovery = memory.NewMemCacheClient(dc)
+	})
+	return c.discovery, c.discoveryErr
+}
+
+// InvalidateDiscovery makes the next Helm action read the cluster's API
+// groups and resources again: after a CustomResourceDefinition changed.
+func (c *Cluster) InvalidateDiscovery() {
+	if dc, err := c.helmDiscovery(); err == nil {
+		dc.Invalidate()
+	}
+}
+
 var helmFieldManager sync.Once
 
 // Helm returns a Helm action configuration for releases in namespace,
 // storing releases as Secrets (Helm's default driver), so that `helm ls`,
 // `helm history` and `helm rollback` see them.
 func (c *Cluster) Helm(namespace string, log *slog.Logger) (*action.Configuration, error) {
+	return c.HelmWith(namespace, log, nil)
+}
+
+// HelmWith is Helm with the capabilities Helm renders with, when caps is
+// not nil, instead of reading them from the cluster again (three requests)
+// for every action.
+func (c *Cluster) HelmWith(namespace string, log *slog.Logger, caps *common.Capabilities) (*action.Configuration, error) {
 	// Helm applies with the same field manager as mgo's dry-run diffs, so a
 	// diff sees what an upgrade would change, removed fields included.
 	helmFieldManager.Do(func() { helmkube.ManagedFieldsManager = FieldManager })
@@ -76,8 +100,11 @@ func (c *Cluster) Helm(namespace string, log *slog.Logger) (*action.Configuratio
 	} else {
 		cfg.SetLogger(slog.DiscardHandler)
 	}
-	if err := cfg.Init(&restClientGetter{cfg: c.Config, namespace: namespace}, namespace, "secret"); err != nil {
+	if err := cfg.Init(&restClientGetter{cluster: c, namespace: namespace}, namespace, "secret"); err != nil {
 		return nil, fmt.Errorf("cluster %s: helm in namespace %s: %w", c.Name, namespace, err)
+	}
+	if caps != nil {
+		cfg.Capabilities = caps.Copy()
 	}
 	cfg.Releases.Driver = faultDriver{cfg.Releases.Driver}
 	return cfg, nil

@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	helmchart "helm.sh/helm/v4/pkg/chart/common"
 
 	"github.com/mygitops/mgo/internal/kube"
 	"github.com/mygitops/mgo/internal/render"
@@ -88,8 +91,12 @@ type Engine struct {
 	failed   map[string]failure   // namespace/name -> the last failed sync
 	rawDone  string               // digest of the raw manifests at their last successful apply
 	relSet   string               // the releases of the repo at the last uninstall check
-	caps     *render.Capabilities
-	capsAt   time.Time
+	// listedReleases is set once Helm's storage was listed for the
+	// releases to uninstall; later checks read the cache.
+	listedReleases bool
+	caps           *render.Capabilities
+	hcaps          *helmchart.Capabilities // caps as Helm's actions take them
+	capsAt         time.Time
 }
 
 // New returns an engine for a cluster with the default Config.
@@ -246,9 +253,45 @@ func (e *Engine) renderer() (*render.Renderer, error) {
 		if err != nil {
 			return nil, fmt.Errorf("cluster %s: %w", e.cluster.Name, err)
 		}
-		e.caps, e.capsAt = &caps, time.Now()
+		e.caps, e.hcaps, e.capsAt = &caps, helmCapabilities(caps), time.Now()
 	}
 	return render.NewRenderer(*e.caps)
+}
+
+// helmCapabilities are caps as Helm's actions render with them, so that
+// Helm renders a release as mgo's plan did, without reading them from the
+// cluster once more.
+func helmCapabilities(caps render.Capabilities) *helmchart.Capabilities {
+	kv, err := helmchart.ParseKubeVersion(caps.KubeVersion)
+	if err != nil {
+		return nil // Helm reads them itself
+	}
+	hc := helmchart.DefaultCapabilities.Copy()
+	hc.KubeVersion = *kv
+	hc.APIVersions = helmchart.VersionSet(slices.Clone(caps.APIVersions))
+	return hc
+}
+
+// helmCaps returns the capabilities the engine renders with, for Helm.
+func (e *Engine) helmCaps() *helmchart.Capabilities {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.hcaps
+}
+
+// apisChanged drops what the engine knows of the cluster's API after a
+// release applied CustomResourceDefinitions: the next renders and Helm
+// actions see the new kinds.
+func (e *Engine) apisChanged(rendered *render.Rendered) {
+	for _, o := range rendered.Objects {
+		if o.GetKind() == "CustomResourceDefinition" || o.GetKind() == "APIService" {
+			e.mu.Lock()
+			e.caps, e.hcaps = nil, nil
+			e.mu.Unlock()
+			e.cluster.InvalidateDiscovery()
+			return
+		}
+	}
 }
 
 // syncRelease makes one release equal to the repo, in three stages: plan
@@ -317,7 +360,7 @@ func (e *Engine) syncRelease(ctx context.Context, r *repo.Repo, rel *repo.Releas
 		e.planned(rel.Header.Namespace, rel.Header.Name, cmps)
 	}
 	rr.Objects = objectResults(cmps)
-	changed, immutable := changes(cmps)
+	changed, _ := changes(cmps)
 	if revision, ok := e.cachedRevision(ctx, rel); ok && !changed {
 		// Every object as mgo applied it and the newest revision deployed
 		// and this engine's: nothing to read from Helm's storage.
@@ -367,25 +410,27 @@ func (e *Engine) syncRelease(ctx context.Context, r *repo.Repo, rel *repo.Releas
 	}
 
 	// 2. Apply: install or upgrade with server-side apply.
-	a, err := e.apply(ctx, cfg, rel, ch, rendered, last, immutable, opts.Timeout)
+	a, err := e.apply(ctx, cfg, rel, ch, rendered, last, cmps, opts.Timeout)
 	if err != nil {
 		return fail(StageApply, err)
 	}
 	if a.revision != nil {
 		rr.Revision = a.revision.Version
 	}
+	e.apisChanged(rendered)
 
 	// 3. Wait for the rollout of every object.
 	if a.err == nil {
 		if testHookBeforeWait != nil {
 			testHookBeforeWait(rel.Header.Name)
 		}
-		if werr := e.waitRollout(ctx, rendered, rel.Header.Namespace, opts.Timeout, &rr); werr != nil {
+		if werr := e.waitRollout(ctx, rendered, rel.Header.Namespace, opts.Timeout, &rr, unchangedVersions(cmps)); werr != nil {
 			e.markFailed(cfg, a.revision, werr)
 			return fail(StageWait, fmt.Errorf("%s: %w", rel.File, werr))
 		}
+	} else {
+		e.objectStatus(ctx, rendered, rel.Header.Namespace, &rr)
 	}
-	e.objectStatus(ctx, rendered, rel.Header.Namespace, &rr)
 	if err := a.err; err != nil {
 		stage := StageApply
 		if strings.Contains(err.Error(), "context deadline exceeded") || strings.Contains(err.Error(), "timed out") || strings.Contains(err.Error(), "resource not ready") {
