@@ -174,6 +174,22 @@ func (ca *Cache) List(ctx context.Context, gvk schema.GroupVersionKind, namespac
 	return out, nil
 }
 
+// ListEverywhere returns the cached objects of a kind in every namespace
+// that match selector.
+func (ca *Cache) ListEverywhere(ctx context.Context, gvk schema.GroupVersionKind, selector labels.Selector) ([]*unstructured.Unstructured, error) {
+	ki, err := ca.watch(ctx, gvk)
+	if err != nil {
+		return nil, err
+	}
+	var out []*unstructured.Unstructured
+	for _, item := range ki.informer.GetIndexer().List() {
+		if u, ok := item.(*unstructured.Unstructured); ok && selector.Matches(labels.Set(u.GetLabels())) {
+			out = append(out, u)
+		}
+	}
+	return out, nil
+}
+
 // Watch starts the watch of a kind if it is not watched yet, and waits
 // until its first list is in.
 func (ca *Cache) Watch(ctx context.Context, gvk schema.GroupVersionKind) error {

@@ -35,10 +35,11 @@ func (c *Cluster) Diff(ctx context.Context, obj *unstructured.Unstructured) (*ss
 // as it is, no request is sent. Everything else (objects not in the cache,
 // changes, what the local comparison cannot decide) goes to the API server
 // as a server-side dry-run, which stays the judge of every change and the
-// source of every diff shown.
+// source of every diff shown. An unchanged object comes with its cached
+// live copy.
 func (ca *Cache) Diff(ctx context.Context, obj *unstructured.Unstructured) (*ssa.ChangeSetEntry, *unstructured.Unstructured, *unstructured.Unstructured, error) {
-	if ca.Decide(ctx, obj) {
-		return &ssa.ChangeSetEntry{Subject: fmtObj(obj), Action: ssa.UnchangedAction}, nil, nil, nil
+	if live := ca.decide(ctx, obj); live != nil {
+		return &ssa.ChangeSetEntry{Subject: fmtObj(obj), Action: ssa.UnchangedAction}, live, nil, nil
 	}
 	return ca.cluster.Diff(ctx, obj)
 }
@@ -46,20 +47,25 @@ func (ca *Cache) Diff(ctx context.Context, obj *unstructured.Unstructured) (*ssa
 // Decide reports whether the cache alone shows that an apply of obj would
 // change nothing, and counts the decision (see Decisions).
 func (ca *Cache) Decide(ctx context.Context, obj *unstructured.Unstructured) bool {
+	return ca.decide(ctx, obj) != nil
+}
+
+// decide is Decide, returning the cached live object when it decides.
+func (ca *Cache) decide(ctx context.Context, obj *unstructured.Unstructured) *unstructured.Unstructured {
 	live, err := ca.Get(ctx, obj.GroupVersionKind(), obj.GetNamespace(), obj.GetName())
 	if err != nil || live == nil {
 		ca.undecided.Add(1)
-		return false
+		return nil
 	}
 	want := obj.DeepCopy()
 	utils.RemoveCABundleFromCRD(want) // as ssa's Diff does
 	if ok, why := Unchanged(want, live, FieldManager); !ok {
 		ca.log.Debug("compared by dry-run", "object", fmtObj(obj), "reason", why)
 		ca.undecided.Add(1)
-		return false
+		return nil
 	}
 	ca.decided.Add(1)
-	return true
+	return live
 }
 
 // Decisions returns how many comparisons the cache decided alone, and how

@@ -40,14 +40,16 @@ type applied struct {
 // Helm action's own error is in applied.err, since what follows depends on
 // whether the objects were applied (rollout wait or not).
 func (e *Engine) apply(ctx context.Context, cfg *action.Configuration, rel *repo.Release, ch *render.Chart, rendered *render.Rendered,
-	last *releasev1.Release, immutable bool, timeout time.Duration) (applied, error) {
+	last *releasev1.Release, cmps []comparison, timeout time.Duration) (applied, error) {
+	_, immutable := changes(cmps)
 	log := e.log.With("release", rel.Header.Name, "namespace", rel.Header.Namespace)
 	vals, err := rel.Values()
 	if err != nil {
 		return applied{}, err
 	}
 	labels := e.releaseLabels(rendered.Digest[:40])
-	a := applied{upgrade: last != nil && hasDeployedRevision(cfg, rel.Header.Name)}
+	deployed := last != nil && last.Info != nil && last.Info.Status == helmcommon.StatusDeployed
+	a := applied{upgrade: deployed || (last != nil && hasDeployedRevision(cfg, rel.Header.Name))}
 	if immutable && a.upgrade {
 		if _, err := e.recreateImmutable(ctx, rendered, rel.Header.Name, rel.Header.Namespace); err != nil {
 			return a, fmt.Errorf("%s: %w", rel.File, err)
@@ -55,6 +57,9 @@ func (e *Engine) apply(ctx context.Context, cfg *action.Configuration, rel *repo
 	}
 	unhold := e.hold(rel.Header.Namespace, rel.Header.Name)
 	defer unhold()
+	if hc, ok := cfg.KubeClient.(*helmkube.Client); ok {
+		cfg.KubeClient = &skipUnchanged{Client: hc, unchanged: unchangedObjects(cmps)}
+	}
 	a.revision, a.err = e.helmApply(ctx, cfg, rel, ch, vals, labels, a.upgrade, timeout)
 	if a.err != nil && a.upgrade && kube.IsImmutableFieldError(a.err) {
 		// A field the API server will not update. StatefulSets are deleted

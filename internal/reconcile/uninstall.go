@@ -2,14 +2,21 @@ package reconcile
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"helm.sh/helm/v4/pkg/action"
 	helmkube "helm.sh/helm/v4/pkg/kube"
 	releasev1 "helm.sh/helm/v4/pkg/release/v1"
+	helmstorage "helm.sh/helm/v4/pkg/storage/driver"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/mygitops/mgo/internal/kube"
 	"github.com/mygitops/mgo/internal/repo"
@@ -42,15 +49,7 @@ func (e *Engine) uninstallRemoved(ctx context.Context, c *repo.Cluster, opts Opt
 	if same && !opts.Full {
 		return nil // the same releases as at the last check: nothing was removed
 	}
-	cfg, err := e.cluster.Helm("", e.log)
-	if err != nil {
-		return []ReleaseResult{{Action: Failed, Stage: StageDiff, Error: err.Error()}}
-	}
-	list := action.NewList(cfg)
-	list.AllNamespaces = true
-	list.All = true
-	list.Selector = LabelManagedBy + "=" + managedBy
-	rels, err := list.Run()
+	rels, err := e.mgoReleases(ctx)
 	if err != nil {
 		return []ReleaseResult{{Action: Failed, Stage: StageDiff, Error: fmt.Sprintf("listing mgo's releases: %v", err)}}
 	}
@@ -67,9 +66,8 @@ func (e *Engine) uninstallRemoved(ctx context.Context, c *repo.Cluster, opts Opt
 			e.mu.Unlock()
 		}
 	}()
-	for _, x := range rels {
-		hr, ok := x.(*releasev1.Release)
-		if !ok || want[hr.Namespace+"/"+hr.Name] {
+	for _, hr := range rels {
+		if want[hr.Namespace+"/"+hr.Name] {
 			continue
 		}
 		e.mu.Lock()
@@ -106,6 +104,9 @@ func (e *Engine) uninstallRemoved(ctx context.Context, c *repo.Cluster, opts Opt
 			un.Description = "values file removed from the gitops repo"
 			_, err = un.Run(hr.Name)
 		}
+		if errors.Is(err, helmstorage.ErrReleaseNotFound) {
+			continue // gone already: the cache had not seen its uninstall yet
+		}
 		if err != nil {
 			rr.Action, rr.Stage, rr.Error = Failed, StageApply, fmt.Sprintf("uninstall: %v", err)
 			failed = true
@@ -119,5 +120,71 @@ func (e *Engine) uninstallRemoved(ctx context.Context, c *repo.Cluster, opts Opt
 		out = append(out, rr)
 	}
 	_ = ctx
+	return out
+}
+
+// mgoReleases returns the newest revision of every release an mgo installed
+// in the cluster (label mgo.io/managed-by), in every namespace. The first
+// time, from Helm's storage (every release Secret, payload included: a
+// release of an older mgo has no cluster label, so only this list sees
+// it); after that, from the engine's cache of this cluster's release
+// Secrets (labels only), without a request.
+func (e *Engine) mgoReleases(ctx context.Context) ([]*releasev1.Release, error) {
+	e.mu.Lock()
+	listed := e.listedReleases
+	e.mu.Unlock()
+	if e.cache != nil && listed {
+		sel := labels.SelectorFromSet(labels.Set{"owner": "helm", LabelManagedBy: managedBy})
+		secrets, err := e.cache.ListEverywhere(ctx, schema.GroupVersionKind{Version: "v1", Kind: "Secret"}, sel)
+		if err == nil {
+			return newestRevisions(secrets), nil
+		}
+		e.log.Debug("listing releases from Helm's storage: the cache cannot", "error", err)
+	}
+	cfg, err := e.cluster.Helm("", e.log)
+	if err != nil {
+		return nil, err
+	}
+	list := action.NewList(cfg)
+	list.AllNamespaces = true
+	list.All = true
+	list.Selector = LabelManagedBy + "=" + managedBy
+	found, err := list.Run()
+	if err != nil {
+		return nil, err
+	}
+	var out []*releasev1.Release
+	for _, x := range found {
+		if hr, ok := x.(*releasev1.Release); ok {
+			out = append(out, hr)
+		}
+	}
+	e.mu.Lock()
+	e.listedReleases = true
+	e.mu.Unlock()
+	return out, nil
+}
+
+// newestRevisions makes, of Helm's release Secrets (labels only), the
+// newest revision of each release, with its name, namespace, version and
+// labels.
+func newestRevisions(secrets []*unstructured.Unstructured) []*releasev1.Release {
+	newest := map[string]*releasev1.Release{}
+	for _, s := range secrets {
+		l := s.GetLabels()
+		v, err := strconv.Atoi(l["version"])
+		if err != nil || l["name"] == "" {
+			continue
+		}
+		key := s.GetNamespace() + "/" + l["name"]
+		if cur, ok := newest[key]; ok && cur.Version >= v {
+			continue
+		}
+		newest[key] = &releasev1.Release{Name: l["name"], Namespace: s.GetNamespace(), Version: v, Labels: maps.Clone(l)}
+	}
+	out := slices.Collect(maps.Values(newest))
+	slices.SortFunc(out, func(a, b *releasev1.Release) int {
+		return strings.Compare(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name)
+	})
 	return out
 }

@@ -3,6 +3,7 @@ package reconcile
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -74,17 +75,23 @@ func (e *Engine) probe(ctx context.Context, rendered *render.Rendered, ns string
 }
 
 // waitRollout waits until every rendered object is Current or timeout
-// passes; then the error names those that are not. The objects are read
-// once from the API server after the apply; then, for the kinds the
-// engine's cache watches, from the cache each time a watch event arrives,
-// without a request; objects the cache does not hold are polled (200 ms
-// backing off to 2 s).
-func (e *Engine) waitRollout(ctx context.Context, rendered *render.Rendered, ns string, timeout time.Duration, rr *ReleaseResult) error {
+// passes; then the error names those that are not, and otherwise rr holds
+// the objects' statuses. The objects the apply changed are read once from
+// the API server after it; then, for the kinds the engine's cache watches,
+// from the cache each time a watch event arrives, without a request;
+// objects the cache does not hold are polled (200 ms backing off to 2 s).
+// known are the versions (by subject) of the objects the plan found
+// unchanged, which the apply did not touch: they are read from the cache
+// from the start.
+func (e *Engine) waitRollout(ctx context.Context, rendered *render.Rendered, ns string, timeout time.Duration, rr *ReleaseResult, known map[string]string) error {
 	faults.Point(faults.RolloutWait)
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	interval := 200 * time.Millisecond
-	seen := map[string]string{}
+	seen := maps.Clone(known)
+	if seen == nil {
+		seen = map[string]string{}
+	}
 	for first := true; ; first = false {
 		var changed <-chan struct{}
 		if e.cache != nil {
@@ -94,6 +101,7 @@ func (e *Engine) waitRollout(ctx context.Context, rendered *render.Rendered, ns 
 		read := e.probe(wctx, rendered, ns, &probe, seen)
 		pending := notReady(probe.Objects)
 		if pending == "" {
+			rr.Objects = probe.Objects
 			return nil
 		}
 		// Poll while some object is read from the API server (not in the
