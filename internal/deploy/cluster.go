@@ -48,8 +48,14 @@ type clusterSync struct {
 	ahead     map[string]bool
 	fgJobs    []*job
 	fgRunning bool
-	status    ClusterStatus
-	inputs    string // digest of the cluster's files at the last sync
+	// current is the early finisher of the loop's sync in flight and
+	// currentHead the head it syncs (once its snapshot is taken): a job
+	// pushed meanwhile whose commit that head holds is answered by it
+	// instead of by the next sync.
+	current     *earlyFinish
+	currentHead string
+	status      ClusterStatus
+	inputs      string // digest of the cluster's files at the last sync
 	// skipped is the digest of the cluster's files when an automatic sync
 	// was skipped because the cluster syncs manually.
 	skipped string
@@ -102,6 +108,12 @@ func newClusterSync(s *Service, name string, e ClusterSyncer) *clusterSync {
 // stopped and no sync can start.
 func (c *clusterSync) add(j *job) bool {
 	c.mu.Lock()
+	if cur := c.current; cur != nil && c.currentHead != "" && len(j.files) > 0 && (j.head == c.currentHead || j.d.Commit == c.currentHead) {
+		// The sync in flight syncs a tree holding the job's commit.
+		c.mu.Unlock()
+		cur.adopt(j)
+		return true
+	}
 	defer c.mu.Unlock()
 	// With records shared by several replicas the lane stays off: the
 	// holder's syncs after taking a lease also finish adopted records, and
@@ -143,11 +155,13 @@ func (c *clusterSync) foregroundLoop() {
 			return
 		}
 		c.mu.Unlock()
-		out := c.syncReleases(jobs)
+		early := newEarlyFinish(c.s, jobs)
+		out := c.syncReleases(jobs, early.onRelease)
 		for _, j := range jobs {
 			switch {
 			case out.notSynced != "":
 				c.s.finishNotSynced(j, out)
+			case early.done(j):
 			default:
 				c.s.finishSynced(j, c.restart(j, out))
 			}
@@ -165,8 +179,10 @@ func (c *clusterSync) superseded(file string) bool {
 
 // syncReleases syncs the releases of the jobs' values files at the
 // current head, each release by itself and all at once (the engine's
-// slots bound them, before any background sync's releases).
-func (c *clusterSync) syncReleases(jobs []*job) syncOutcome {
+// slots bound them, before any background sync's releases). onRelease is
+// called with each release's result as soon as it is synced, so that a
+// job is answered when its own releases are.
+func (c *clusterSync) syncReleases(jobs []*job, onRelease func(reconcile.ReleaseResult)) syncOutcome {
 	ctx := c.s.ctx
 	out := syncOutcome{started: c.s.cfg.Now()}
 	err := c.s.withSnapshot(ctx, func(dir, head string) error {
@@ -207,7 +223,7 @@ func (c *clusterSync) syncReleases(jobs []*job) syncOutcome {
 		var errs []error
 		for _, name := range names {
 			wg.Go(func() {
-				rr, err := c.engine.Sync(ctx, r, reconcile.Options{Release: name})
+				rr, err := c.engine.Sync(ctx, r, reconcile.Options{Release: name, OnRelease: onRelease})
 				mu.Lock()
 				defer mu.Unlock()
 				if err != nil {
@@ -286,10 +302,20 @@ func (c *clusterSync) loop() {
 		c.mu.Unlock()
 
 		early := newEarlyFinish(c.s, jobs)
-		out := c.sync(full, force, background, early.onRelease)
+		var onHead func(string)
+		if !background {
+			onHead = func(head string) {
+				c.mu.Lock()
+				c.current, c.currentHead = early, head
+				c.mu.Unlock()
+			}
+		}
+		out := c.sync(full, force, background, early.onRelease, onHead)
 		c.mu.Lock()
 		c.inBackground, c.ahead = false, nil
+		c.current, c.currentHead = nil, ""
 		c.mu.Unlock()
+		jobs = early.all() // with those adopted during the sync
 		if out.notSynced != "" {
 			for _, j := range jobs {
 				c.s.finishNotSynced(j, out)
@@ -314,13 +340,16 @@ func (c *clusterSync) loop() {
 // sync syncs the cluster from a snapshot of the tree at the current head.
 // Unless force is set, a cluster whose sync policy at that head is manual
 // is not synced: the outcome says so in notSynced.
-func (c *clusterSync) sync(full, force, background bool, onRelease func(reconcile.ReleaseResult)) syncOutcome {
+func (c *clusterSync) sync(full, force, background bool, onRelease func(reconcile.ReleaseResult), onHead func(string)) syncOutcome {
 	ctx := c.s.ctx
 	out := syncOutcome{started: c.s.cfg.Now()}
 	var inputs string
 	manual := false
 	err := c.s.withSnapshot(ctx, func(dir, head string) error {
 		out.head = head
+		if onHead != nil {
+			onHead(head)
+		}
 		var err error
 		if inputs, err = clusterInputs(dir, c.name); err != nil {
 			return err
@@ -396,6 +425,27 @@ func newEarlyFinish(s *Service, jobs []*job) *earlyFinish {
 func (f *earlyFinish) onRelease(rr reconcile.ReleaseResult) {
 	f.mu.Lock()
 	f.results[rr.File] = rr
+	f.answerLocked()
+}
+
+// adopt adds a job pushed while the sync runs, at a head the sync's tree
+// holds; it is answered at once when its releases are synced already.
+func (f *earlyFinish) adopt(j *job) {
+	f.mu.Lock()
+	f.jobs = append(f.jobs, j)
+	f.answerLocked()
+}
+
+// all returns the jobs, those adopted included.
+func (f *earlyFinish) all() []*job {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.jobs)
+}
+
+// answerLocked answers the jobs whose releases are all synced; it unlocks
+// f.mu.
+func (f *earlyFinish) answerLocked() {
 	var ready []*job
 	for _, j := range f.jobs {
 		if f.finished[j] || len(j.files) == 0 || (j.d.Request.Restart && !j.d.Changed) {

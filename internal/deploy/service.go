@@ -90,6 +90,8 @@ type job struct {
 	files []string
 	// revert is the commit a rollback reverts.
 	revert string
+	// head is the branch head its push left (the tip of its batch).
+	head string
 }
 
 // New checks cfg and returns a Service. Deployments left unfinished by an
@@ -599,7 +601,7 @@ func (s *Service) revert(ctx context.Context, j *job) {
 func (s *Service) pushed(j *job, changed bool, commit, head string, now time.Time) {
 	s.mu.Lock()
 	j.d.Status, j.d.Changed, j.d.Files = Pushed, changed, j.files
-	j.d.Commit = commit
+	j.d.Commit, j.head = commit, head
 	if !changed {
 		j.d.Commit = head
 	}
