@@ -136,7 +136,8 @@ func runDrift(ctx context.Context, w *world, bin string, m *Measure) error {
 		"--repo-url", "file://"+remote, "--branch", "main",
 		"--listen", addr, "--data-dir", filepath.Join(w.Home, "serve"),
 		"--kubeconfig", w.Cluster.Kubeconfig, "--tokens-file", tokens,
-		"--poll-interval", "0", "--resync-interval", "0", "--log-level", "warn")
+		"--poll-interval", "0", "--resync-interval", "0", "--log-level", "warn",
+		"--repo-id", serveRepoID)
 	cmd.Env = w.baseEnv()
 	cmd.Dir = w.Home
 	out := io.MultiWriter(w.Log, lines) // mgo serve logs to stdout

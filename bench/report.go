@@ -151,12 +151,15 @@ func printReport(w io.Writer, res *Results, scenarios []string) {
 					fmtSeconds(st.ReadySeconds), fmtSeconds(st.StartupSeconds), st.Signal, m.RequestsTotal, m.Requests,
 					fmtKiB(m.Usage.MaxRSSKiB), fmtSeconds(m.Usage.CPU.Seconds()))
 				if d := st.Deploy; d != nil {
-					answered := "after"
+					answered, synced := "after", "after"
 					if st.DeployAnsweredFirst {
 						answered = "before"
 					}
-					fmt.Fprintf(w, ". A second start with one deploy sent %s after the process start: answered (%d succeeded) in %s, %s that start's comparison ended (at %s); %d API requests, %d new Helm revisions, peak RSS %s",
-						fmtSeconds(st.DeploySentSeconds), d.Succeeded, fmtSeconds(d.Max), answered, fmtSeconds(st.WithDeployStartup),
+					if st.DeploySyncedFirst {
+						synced = "before"
+					}
+					fmt.Fprintf(w, ". A second start with one deploy sent %s after the process start: its sync began at %s (%s that start's comparison ended, at %s), answered (%d succeeded) %s after it was sent (%s the comparison ended); %d API requests, %d new Helm revisions, peak RSS %s",
+						fmtSeconds(st.DeploySentSeconds), fmtSeconds(st.DeploySyncSeconds), synced, fmtSeconds(st.WithDeployStartup), d.Succeeded, fmtSeconds(d.Max), answered,
 						st.WithDeployRequests.Total(), st.WithDeployRevisions, fmtKiB(st.WithDeployMaxRSSKiB))
 				}
 				if m.Error != "" {

@@ -25,6 +25,14 @@ const (
 	startupOK   = "initial sync done"
 )
 
+// serveRepoID is the repo identity every mgo serve of the benchmark runs
+// with: the one `mgo sync` labels releases with by default, as an operator
+// gives it when moving a cluster from `mgo sync` to `mgo serve` (see `mgo
+// sync --help`). With another identity mgo serve would not trust the cached
+// Helm release labels of releases `mgo sync` installed and would read each
+// release's Helm storage instead.
+const serveRepoID = "default"
+
 // serveProc is one `mgo serve` process on the contender's cluster, serving
 // the benchmark repo from a bare git remote, with a token for the cluster.
 type serveProc struct {
@@ -67,7 +75,8 @@ func startServe(ctx context.Context, w *world, bin string, o serveOptions) (*ser
 		"--repo-url", "file://"+remote, "--branch", "main",
 		"--listen", addr, "--data-dir", filepath.Join(w.Home, o.dataDir),
 		"--kubeconfig", w.Cluster.Kubeconfig, "--tokens-file", tokens,
-		"--poll-interval", "0", "--resync-interval", o.resyncInterval.String(), "--log-level", "info")
+		"--poll-interval", "0", "--resync-interval", o.resyncInterval.String(), "--log-level", "info",
+		"--repo-id", serveRepoID)
 	p.cmd.Env = w.baseEnv()
 	p.cmd.Dir = w.Home
 	out := io.MultiWriter(w.Log, p.lines)
@@ -143,6 +152,7 @@ type deployAnswer struct {
 	Error   string
 	Latency time.Duration
 	At      time.Time // when the answer arrived
+	Synced  time.Time // when the sync of its release began (times.synced)
 }
 
 // deploy sends one deploy request for r (a new tag, wait: true) and
@@ -166,9 +176,12 @@ func (p *serveProc) deploy(ctx context.Context, cluster string, r release, tag s
 	var ans struct {
 		Status string `json:"status"`
 		Error  string `json:"error"`
+		Times  struct {
+			Synced time.Time `json:"synced"`
+		} `json:"times"`
 	}
 	_ = json.Unmarshal(b, &ans)
-	a.Status, a.Error = ans.Status, strings.TrimSpace(ans.Error)
+	a.Status, a.Error, a.Synced = ans.Status, strings.TrimSpace(ans.Error), ans.Times.Synced
 	if a.Status == "" && resp.StatusCode/100 != 2 {
 		a.Error = strings.TrimSpace(string(b))
 	}
@@ -187,14 +200,18 @@ type StartupStats struct {
 	// answered: its latency (answered after its rollout), whether it was
 	// answered before that start's comparison ended, and that start's own
 	// figures.
-	Deploy               *BurstStats `json:"deploy,omitempty"`
-	DeploySentSeconds    float64     `json:"deploySentSeconds"`
-	DeployAnsweredFirst  bool        `json:"deployAnsweredBeforeStartupDone"`
-	WithDeployStartup    float64     `json:"withDeployStartupSeconds"`
-	WithDeployRequests   Requests    `json:"withDeployRequests"`
-	WithDeployMaxRSSKiB  int64       `json:"withDeployMaxRSSKiB"`
-	WithDeployRevisions  int         `json:"withDeployHelmRevisions"`
-	WithDeployStartupErr string      `json:"withDeployError,omitempty"`
+	Deploy            *BurstStats `json:"deploy,omitempty"`
+	DeploySentSeconds float64     `json:"deploySentSeconds"`
+	// DeploySyncSeconds is when the sync of the deploy's release began
+	// (its record's times.synced), from the process start.
+	DeploySyncSeconds    float64  `json:"deploySyncStartedSeconds"`
+	DeploySyncedFirst    bool     `json:"deploySyncStartedBeforeStartupDone"`
+	DeployAnsweredFirst  bool     `json:"deployAnsweredBeforeStartupDone"`
+	WithDeployStartup    float64  `json:"withDeployStartupSeconds"`
+	WithDeployRequests   Requests `json:"withDeployRequests"`
+	WithDeployMaxRSSKiB  int64    `json:"withDeployMaxRSSKiB"`
+	WithDeployRevisions  int      `json:"withDeployHelmRevisions"`
+	WithDeployStartupErr string   `json:"withDeployError,omitempty"`
 }
 
 // runServeStartup measures `mgo serve` starting on a cluster already
@@ -274,12 +291,16 @@ func runServeStartup(ctx context.Context, w *world, bin string, m *Measure) erro
 		b.Errors = []string{fmt.Sprintf("%s: HTTP %d %s %s", r.Name, a.Code, a.Status, a.Error)}
 	}
 	st.Deploy = b
+	if !a.Synced.IsZero() {
+		st.DeploySyncSeconds = a.Synced.Sub(p.started).Seconds()
+	}
 	done2, err := p.waitLine(ctx, startupLine, 10*time.Minute)
 	if err != nil {
 		st.WithDeployStartupErr = err.Error()
 	} else {
 		st.WithDeployStartup = done2.Sub(p.started).Seconds()
 		st.DeployAnsweredFirst = a.At.Before(done2)
+		st.DeploySyncedFirst = !a.Synced.IsZero() && a.Synced.Before(done2)
 	}
 	reqs2, err := w.Cluster.Requests()
 	u2 := p.stop()
