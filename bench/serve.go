@@ -76,7 +76,7 @@ func startServe(ctx context.Context, w *world, bin string, o serveOptions) (*ser
 		"--listen", addr, "--data-dir", filepath.Join(w.Home, o.dataDir),
 		"--kubeconfig", w.Cluster.Kubeconfig, "--tokens-file", tokens,
 		"--poll-interval", "0", "--resync-interval", o.resyncInterval.String(), "--log-level", "info",
-		"--repo-id", serveRepoID)
+		"--repo-id", serveRepoID, "--drain-delay", "0")
 	p.cmd.Env = w.baseEnv()
 	p.cmd.Dir = w.Home
 	out := io.MultiWriter(w.Log, p.lines)
