@@ -1,16 +1,20 @@
 // Command bench measures mgo against the tools a team would use instead to
-// keep a cluster equal to a gitops repo: a `helm upgrade --install` loop and
-// helmfile. Every contender gets a fresh local control plane
-// (internal/testenv) with an audit log and an API identity of its own, the
-// same gitops repo of N releases, and the same scenarios: first sync, no-op
-// resync, one image changed, ten images changed, and (mgo only, through
-// mgo serve) a burst of deploy requests, deploys one after the other, and an
-// out-of-band change until mgo reports the drift. It reports wall time, API requests by
-// verb and writes, new Helm revisions, peak RSS and CPU of the contender's
-// processes, prints a table with the ratios mgo/contender, and writes the raw
+// keep a cluster equal to a gitops repo, a `helm upgrade --install` loop and
+// helmfile, and against the floor: the same rendered objects applied by
+// server-side apply without Helm (bench/floor). Every contender gets a fresh
+// local control plane (internal/testenv) with an audit log and an API
+// identity of its own, the same gitops repo of N releases, and the same
+// scenarios: first sync, no-op resync, one image changed, ten images
+// changed, and (mgo only, through mgo serve) a burst of deploy requests,
+// deploys one after the other, an out-of-band change until mgo reports the
+// drift, the service's start-up on the synced cluster (with a deploy sent
+// during it) and a no-op resync of a settled service. It reports wall time,
+// API requests by verb and writes, new Helm revisions, peak RSS and CPU of
+// the contender's processes, prints a table with the ratios mgo/contender
+// (mgo's first sync over the floor's among them), and writes the raw
 // results as JSON.
 //
-//	go run ./bench [-n 100] [-contenders mgo,helm,helmfile] [-scenarios ...] [-out file.json]
+//	go run ./bench [-n 100] [-contenders mgo,floor,helm,helmfile] [-scenarios ...] [-helm-diff PATH] [-out file.json]
 //
 // `make bench` runs it. See docs/benchmarks.md.
 package main
