@@ -52,7 +52,7 @@ demo: testenv build ## run the main job on the local control plane: gitops repo,
 	$(GO) run ./hack/demo --mgo $(BIN_DIR)/mgo $(DEMO_FLAGS)
 
 .PHONY: bench
-bench: testenv ## benchmark mgo against a helm loop and helmfile (docs/benchmarks.md; BENCH_FLAGS="-n 1000")
+bench: testenv ## benchmark mgo against the floor, a helm loop and helmfile (docs/benchmarks.md; BENCH_FLAGS="-n 1000 -helm-diff PATH")
 	$(GO) run ./bench $(BENCH_FLAGS)
 
 .PHONY: devcluster

@@ -80,7 +80,8 @@ func runBurst(ctx context.Context, w *world, bin string, k int, tag string, sequ
 		"--repo-url", "file://"+remote, "--branch", "main",
 		"--listen", addr, "--data-dir", filepath.Join(w.Home, "serve"),
 		"--kubeconfig", w.Cluster.Kubeconfig, "--tokens-file", tokens,
-		"--poll-interval", "0", "--resync-interval", "0", "--log-level", "warn")
+		"--poll-interval", "0", "--resync-interval", "0", "--log-level", "warn",
+		"--repo-id", serveRepoID)
 	cmd.Env = w.baseEnv()
 	cmd.Dir = w.Home
 	cmd.Stdout = w.Log

@@ -182,3 +182,27 @@ func helmfileYAML(w *world) string {
 	}
 	return b.String()
 }
+
+// floorRun runs bench/floor: the objects mgo would apply, rendered with
+// mgo's own packages inside the measured run, applied without Helm by one
+// server-side apply each, as many releases at once and with the same client
+// budget as mgo (the cluster's budget in mygitops.yaml: 50 QPS, burst 100,
+// 4 releases at once), then the same wait for the rollout. Every run applies
+// everything. The lower bound of what a sync through Helm can cost.
+type floorRun struct{ bin string }
+
+func (f *floorRun) Name() string { return "floor" }
+func (f *floorRun) Describe() string {
+	return "bench/floor (" + f.bin + "): render with mgo's packages, one server-side apply per object, no Helm, wait for the Deployments; 50 QPS, burst 100, 4 releases at once"
+}
+
+func (f *floorRun) Sync(ctx context.Context, w *world) (Usage, error) {
+	return run(ctx, command{
+		Path: f.bin,
+		Args: []string{"--repo", w.Repo.Dir, "--cluster", w.Cluster.Env.Context,
+			"--kubeconfig", w.Cluster.Kubeconfig, "--chart-cache", filepath.Join(w.Home, "floor-charts"), "--timeout", "5m"},
+		Env: w.baseEnv(),
+		Dir: w.Home,
+		Log: w.Log,
+	})
+}

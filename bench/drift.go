@@ -31,17 +31,27 @@ type DriftStats struct {
 	LatencySeconds float64 `json:"latencySeconds"`
 }
 
-// lineWatch scans written output for lines containing a string.
+// lineWatch scans written output for lines containing any of its
+// strings, and keeps them with the time they were written.
 type lineWatch struct {
 	mu    sync.Mutex
+	subs  []string
 	buf   bytes.Buffer
-	lines []string
+	lines []seenLine
 	seen  chan struct{}
 }
 
-func newLineWatch() *lineWatch { return &lineWatch{seen: make(chan struct{}, 1)} }
+type seenLine struct {
+	text string
+	at   time.Time
+}
+
+func newLineWatch(subs ...string) *lineWatch {
+	return &lineWatch{subs: subs, seen: make(chan struct{}, 1)}
+}
 
 func (l *lineWatch) Write(p []byte) (int, error) {
+	now := time.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.buf.Write(p)
@@ -51,26 +61,47 @@ func (l *lineWatch) Write(p []byte) (int, error) {
 			l.buf.WriteString(line) // incomplete: keep for the next write
 			break
 		}
-		if strings.Contains(line, driftLine) {
-			l.lines = append(l.lines, line)
-			select {
-			case l.seen <- struct{}{}:
-			default:
+		for _, sub := range l.subs {
+			if strings.Contains(line, sub) {
+				l.lines = append(l.lines, seenLine{text: line, at: now})
+				select {
+				case l.seen <- struct{}{}:
+				default:
+				}
+				break
 			}
 		}
 	}
 	return len(p), nil
 }
 
-func (l *lineWatch) matching(sub string) bool {
+// first returns when the first line containing sub was written.
+func (l *lineWatch) first(sub string) (time.Time, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, line := range l.lines {
-		if strings.Contains(line, sub) {
-			return true
+		if strings.Contains(line.text, sub) {
+			return line.at, true
 		}
 	}
-	return false
+	return time.Time{}, false
+}
+
+// firstLine returns the first line containing sub, or "".
+func (l *lineWatch) firstLine(sub string) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, line := range l.lines {
+		if strings.Contains(line.text, sub) {
+			return strings.TrimSpace(line.text)
+		}
+	}
+	return ""
+}
+
+func (l *lineWatch) matching(sub string) bool {
+	_, ok := l.first(sub)
+	return ok
 }
 
 // runDrift measures how long `mgo serve` takes to report an out-of-band
@@ -100,12 +131,13 @@ func runDrift(ctx context.Context, w *world, bin string, m *Measure) error {
 	}
 	sctx, cancel := context.WithCancel(ctx) // of the service
 	defer cancel()
-	lines := newLineWatch()
+	lines := newLineWatch(driftLine)
 	cmd := exec.CommandContext(sctx, bin, "serve",
 		"--repo-url", "file://"+remote, "--branch", "main",
 		"--listen", addr, "--data-dir", filepath.Join(w.Home, "serve"),
 		"--kubeconfig", w.Cluster.Kubeconfig, "--tokens-file", tokens,
-		"--poll-interval", "0", "--resync-interval", "0", "--log-level", "warn")
+		"--poll-interval", "0", "--resync-interval", "0", "--log-level", "warn",
+		"--repo-id", serveRepoID)
 	cmd.Env = w.baseEnv()
 	cmd.Dir = w.Home
 	out := io.MultiWriter(w.Log, lines) // mgo serve logs to stdout

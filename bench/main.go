@@ -1,16 +1,20 @@
 // Command bench measures mgo against the tools a team would use instead to
-// keep a cluster equal to a gitops repo: a `helm upgrade --install` loop and
-// helmfile. Every contender gets a fresh local control plane
-// (internal/testenv) with an audit log and an API identity of its own, the
-// same gitops repo of N releases, and the same scenarios: first sync, no-op
-// resync, one image changed, ten images changed, and (mgo only, through
-// mgo serve) a burst of deploy requests, deploys one after the other, and an
-// out-of-band change until mgo reports the drift. It reports wall time, API requests by
-// verb and writes, new Helm revisions, peak RSS and CPU of the contender's
-// processes, prints a table with the ratios mgo/contender, and writes the raw
+// keep a cluster equal to a gitops repo, a `helm upgrade --install` loop and
+// helmfile, and against the floor: the same rendered objects applied by
+// server-side apply without Helm (bench/floor). Every contender gets a fresh
+// local control plane (internal/testenv) with an audit log and an API
+// identity of its own, the same gitops repo of N releases, and the same
+// scenarios: first sync, no-op resync, one image changed, ten images
+// changed, and (mgo only, through mgo serve) a burst of deploy requests,
+// deploys one after the other, an out-of-band change until mgo reports the
+// drift, the service's start-up on the synced cluster (with a deploy sent
+// during it) and a no-op resync of a settled service. It reports wall time,
+// API requests by verb and writes, new Helm revisions, peak RSS and CPU of
+// the contender's processes, prints a table with the ratios mgo/contender
+// (mgo's first sync over the floor's among them), and writes the raw
 // results as JSON.
 //
-//	go run ./bench [-n 100] [-contenders mgo,helm,helmfile] [-scenarios ...] [-out file.json]
+//	go run ./bench [-n 100] [-contenders mgo,floor,helm,helmfile] [-scenarios ...] [-helm-diff PATH] [-out file.json]
 //
 // `make bench` runs it. See docs/benchmarks.md.
 package main
@@ -45,12 +49,23 @@ const (
 	singleDeploy = "single-deploy"
 	// drift: an out-of-band change, until mgo serve reports it.
 	drift = "drift"
+	// serveStartup: mgo serve started on the synced cluster, until its
+	// start-up comparison is done; then a deploy sent during a start-up.
+	serveStartup = "serve-startup"
+	// serveResync: a periodic drift check and a sync asked through the API
+	// of a settled mgo serve, nothing having changed.
+	serveResync = "serve-resync"
 )
 
-var allScenarios = []string{firstSync, noopSync, oneImage, tenImages, deployBurst, singleDeploy, drift}
+var allScenarios = []string{firstSync, noopSync, oneImage, tenImages, deployBurst, singleDeploy, drift, serveStartup, serveResync}
 
 // serveScenario reports whether s measures mgo serve (mgo only).
-func serveScenario(s string) bool { return s == deployBurst || s == singleDeploy || s == drift }
+func serveScenario(s string) bool {
+	return s == deployBurst || s == singleDeploy || s == drift || s == serveStartup || s == serveResync
+}
+
+// contenderNames are the contenders -contenders accepts.
+var contenderNames = []string{"mgo", "floor", "helm", "helmfile"}
 
 // Measure is one contender in one scenario.
 type Measure struct {
@@ -69,9 +84,11 @@ type Measure struct {
 	Usage     Usage `json:"usage"`
 	// NotReadySeconds is how long the cluster still needed to match the repo
 	// after the contender had finished (0: it waited for the rollout).
-	NotReadySeconds float64     `json:"notReadySeconds"`
-	Burst           *BurstStats `json:"burst,omitempty"`
-	Drift           *DriftStats `json:"drift,omitempty"`
+	NotReadySeconds float64       `json:"notReadySeconds"`
+	Burst           *BurstStats   `json:"burst,omitempty"`
+	Drift           *DriftStats   `json:"drift,omitempty"`
+	Startup         *StartupStats `json:"startup,omitempty"`
+	Resync          *ResyncStats  `json:"resync,omitempty"`
 	// Load1 is the machine's 1-minute load average when the scenario ended:
 	// other work on the machine slows every contender down.
 	Load1 float64 `json:"load1"`
@@ -93,15 +110,18 @@ type ContenderInfo struct {
 
 // Results is the JSON written by -out.
 type Results struct {
-	Date        time.Time       `json:"date"`
-	Machine     map[string]any  `json:"machine"`
-	Releases    int             `json:"releases"`
-	Namespaces  int             `json:"namespaces"`
-	Chart       string          `json:"chart"`
-	Contenders  []ContenderInfo `json:"contenders"`
-	Tools       []tool          `json:"tools"`
-	Measures    []Measure       `json:"measures"`
-	WallSeconds float64         `json:"wallSeconds"`
+	Date       time.Time       `json:"date"`
+	Machine    map[string]any  `json:"machine"`
+	Releases   int             `json:"releases"`
+	Namespaces int             `json:"namespaces"`
+	Chart      string          `json:"chart"`
+	Contenders []ContenderInfo `json:"contenders"`
+	Tools      []tool          `json:"tools"`
+	Measures   []Measure       `json:"measures"`
+	// MgoOverFloor is mgo's first-sync wall time divided by the floor's,
+	// both measured in this run (target: at most 1.1).
+	MgoOverFloor *float64 `json:"mgoFirstSyncOverFloor,omitempty"`
+	WallSeconds  float64  `json:"wallSeconds"`
 }
 
 type options struct {
@@ -115,6 +135,8 @@ type options struct {
 	helmfileConcurrency int
 	burst               int
 	deploys             int
+	resyncInterval      time.Duration
+	helmDiff            string
 	timeout             time.Duration
 }
 
@@ -122,7 +144,7 @@ func main() {
 	var o options
 	var contenders, scenarios string
 	flag.IntVar(&o.n, "n", 100, "number of Helm releases in the gitops repo (e.g. 1000)")
-	flag.StringVar(&contenders, "contenders", "mgo,helm,helmfile", "contenders to run, comma-separated: mgo, helm, helmfile")
+	flag.StringVar(&contenders, "contenders", strings.Join(contenderNames, ","), "contenders to run, comma-separated: "+strings.Join(contenderNames, ", "))
 	flag.StringVar(&scenarios, "scenarios", strings.Join(allScenarios, ","), "scenarios to report, comma-separated (a first sync always runs: the others need it)")
 	flag.StringVar(&o.out, "out", "", "JSON results file (default bench/results/bench-n<N>-<time>.json; a .log beside it keeps the contenders' output)")
 	flag.StringVar(&o.mgoBin, "mgo", "", "mgo binary to measure (default: build ./cmd/mgo from the working tree into bin/mgo)")
@@ -131,12 +153,14 @@ func main() {
 	flag.IntVar(&o.helmfileConcurrency, "helmfile-concurrency", 4, "helmfile --concurrency (mgo's default is 4 releases at once)")
 	flag.IntVar(&o.burst, "burst", 30, "deploy requests in the deploy-burst scenario")
 	flag.IntVar(&o.deploys, "deploys", 20, "deploy requests, one after the other, in the single-deploy scenario")
+	flag.DurationVar(&o.resyncInterval, "resync-interval", 15*time.Second, "mgo serve --resync-interval in the serve-resync scenario")
+	flag.StringVar(&o.helmDiff, "helm-diff", os.Getenv("MGO_BENCH_HELM_DIFF"), "a helm-diff plugin binary (built from its source) for `helmfile apply` (env MGO_BENCH_HELM_DIFF; default: try to build it, else `helmfile sync`)")
 	flag.DurationVar(&o.timeout, "timeout", 30*time.Minute, "give up on a contender after this long")
 	flag.Parse()
 	o.contenders = splitList(contenders)
 	o.scenarios = splitList(scenarios)
 	for _, c := range o.contenders {
-		if !slices.Contains([]string{"mgo", "helm", "helmfile"}, c) {
+		if !slices.Contains(contenderNames, c) {
 			fatalf("-contenders: unknown contender %q", c)
 		}
 	}
@@ -247,6 +271,15 @@ func benchmark(ctx context.Context, o options) error {
 			} else {
 				info.Reason = "mgo cannot be built: " + t.Error
 			}
+		case "floor":
+			t := buildFloor(ctx, root)
+			res.Tools = append(res.Tools, t)
+			if t.ok() {
+				bin, _ := filepath.Abs(t.Path)
+				k = &floorRun{bin: bin}
+			} else {
+				info.Reason = "bench/floor cannot be built: " + t.Error
+			}
 		case "helm":
 			t := buildHelm(ctx, root, cache)
 			res.Tools = append(res.Tools, t)
@@ -258,7 +291,12 @@ func benchmark(ctx context.Context, o options) error {
 		case "helmfile":
 			h := buildHelm(ctx, root, cache)
 			hf := buildHelmfile(ctx, root, cache)
-			diff := buildHelmDiff(ctx, root, cache)
+			var diff tool
+			if o.helmDiff != "" {
+				diff = helmDiffPlugin(ctx, cache, o.helmDiff)
+			} else {
+				diff = buildHelmDiff(ctx, root, cache)
+			}
 			res.Tools = append(res.Tools, hf, diff)
 			switch {
 			case !h.ok():
@@ -270,7 +308,7 @@ func benchmark(ctx context.Context, o options) error {
 				if diff.ok() {
 					run.plugins = diff.Path
 				} else {
-					info.Reason = "helm-diff cannot be built, so `helmfile apply` cannot run; measured `helmfile sync` instead: " + diff.Error
+					info.Reason = "no helm-diff plugin, so `helmfile apply` cannot run; measured `helmfile sync` instead: " + diff.Error
 				}
 				k = run
 			}
@@ -313,6 +351,7 @@ func benchmark(ctx context.Context, o options) error {
 			return err
 		}
 	}
+	res.MgoOverFloor = mgoOverFloor(res.Measures)
 	res.WallSeconds = time.Since(began).Seconds()
 	if err := writeJSON(o.out, res); err != nil {
 		return err
@@ -374,6 +413,14 @@ func runContender(ctx context.Context, o options, k contender, mgoBin string, lo
 		fmt.Fprintf(log, "----- %s %s\n", k.Name(), s)
 		if s == drift {
 			if err := runDrift(ctx, w, mgoBin, &m); err != nil {
+				m.Status, m.Error = "failed", err.Error()
+			}
+		} else if s == serveStartup {
+			if err := runServeStartup(ctx, w, mgoBin, &m); err != nil {
+				m.Status, m.Error = "failed", err.Error()
+			}
+		} else if s == serveResync {
+			if err := runServeResync(ctx, w, mgoBin, o.resyncInterval, &m); err != nil {
 				m.Status, m.Error = "failed", err.Error()
 			}
 		} else if serveScenario(s) {
@@ -495,4 +542,25 @@ func load1() float64 {
 		_, _ = fmt.Sscanf(string(b), "%f", &l)
 	}
 	return l
+}
+
+// mgoOverFloor is mgo's first-sync wall time over the floor's, when both
+// were measured.
+func mgoOverFloor(ms []Measure) *float64 {
+	var mgo, floor *Measure
+	for i := range ms {
+		if ms[i].Scenario != firstSync || ms[i].Status != "ok" {
+			continue
+		}
+		switch ms[i].Contender {
+		case "mgo":
+			mgo = &ms[i]
+		case "floor":
+			floor = &ms[i]
+		}
+	}
+	if mgo == nil || floor == nil {
+		return nil
+	}
+	return ratio(mgo.WallSeconds, floor.WallSeconds)
 }

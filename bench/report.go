@@ -98,6 +98,13 @@ func printReport(w io.Writer, res *Results, scenarios []string) {
 			}
 		}
 	}
+	if r := res.MgoOverFloor; r != nil {
+		verdict := "within"
+		if *r > 1.1 {
+			verdict = "above"
+		}
+		fmt.Fprintf(w, "\nmgo's first sync against the floor (the same objects by server-side apply, no Helm, same budget, same run): %.2f× the floor's wall time (%s the target of 1.1×)\n", *r, verdict)
+	}
 	for _, s := range []string{deployBurst, singleDeploy} {
 		if !slices.Contains(scenarios, s) {
 			continue
@@ -129,8 +136,48 @@ func printReport(w io.Writer, res *Results, scenarios []string) {
 		if m := find("mgo", drift); m != nil {
 			fmt.Fprintf(w, "\nDrift (mgo serve, periodic check off): ")
 			if d := m.Drift; d != nil && d.Reported {
-				fmt.Fprintf(w, "%s scaled by hand, reported after %s; %d API requests meanwhile (%s)\n",
-					d.Object, fmtSeconds(d.LatencySeconds), m.RequestsTotal, m.Requests)
+				fmt.Fprintf(w, "%s scaled by hand, reported after %s; %d API requests meanwhile (%s); mgo serve peak RSS %s, CPU %s (start-up included)\n",
+					d.Object, fmtSeconds(d.LatencySeconds), m.RequestsTotal, m.Requests, fmtKiB(m.Usage.MaxRSSKiB), fmtSeconds(m.Usage.CPU.Seconds()))
+			} else {
+				fmt.Fprintf(w, "%s: %s\n", m.Status, oneLine(m.Error, 300))
+			}
+		}
+	}
+	if slices.Contains(scenarios, serveStartup) {
+		if m := find("mgo", serveStartup); m != nil {
+			fmt.Fprintf(w, "\nStart-up of mgo serve on the synced cluster: ")
+			if st := m.Startup; st != nil && st.StartupSeconds > 0 {
+				fmt.Fprintf(w, "/readyz after %s, start-up comparison done after %s (%s); %d API requests (%s); peak RSS %s, CPU %s",
+					fmtSeconds(st.ReadySeconds), fmtSeconds(st.StartupSeconds), st.Signal, m.RequestsTotal, m.Requests,
+					fmtKiB(m.Usage.MaxRSSKiB), fmtSeconds(m.Usage.CPU.Seconds()))
+				if d := st.Deploy; d != nil {
+					answered, synced := "after", "after"
+					if st.DeployAnsweredFirst {
+						answered = "before"
+					}
+					if st.DeploySyncedFirst {
+						synced = "before"
+					}
+					fmt.Fprintf(w, ". A second start with one deploy sent %s after the process start: its sync began at %s (%s that start's comparison ended, at %s), answered (%d succeeded) %s after it was sent (%s the comparison ended); %d API requests, %d new Helm revisions, peak RSS %s",
+						fmtSeconds(st.DeploySentSeconds), fmtSeconds(st.DeploySyncSeconds), synced, fmtSeconds(st.WithDeployStartup), d.Succeeded, fmtSeconds(d.Max), answered,
+						st.WithDeployRequests.Total(), st.WithDeployRevisions, fmtKiB(st.WithDeployMaxRSSKiB))
+				}
+				if m.Error != "" {
+					fmt.Fprintf(w, " (%s)", oneLine(m.Error, 300))
+				}
+				fmt.Fprintln(w)
+			} else {
+				fmt.Fprintf(w, "%s: %s\n", m.Status, oneLine(m.Error, 300))
+			}
+		}
+	}
+	if slices.Contains(scenarios, serveResync) {
+		if m := find("mgo", serveResync); m != nil {
+			fmt.Fprintf(w, "\nResync of a settled mgo serve, nothing changed (target: 0 requests beyond the watches): ")
+			if r := m.Resync; r != nil && m.Status == "ok" {
+				fmt.Fprintf(w, "periodic drift check (--resync-interval %s): %d requests beyond the watches (%s); full sync through POST /api/v1/clusters/{cluster}/sync?full=true: %s, %d requests beyond the watches (%s); %d new Helm revisions; mgo serve peak RSS %s, CPU %s\n",
+					fmtSeconds(r.Interval), r.PeriodicBeyondWatches, r.Periodic, fmtSeconds(r.APISeconds), r.APIBeyondWatches, r.API,
+					m.Revisions, fmtKiB(m.Usage.MaxRSSKiB), fmtSeconds(m.Usage.CPU.Seconds()))
 			} else {
 				fmt.Fprintf(w, "%s: %s\n", m.Status, oneLine(m.Error, 300))
 			}

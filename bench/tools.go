@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
@@ -158,15 +160,7 @@ func buildHelmDiff(ctx context.Context, root, cache string) tool {
 			"install", "-trimpath", "-ldflags", "-s -w", helmDiffModule+"@"+helmDiffVersion); err != nil {
 			return err
 		}
-		yaml := fmt.Sprintf(`name: "diff"
-version: "%s"
-usage: "Preview helm upgrade changes as a diff"
-description: "Preview helm upgrade changes as a diff"
-useTunnel: true
-platformCommand:
-  - command: ${HELM_PLUGIN_DIR}/bin/diff
-`, strings.TrimPrefix(helmDiffVersion, "v"))
-		if err := os.WriteFile(filepath.Join(plugin, "plugin.yaml"), []byte(yaml), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(plugin, "plugin.yaml"), []byte(helmDiffPluginYAML(strings.TrimPrefix(helmDiffVersion, "v"))), 0o644); err != nil {
 			return err
 		}
 		// cached() wants <tmp>/helm-diff: a marker that the build finished.
@@ -226,4 +220,75 @@ func buildMgoRev(ctx context.Context, root, cache, rev string) tool {
 		_ = os.RemoveAll(src)
 		return err
 	})
+}
+
+// buildFloor builds bench/floor from the working tree into bin/mgo-bench-floor.
+func buildFloor(ctx context.Context, root string) tool {
+	t := tool{Name: "floor", Version: "working tree", Path: filepath.Join(root, "bin", "mgo-bench-floor")}
+	start := time.Now()
+	if err := goBuild(ctx, root, nil, "build", "-trimpath", "-o", t.Path, "./bench/floor"); err != nil {
+		t.Error = err.Error()
+		t.Path = ""
+	}
+	t.BuildSeconds = time.Since(start).Seconds()
+	return t
+}
+
+// helmDiffPlugin makes a Helm plugin directory from a helm-diff binary the
+// operator built (-helm-diff, MGO_BENCH_HELM_DIFF): plugin.yaml and the
+// binary as bin/diff in <cache>/helm-diff-given-<digest>/plugins/diff, a
+// directory for HELM_PLUGINS. Path is that plugins directory; Version is
+// what the binary says (`helm-diff version`).
+func helmDiffPlugin(ctx context.Context, cache, bin string) tool {
+	t := tool{Name: "helm-diff", Version: "given"}
+	b, err := os.ReadFile(bin)
+	if err != nil {
+		t.Error = fmt.Sprintf("-helm-diff: %v", err)
+		return t
+	}
+	sum := sha256.Sum256(b)
+	version := "0.0.0"
+	cmd := exec.CommandContext(ctx, bin, "version")
+	cmd.Env = append(os.Environ(), "HELM_DEBUG=false")
+	out, err := cmd.Output()
+	if v := strings.TrimPrefix(strings.TrimSpace(string(out)), "v"); err == nil && regexp.MustCompile(`^\d+\.\d+\.\d+\S*$`).MatchString(v) {
+		version = v
+	} else {
+		t.Error = fmt.Sprintf("-helm-diff %s: `version` does not print a version (%v: %q): not a helm-diff binary?", bin, err, tail(string(out), 2))
+		return t
+	}
+	t.Version = "v" + version
+	r := cached(ctx, cache, "helm-diff", "given-"+hex.EncodeToString(sum[:6]), func(tmp string) error {
+		plugin := filepath.Join(tmp, "plugins", "diff")
+		if err := os.MkdirAll(filepath.Join(plugin, "bin"), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(plugin, "bin", "diff"), b, 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(plugin, "plugin.yaml"), []byte(helmDiffPluginYAML(version)), 0o644); err != nil {
+			return err
+		}
+		// cached() wants <tmp>/helm-diff: a marker that the copy finished.
+		return os.WriteFile(filepath.Join(tmp, "helm-diff"), []byte("#!/bin/sh\nexit 0\n"), 0o755)
+	})
+	if !r.ok() {
+		t.Error = r.Error
+		return t
+	}
+	t.Path, t.Cached = filepath.Join(filepath.Dir(r.Path), "plugins"), r.Cached
+	return t
+}
+
+// helmDiffPluginYAML is helm-diff's plugin.yaml, without its install hooks
+// (the binary is in place already).
+func helmDiffPluginYAML(version string) string {
+	return fmt.Sprintf(`name: "diff"
+version: "%s"
+usage: "Preview helm upgrade changes as a diff"
+description: "Preview helm upgrade changes as a diff"
+useTunnel: true
+platformCommand:
+  - command: ${HELM_PLUGIN_DIR}/bin/diff
+`, version)
 }
