@@ -74,17 +74,26 @@ func (e *Engine) probe(ctx context.Context, rendered *render.Rendered, ns string
 }
 
 // waitRollout waits until every rendered object is Current or timeout
-// passes; then the error names those that are not. The objects are read
-// once from the API server after the apply; then, for the kinds the
-// engine's cache watches, from the cache each time a watch event arrives,
-// without a request; objects the cache does not hold are polled (200 ms
-// backing off to 2 s).
+// passes; then the error names those that are not (waitCurrent).
 func (e *Engine) waitRollout(ctx context.Context, rendered *render.Rendered, ns string, timeout time.Duration, rr *ReleaseResult) error {
 	faults.Point(faults.RolloutWait)
+	_, err := e.waitCurrent(ctx, rendered, ns, timeout, rr)
+	return err
+}
+
+// waitCurrent waits until every object of rendered is Current or timeout
+// passes; then the error names those that are not. The objects are read
+// once from the API server after the apply (or the patch of a restart);
+// then, for the kinds the engine's cache watches, from the cache each time
+// a watch event arrives, without a request; objects the cache does not
+// hold are polled (200 ms backing off to 2 s). It returns rr's objects
+// with the status last seen; rr itself is left as it is.
+func (e *Engine) waitCurrent(ctx context.Context, rendered *render.Rendered, ns string, timeout time.Duration, rr *ReleaseResult) ([]ObjectResult, error) {
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	interval := 200 * time.Millisecond
 	seen := map[string]string{}
+	var last []ObjectResult
 	for first := true; ; first = false {
 		var changed <-chan struct{}
 		if e.cache != nil {
@@ -92,9 +101,10 @@ func (e *Engine) waitRollout(ctx context.Context, rendered *render.Rendered, ns 
 		}
 		probe := ReleaseResult{Objects: slices.Clone(rr.Objects)}
 		read := e.probe(wctx, rendered, ns, &probe, seen)
+		last = probe.Objects
 		pending := notReady(probe.Objects)
 		if pending == "" {
-			return nil
+			return last, nil
 		}
 		// Poll while some object is read from the API server (not in the
 		// cache, or the cache not yet as new as the apply).
@@ -107,9 +117,9 @@ func (e *Engine) waitRollout(ctx context.Context, rendered *render.Rendered, ns 
 		select {
 		case <-wctx.Done():
 			if ctx.Err() != nil {
-				return ctx.Err()
+				return last, ctx.Err()
 			}
-			return fmt.Errorf("rollout not ready within %s%s", timeout, pending)
+			return last, fmt.Errorf("rollout not ready within %s%s", timeout, pending)
 		case <-changed:
 		case <-tick:
 		}
