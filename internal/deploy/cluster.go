@@ -64,8 +64,9 @@ type clusterSync struct {
 	manual bool
 	repair repairs
 	// inFlight and fgInFlight are the jobs the loop and the foreground
-	// lane are syncing.
-	inFlight, fgInFlight []*job
+	// lane are syncing, since inFlightAt and fgInFlightAt (time.Now).
+	inFlight, fgInFlight     []*job
+	inFlightAt, fgInFlightAt time.Time
 }
 
 // syncOutcome is the result of one sync of a cluster.
@@ -145,7 +146,7 @@ func (c *clusterSync) foregroundLoop() {
 	for {
 		c.mu.Lock()
 		jobs := c.fgJobs
-		c.fgJobs, c.fgInFlight = nil, jobs
+		c.fgJobs, c.fgInFlight, c.fgInFlightAt = nil, jobs, time.Now()
 		if len(jobs) == 0 {
 			c.fgRunning = false
 			c.mu.Unlock()
@@ -295,7 +296,7 @@ func (c *clusterSync) loop() {
 			c.mu.Unlock()
 			return
 		}
-		c.inBackground, c.ahead, c.inFlight = background, map[string]bool{}, jobs
+		c.inBackground, c.ahead, c.inFlight, c.inFlightAt = background, map[string]bool{}, jobs, time.Now()
 		c.mu.Unlock()
 
 		early := newEarlyFinish(c.s, jobs)

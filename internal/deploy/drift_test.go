@@ -276,31 +276,35 @@ func TestDriftFromWatchesIsOnlyReported(t *testing.T) {
 	}
 }
 
-// TestDriftRepairLeftToADeploy: a drift of a release whose deploy is
-// syncing is repaired by the deploy's sync, not by a sync of its own.
+// TestDriftRepairLeftToADeploy: a drift seen before the sync of a deploy
+// of its release began is repaired by that sync, not by one of its own; a
+// drift seen after it began is repaired by a sync of its own.
 func TestDriftRepairLeftToADeploy(t *testing.T) {
 	gate := make(chan struct{}, 1)
 	gate <- struct{}{} // for the start-up sync
 	e := &fakeSyncer{Started: make(chan struct{}, 10), Gates: map[string]chan struct{}{valuesFile: gate}}
 	svc, rec, logs := newRepairService(t, e, repairConfig)
 	<-e.Started // the start-up sync
+	before := time.Now()
 	d, err := svc.Submit(fakeContext(t), request("2.0.0", ""))
 	if err != nil {
 		t.Fatal(err)
 	}
 	<-e.Started // the deploy's sync, held at app
-	e.report(reconcile.Drift{Namespace: "app", Release: "app", Subject: "Deployment/app/app", Change: reconcile.DriftChanged, At: time.Now()})
+	// Seen before the deploy's sync began, told late.
+	e.report(reconcile.Drift{Namespace: "app", Release: "app", Subject: "Deployment/app/app", Change: reconcile.DriftChanged, At: before})
 	waitUntil(t, "the repair left to the deploy", func() bool {
 		return strings.Contains(logs.String(), "a deploy of the release is under way")
 	})
+	// Seen after it began: the deploy may have compared the release already.
+	e.report(reconcile.Drift{Namespace: "app", Release: "app", Subject: "Deployment/app/app", Change: reconcile.DriftChanged, At: time.Now()})
+	<-e.Started // the repair's sync, held at app behind the deploy's
 	close(gate)
 	if d, err = svc.Wait(fakeContext(t), d.ID); err != nil || d.Status != Succeeded {
 		t.Fatalf("deploy: %+v %v", d, err)
 	}
-	if releases, _ := e.syncsOf(); len(releases) != 2 {
-		t.Errorf("syncs %q, want the start-up sync and the deploy's", releases)
-	}
-	if n := len(eventsOf(rec, notify.DriftRepaired)); n != 0 {
-		t.Errorf("drift.repaired sent %d times without a repair", n)
+	waitUntil(t, "drift.repaired", func() bool { return len(eventsOf(rec, notify.DriftRepaired)) == 1 })
+	if releases, _ := e.syncsOf(); len(releases) != 3 || releases[2] != "app" {
+		t.Errorf("syncs %q, want the start-up sync, the deploy's and one repair of app", releases)
 	}
 }

@@ -42,6 +42,7 @@ type repairs struct {
 
 type repairRequest struct {
 	namespace, release string
+	at                 time.Time // the last drift seen
 }
 
 // repairLater queues the repair of the release of a drift seen by the
@@ -59,7 +60,12 @@ func (c *clusterSync) repairLaterLocked(d reconcile.Drift) {
 		c.repair.pending, c.repair.started = map[string]repairRequest{}, map[string]time.Time{}
 		c.repair.kick = make(chan struct{}, 1)
 	}
-	c.repair.pending[key] = repairRequest{namespace: d.Namespace, release: d.Release}
+	rq := c.repair.pending[key]
+	rq.namespace, rq.release = d.Namespace, d.Release
+	if d.At.After(rq.at) {
+		rq.at = d.At
+	}
+	c.repair.pending[key] = rq
 	select {
 	case c.repair.kick <- struct{}{}:
 	default:
@@ -153,7 +159,7 @@ func (c *clusterSync) repairReleases(pending map[string]repairRequest) {
 				continue
 			}
 			c.mu.Lock()
-			if c.deployingLocked(file) {
+			if c.deployingLocked(file, rq.at) {
 				c.mu.Unlock()
 				s.log.Info("drift: a deploy of the release is under way and repairs it", "cluster", c.name, "release", key)
 				continue
@@ -186,17 +192,20 @@ func (c *clusterSync) repairReleases(pending map[string]repairRequest) {
 }
 
 // deployingLocked reports whether a deploy that changed the values file
-// is queued or syncing: its sync compares the release with the live
-// cluster and applies the repo's state, which repairs a drift as well.
-func (c *clusterSync) deployingLocked(file string) bool {
-	for _, js := range [][]*job{c.jobs, c.fgJobs, c.inFlight, c.fgInFlight} {
-		for _, j := range js {
+// repairs a drift seen at: one queued, or one whose sync began after the
+// drift (a sync compares the release with the live cluster after it began
+// and applies the repo's state).
+func (c *clusterSync) deployingLocked(file string, at time.Time) bool {
+	covers := func(jobs []*job) bool {
+		for _, j := range jobs {
 			if j.d.Changed && slices.Contains(j.files, file) {
 				return true
 			}
 		}
+		return false
 	}
-	return false
+	return covers(c.jobs) || covers(c.fgJobs) ||
+		(at.Before(c.inFlightAt) && covers(c.inFlight)) || (at.Before(c.fgInFlightAt) && covers(c.fgInFlight))
 }
 
 // repaired ends the repair of a release: on success the objects of the
