@@ -45,7 +45,7 @@ type repairRequest struct {
 	at                 time.Time // the last drift seen
 }
 
-// repairLater queues the repair of the release of a drift seen by the
+// repairLaterLocked queues the repair of the release of a drift seen by the
 // engine's watches, when the cluster's drift policy (at its last sync or
 // check) is repair and it syncs automatically. Called with c.mu held.
 func (c *clusterSync) repairLaterLocked(d reconcile.Drift) {
