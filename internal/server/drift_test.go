@@ -250,8 +250,10 @@ func TestDriftFromWatchIsRepaired(t *testing.T) {
 		t.Fatalf("replicas %d after the start-up sync, want the repo's 1", r)
 	}
 
+	changed := time.Now()
 	scaleByHand(t, ns, 3)
 	waitFor(t, "the repo's replicas back", time.Minute, func() bool { return replicas(t, ns) == 1 })
+	t.Logf("replicas back %s after the change by hand", time.Since(changed).Round(time.Millisecond))
 	waitFor(t, "drift.repaired", 30*time.Second, func() bool { return len(hook.of(notify.DriftRepaired)) == 1 })
 	ev := hook.of(notify.DriftRepaired)[0]
 	if !ev.Success || ev.Cluster != cluster || ev.Objects != 1 || len(ev.Releases) != 1 || ev.Releases[0].Name != "app" || ev.Commit == "" {
