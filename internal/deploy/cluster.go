@@ -62,7 +62,17 @@ type clusterSync struct {
 	// drifted are the objects (Kind/namespace/name) counted in
 	// status.Drift: those that differed at the last drift check and those
 	// the engine's watches saw drift since.
-	drifted map[string]bool
+	drifted map[string]driftMark
+	// policy and manual are the cluster's drift policy and sync mode at
+	// its last sync or drift check: a drift the watches see is repaired
+	// (repair) under drift: repair unless the cluster syncs manually.
+	policy string
+	manual bool
+	repair repairs
+	// inFlight and fgInFlight are the jobs the loop and the foreground
+	// lane are syncing, since inFlightAt and fgInFlightAt (time.Now).
+	inFlight, fgInFlight     []*job
+	inFlightAt, fgInFlightAt time.Time
 }
 
 // syncOutcome is the result of one sync of a cluster.
@@ -148,7 +158,7 @@ func (c *clusterSync) foregroundLoop() {
 	for {
 		c.mu.Lock()
 		jobs := c.fgJobs
-		c.fgJobs = nil
+		c.fgJobs, c.fgInFlight, c.fgInFlightAt = nil, jobs, time.Now()
 		if len(jobs) == 0 {
 			c.fgRunning = false
 			c.mu.Unlock()
@@ -157,6 +167,9 @@ func (c *clusterSync) foregroundLoop() {
 		c.mu.Unlock()
 		early := newEarlyFinish(c.s, jobs)
 		out := c.syncReleases(jobs, early.onRelease)
+		c.mu.Lock()
+		c.fgInFlight = nil
+		c.mu.Unlock()
 		for _, j := range jobs {
 			switch {
 			case out.notSynced != "":
@@ -193,6 +206,7 @@ func (c *clusterSync) syncReleases(jobs []*job, onRelease func(reconcile.Release
 		}
 		settings := r.Config.Cluster(c.name)
 		out.timeout = settings.Timeout
+		c.setPolicy(settings)
 		if settings.Sync == repo.SyncManual {
 			out.notSynced = fmt.Sprintf("not synced: cluster %s syncs manually (sync: %s in %s); POST /api/v1/clusters/%s/sync to sync it",
 				c.name, repo.SyncManual, repo.ConfigFile, c.name)
@@ -298,7 +312,7 @@ func (c *clusterSync) loop() {
 			c.mu.Unlock()
 			return
 		}
-		c.inBackground, c.ahead = background, map[string]bool{}
+		c.inBackground, c.ahead, c.inFlight, c.inFlightAt = background, map[string]bool{}, jobs, time.Now()
 		c.mu.Unlock()
 
 		early := newEarlyFinish(c.s, jobs)
@@ -312,7 +326,7 @@ func (c *clusterSync) loop() {
 		}
 		out := c.sync(full, force, background, early.onRelease, onHead)
 		c.mu.Lock()
-		c.inBackground, c.ahead = false, nil
+		c.inBackground, c.ahead, c.inFlight = false, nil, nil
 		c.current, c.currentHead = nil, ""
 		c.mu.Unlock()
 		jobs = early.all() // with those adopted during the sync
@@ -361,6 +375,7 @@ func (c *clusterSync) sync(full, force, background bool, onRelease func(reconcil
 		settings := r.Config.Cluster(c.name)
 		out.timeout = settings.Timeout
 		manual = settings.Sync == repo.SyncManual
+		c.setPolicy(settings)
 		if manual && !force {
 			out.notSynced = fmt.Sprintf("not synced: cluster %s syncs manually (sync: %s in %s); POST /api/v1/clusters/%s/sync to sync it",
 				c.name, repo.SyncManual, repo.ConfigFile, c.name)
@@ -618,28 +633,30 @@ func (s *Service) diff(ctx context.Context, cluster string, background bool) (*r
 			return err
 		}
 		policy = r.Config.Cluster(cluster).Drift
+		c.setPolicy(r.Config.Cluster(cluster))
 		res, err = c.engine.Diff(ctx, r, reconcile.Options{Background: background})
 		return err
 	})
 	if err != nil {
 		return nil, "", err
 	}
-	drifted := map[string]bool{} // the diff lists unchanged objects too
+	now := s.cfg.Now()
+	drifted := map[string]driftMark{} // the diff lists unchanged objects too
 	for _, od := range res.Raw {
 		if od.Action != "unchanged" {
-			drifted[od.Subject] = true
+			drifted[od.Subject] = driftMark{at: now}
 		}
 	}
 	for _, rd := range res.Releases {
 		for _, od := range rd.Objects {
 			if od.Action != "unchanged" {
-				drifted[od.Subject] = true
+				drifted[od.Subject] = driftMark{release: rd.Namespace + "/" + rd.Name, at: now}
 			}
 		}
 	}
 	n := len(drifted)
 	c.mu.Lock()
-	c.status.Drift, c.status.DriftChecked, c.drifted = n, s.cfg.Now(), drifted
+	c.status.Drift, c.status.DriftChecked, c.drifted = n, now, drifted
 	c.mu.Unlock()
 	s.cfg.Metrics.Drift.WithLabelValues(cluster).Set(float64(n))
 	return res, policy, nil
@@ -778,14 +795,17 @@ func (c *clusterSync) onDrift(d reconcile.Drift) {
 		return
 	}
 	c.mu.Lock()
-	if c.drifted[d.Subject] {
+	c.repairLaterLocked(d)
+	if m, ok := c.drifted[d.Subject]; ok {
+		m.at = d.At // seen again: not covered by a repair that began before
+		c.drifted[d.Subject] = m
 		c.mu.Unlock()
 		return
 	}
 	if c.drifted == nil {
-		c.drifted = map[string]bool{}
+		c.drifted = map[string]driftMark{}
 	}
-	c.drifted[d.Subject] = true
+	c.drifted[d.Subject] = driftMark{release: d.Namespace + "/" + d.Release, at: d.At}
 	n := len(c.drifted)
 	c.status.Drift, c.status.DriftChecked = n, s.cfg.Now()
 	c.mu.Unlock()

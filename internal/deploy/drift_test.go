@@ -2,13 +2,16 @@ package deploy
 
 import (
 	"context"
+	"log/slog"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/mygitops/mgo/internal/logtest"
 	"github.com/mygitops/mgo/internal/notify"
 	"github.com/mygitops/mgo/internal/reconcile"
 )
@@ -164,5 +167,144 @@ func TestDeployGoesAheadOfBackgroundSync(t *testing.T) {
 	}
 	if got := e.backgrounds(); len(got) != 2 || !got[0] || got[1] {
 		t.Errorf("Options.Background of each sync: %v, want [true false]", got)
+	}
+}
+
+const repairConfig = autoConfig + "clusters:\n  prod:\n    drift: repair\n"
+
+// newRepairService runs a Service on fakes with drift: repair, after its
+// start-up sync (which reads the policy).
+func newRepairService(t *testing.T, e *fakeSyncer, config string) (*Service, *recorder, *logtest.Buffer) {
+	t.Helper()
+	store, err := OpenStore(t.TempDir() + "/deployments.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	rec, logs := &recorder{}, &logtest.Buffer{}
+	svc, err := New(Config{Git: newFakeGit(t, fakeFiles(config)), Engines: map[string]ClusterSyncer{"prod": e}, Store: store,
+		SnapshotDir: t.TempDir(), Notifier: rec, Log: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { svc.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	svc.StartupSync(fakeContext(t))
+	return svc, rec, logs
+}
+
+func eventsOf(rec *recorder, typ string) []notify.Event {
+	var out []notify.Event
+	for _, ev := range rec.all() {
+		if ev.Type == typ {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 10s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestDriftFromWatchesIsRepaired: under drift: repair, a burst of drift
+// events of one release makes one background sync of that release alone,
+// then drift.repaired, and the count falls back.
+func TestDriftFromWatchesIsRepaired(t *testing.T) {
+	e := &fakeSyncer{}
+	svc, rec, _ := newRepairService(t, e, repairConfig)
+	now := time.Now()
+	for i, subj := range []string{"Deployment/app/app", "Deployment/app/app", "Service/app/app"} {
+		e.report(reconcile.Drift{Namespace: "app", Release: "app", Subject: subj, Change: reconcile.DriftChanged, At: now.Add(time.Duration(i))})
+	}
+	waitUntil(t, "drift.repaired", func() bool { return len(eventsOf(rec, notify.DriftRepaired)) == 1 })
+	ev := eventsOf(rec, notify.DriftRepaired)[0]
+	if !ev.Success || ev.Cluster != "prod" || ev.Objects != 2 || len(ev.Releases) != 1 || ev.Releases[0].Name != "app" || ev.Commit == "" {
+		t.Errorf("drift.repaired %+v", ev)
+	}
+	releases, full := e.syncsOf()
+	if len(releases) != 2 || releases[0] != "" || releases[1] != "app" || !full[1] || !e.backgrounds()[1] {
+		t.Errorf("syncs (release, full): %q %v, background %v; want the start-up sync, then one full background sync of app", releases, full, e.backgrounds())
+	}
+	if st, _ := svc.ClusterStatus("prod"); st.Drift != 0 {
+		t.Errorf("drift count %d after the repair, want 0", st.Drift)
+	}
+
+	// A second change is repaired too.
+	e.report(reconcile.Drift{Namespace: "app", Release: "app", Subject: "Deployment/app/app", Change: reconcile.DriftChanged, At: time.Now()})
+	waitUntil(t, "the second drift.repaired", func() bool { return len(eventsOf(rec, notify.DriftRepaired)) == 2 })
+	if releases, _ := e.syncsOf(); len(releases) != 3 || releases[2] != "app" {
+		t.Errorf("syncs %q, want a second sync of app", releases)
+	}
+}
+
+// TestDriftFromWatchesIsOnlyReported: under drift: report, or with sync:
+// manual, nothing is synced for a watch-seen drift.
+func TestDriftFromWatchesIsOnlyReported(t *testing.T) {
+	for name, config := range map[string]string{
+		"report": autoConfig,
+		"manual": autoConfig + "clusters:\n  prod:\n    drift: repair\n    sync: manual\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := &fakeSyncer{}
+			svc, rec, _ := newRepairService(t, e, config)
+			e.report(reconcile.Drift{Namespace: "app", Release: "app", Subject: "Deployment/app/app", Change: reconcile.DriftChanged, At: time.Now()})
+			waitUntil(t, "drift.detected", func() bool { return len(eventsOf(rec, notify.DriftDetected)) == 1 })
+			// The drift handler queues a repair before it returns.
+			c := svc.clusters["prod"]
+			c.mu.Lock()
+			queued := len(c.repair.pending) > 0 || c.repair.running
+			c.mu.Unlock()
+			if queued {
+				t.Fatal("a repair was queued")
+			}
+			if releases, _ := e.syncsOf(); len(releases) > 1 {
+				t.Errorf("syncs %q after a drift, want the start-up sync only", releases)
+			}
+			if st, _ := svc.ClusterStatus("prod"); st.Drift != 1 {
+				t.Errorf("drift count %d, want 1", st.Drift)
+			}
+		})
+	}
+}
+
+// TestDriftRepairLeftToADeploy: a drift seen before the sync of a deploy
+// of its release began is repaired by that sync, not by one of its own; a
+// drift seen after it began is repaired by a sync of its own.
+func TestDriftRepairLeftToADeploy(t *testing.T) {
+	gate := make(chan struct{}, 1)
+	gate <- struct{}{} // for the start-up sync
+	e := &fakeSyncer{Started: make(chan struct{}, 10), Gates: map[string]chan struct{}{valuesFile: gate}}
+	svc, rec, logs := newRepairService(t, e, repairConfig)
+	<-e.Started // the start-up sync
+	before := time.Now()
+	d, err := svc.Submit(fakeContext(t), request("2.0.0", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-e.Started // the deploy's sync, held at app
+	// Seen before the deploy's sync began, told late.
+	e.report(reconcile.Drift{Namespace: "app", Release: "app", Subject: "Deployment/app/app", Change: reconcile.DriftChanged, At: before})
+	waitUntil(t, "the repair left to the deploy", func() bool {
+		return strings.Contains(logs.String(), "a deploy of the release is under way")
+	})
+	// Seen after it began: the deploy may have compared the release already.
+	e.report(reconcile.Drift{Namespace: "app", Release: "app", Subject: "Deployment/app/app", Change: reconcile.DriftChanged, At: time.Now()})
+	<-e.Started // the repair's sync, held at app behind the deploy's
+	close(gate)
+	if d, err = svc.Wait(fakeContext(t), d.ID); err != nil || d.Status != Succeeded {
+		t.Fatalf("deploy: %+v %v", d, err)
+	}
+	waitUntil(t, "drift.repaired", func() bool { return len(eventsOf(rec, notify.DriftRepaired)) == 1 })
+	if releases, _ := e.syncsOf(); len(releases) != 3 || releases[2] != "app" {
+		t.Errorf("syncs %q, want the start-up sync, the deploy's and one repair of app", releases)
 	}
 }

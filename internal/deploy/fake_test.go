@@ -127,7 +127,8 @@ type fakeSyncer struct {
 	mu         sync.Mutex
 	syncs      int
 	full       []bool
-	background []bool // Options.Background of each Sync and Diff
+	background []bool   // Options.Background of each Sync and Diff
+	releases   []string // Options.Release of each Sync
 	drift      []func(reconcile.Drift)
 }
 
@@ -148,6 +149,14 @@ func (f *fakeSyncer) report(d reconcile.Drift) {
 	}
 }
 
+// syncsOf returns Options.Release of each Sync ("" for the whole cluster)
+// and Options.Full and Options.Background of each.
+func (f *fakeSyncer) syncsOf() (releases []string, full []bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.releases...), append([]bool(nil), f.full...)
+}
+
 func (f *fakeSyncer) backgrounds() []bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -161,6 +170,7 @@ func (f *fakeSyncer) Sync(ctx context.Context, r *repo.Repo, opts reconcile.Opti
 	f.syncs++
 	f.full = append(f.full, opts.Full)
 	f.background = append(f.background, opts.Background)
+	f.releases = append(f.releases, opts.Release)
 	f.mu.Unlock()
 	if f.Started != nil {
 		f.Started <- struct{}{}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/fluxcd/pkg/ssa"
 	"github.com/pmezard/go-difflib/difflib"
@@ -73,9 +74,12 @@ func (d *DiffResult) Failed() bool {
 
 // Diff compares every object the repo defines for the cluster with the live
 // cluster (server-side dry-run apply, mgo's field manager) and returns the
-// differences. It changes nothing. It ends within Config.DiffTimeout: a
-// release (or the raw manifests) not compared by then has the deadline as
-// its error.
+// differences. It changes nothing. Its releases are compared at once in
+// the cluster's release slots (MaxConcurrentReleases, shared with syncs),
+// in the background lane whatever Options.Background says: a diff never
+// delays a deploy's release. It ends within Config.DiffTimeout: a release
+// (or the raw manifests) not compared by then has the deadline as its
+// error.
 func (e *Engine) Diff(ctx context.Context, r *repo.Repo, opts Options) (*DiffResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.DiffTimeout)
 	defer cancel()
@@ -94,48 +98,71 @@ func (e *Engine) Diff(ctx context.Context, r *repo.Repo, opts Options) (*DiffRes
 	if err != nil {
 		return nil, err
 	}
+	var rels []*repo.Release
 	for _, rel := range c.Releases {
-		if opts.Release != "" && rel.Header.Name != opts.Release {
-			continue
+		if opts.Release == "" || rel.Header.Name == opts.Release {
+			rels = append(rels, rel)
 		}
-		rd := ReleaseDiff{File: rel.File, Name: rel.Header.Name, Namespace: rel.Header.Namespace}
-		fail := func(stage Stage, err error) {
-			rd.Stage, rd.Error = stage, err.Error()
-		}
-		switch {
-		case !rel.Valid:
-			fail(StageValidate, invalidRelease(r, rel))
-		default:
-			_, rendered, stage, err := e.loadAndRender(ctx, r, rel, renderer, true)
-			if err != nil {
-				fail(stage, err)
-				break
-			}
-			wanted := map[string]bool{}
-			for _, obj := range rendered.Objects {
-				cmp, err := e.compare(ctx, obj, rel.Header.Name, rel.Header.Namespace)
-				var d ObjectDiff
-				if err == nil {
-					d, err = objectDiff(cmp)
-				}
-				if err != nil {
-					fail(StageDiff, err)
-					break
-				}
-				wanted[d.Subject] = true
-				rd.Objects = append(rd.Objects, d)
-			}
-			if rd.Error == "" {
-				removed, err := e.removedFromRelease(ctx, rel, wanted)
-				if err != nil {
-					fail(StageDiff, err)
-				}
-				rd.Objects = append(rd.Objects, removed...)
-			}
-		}
-		res.Releases = append(res.Releases, maskDiff(rd, rel.Masker()))
 	}
+	if len(rels) > 0 {
+		res.Releases = make([]ReleaseDiff, len(rels))
+	}
+	var wg sync.WaitGroup
+	for i, rel := range rels {
+		wg.Go(func() {
+			// A release slot of the background lane, as a sync's: a diff
+			// counts in the cluster's releases at once and never delays
+			// a deploy's release.
+			if err := e.slots.acquire(ctx, true); err != nil {
+				res.Releases[i] = ReleaseDiff{File: rel.File, Name: rel.Header.Name, Namespace: rel.Header.Namespace,
+					Stage: StageDiff, Error: fmt.Sprintf("%s: not compared: %v", rel.File, err)}
+				return
+			}
+			defer e.slots.release()
+			res.Releases[i] = e.diffRelease(ctx, r, rel, renderer)
+		})
+	}
+	wg.Wait()
 	return res, nil
+}
+
+// diffRelease compares one release with the live cluster.
+func (e *Engine) diffRelease(ctx context.Context, r *repo.Repo, rel *repo.Release, renderer *render.Renderer) ReleaseDiff {
+	rd := ReleaseDiff{File: rel.File, Name: rel.Header.Name, Namespace: rel.Header.Namespace}
+	fail := func(stage Stage, err error) {
+		rd.Stage, rd.Error = stage, err.Error()
+	}
+	if !rel.Valid {
+		fail(StageValidate, invalidRelease(r, rel))
+		return maskDiff(rd, rel.Masker())
+	}
+	_, rendered, stage, err := e.loadAndRender(ctx, r, rel, renderer, true)
+	if err != nil {
+		fail(stage, err)
+		return maskDiff(rd, rel.Masker())
+	}
+	wanted := map[string]bool{}
+	for _, obj := range rendered.Objects {
+		cmp, err := e.compare(ctx, obj, rel.Header.Name, rel.Header.Namespace)
+		var d ObjectDiff
+		if err == nil {
+			d, err = objectDiff(cmp)
+		}
+		if err != nil {
+			fail(StageDiff, err)
+			break
+		}
+		wanted[d.Subject] = true
+		rd.Objects = append(rd.Objects, d)
+	}
+	if rd.Error == "" {
+		removed, err := e.removedFromRelease(ctx, rel, wanted)
+		if err != nil {
+			fail(StageDiff, err)
+		}
+		rd.Objects = append(rd.Objects, removed...)
+	}
+	return maskDiff(rd, rel.Masker())
 }
 
 // diffRaw diffs the raw manifests, and lists as deleted the objects of the

@@ -152,3 +152,99 @@ func TestSupersededReleaseIsLeftAlone(t *testing.T) {
 		t.Errorf("the superseded release's Deployment: %v, want not found", err)
 	}
 }
+
+// A diff (mgo diff, the API's diff, the periodic drift check) takes the
+// cluster's release slots as syncs do, in the background lane: with one
+// release at a time it waits while a deploy's release holds the slot, and
+// a deploy arriving meanwhile gets the slot before the diff's releases.
+func TestDiffTakesBackgroundSlots(t *testing.T) {
+	ns := env.Namespace(t)
+	g := newGitops(t)
+	g.release("dprio-a", ns, "hello", "1.0.0", "")
+	g.release("dprio-b", ns, "hello", "1.0.0", "")
+	c, err := kube.FromKubeconfig(env.Kubeconfig, env.Context, repo.Budget{QPS: 100, Burst: 200, MaxConcurrentReleases: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := render.DefaultOptions(t.TempDir())
+	opts.PlainHTTP = true
+	opts.CAFile = charttest.CAFile(t)
+	charts, err := render.NewCharts(opts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := NewWithConfig(c, charts, nil, Config{RepoID: "diff-slots-test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	if res := syncOnce(t, e, g.load(), Options{}); res.Failed() {
+		t.Fatalf("install:\n%s", res)
+	}
+
+	// Two deploys: each release gets a new tag.
+	g.release("dprio-a", ns, "hello", "2.0.0", "")
+	g.release("dprio-b", ns, "hello", "2.0.0", "")
+	r := g.load()
+	waiting := func(background, foreground int) func() bool {
+		return func() bool {
+			e.slots.mu.Lock()
+			defer e.slots.mu.Unlock()
+			return len(e.slots.background) == background && len(e.slots.foreground) == foreground
+		}
+	}
+	holdA := make(chan struct{})
+	var diffWaitingAtB bool
+	t.Cleanup(func() { testHookBeforeWait = nil })
+	testHookBeforeWait = func(release string) {
+		switch release {
+		case "dprio-a":
+			<-holdA // hold the only slot
+		case "dprio-b":
+			// dprio-b holds the slot: both releases of the diff still wait.
+			diffWaitingAtB = waiting(2, 0)()
+		}
+	}
+	syncRelease := func(name string) <-chan *Result {
+		ch := make(chan *Result, 1)
+		go func() {
+			res, err := e.Sync(context.Background(), r, Options{Release: name})
+			if err != nil {
+				t.Error(err)
+			}
+			ch <- res
+		}()
+		return ch
+	}
+	a := syncRelease("dprio-a")
+	waitFor(t, "the deploy of dprio-a to hold the slot", func() bool {
+		e.slots.mu.Lock()
+		defer e.slots.mu.Unlock()
+		return e.slots.free == 0
+	})
+	diffed := make(chan *DiffResult, 1)
+	go func() {
+		d, err := e.Diff(context.Background(), r, Options{})
+		if err != nil {
+			t.Error(err)
+		}
+		diffed <- d
+	}()
+	waitFor(t, "the diff's releases to wait for a slot", waiting(2, 0))
+	b := syncRelease("dprio-b")
+	waitFor(t, "the deploy of dprio-b to wait for a slot", waiting(2, 1))
+	close(holdA)
+
+	for name, ch := range map[string]<-chan *Result{"dprio-a": a, "dprio-b": b} {
+		if rr := mustRelease(t, <-ch, ns, name); rr.Action != Upgraded {
+			t.Errorf("deploy of %s: %+v", name, rr)
+		}
+	}
+	if !diffWaitingAtB {
+		t.Error("the diff's releases did not wait while the deploy of dprio-b held the slot: a diff went ahead of a deploy")
+	}
+	d := <-diffed
+	if d.Failed() || d.HasDifferences() || len(d.Releases) != 2 || d.Releases[0].Name != "dprio-a" || d.Releases[1].Name != "dprio-b" {
+		t.Errorf("diff after the deploys: %+v, want both releases unchanged", d)
+	}
+}

@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/fluxcd/cli-utils/pkg/kstatus/status"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/mygitops/mgo/internal/render"
 )
 
 // RestartedAtAnnotation is set on the pod template of every workload a
@@ -22,7 +22,8 @@ const restartManager = "mgo-restart"
 
 // Restart rolls every Deployment, StatefulSet and DaemonSet of a Helm
 // release (by Helm's release annotations) by stamping its pod template, then
-// waits until each is Current or timeout passes. It returns each
+// waits until each is Current or timeout passes, from watch events as the
+// rollout wait of a sync does. It returns each
 // workload's status; the error names those that did not become ready.
 func (e *Engine) Restart(ctx context.Context, namespace, release string, timeout time.Duration) ([]ObjectResult, error) {
 	now := time.Now().UTC().Format(time.RFC3339)
@@ -51,29 +52,19 @@ func (e *Engine) Restart(ctx context.Context, namespace, release string, timeout
 	for i, obj := range rolled {
 		results[i] = ObjectResult{Subject: subject(obj), Action: "restarted"}
 	}
-	wctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	_ = wait.PollUntilContextCancel(wctx, time.Second, true, func(ctx context.Context) (bool, error) {
-		done := true
-		for i, obj := range rolled {
-			live := &unstructured.Unstructured{}
-			live.SetGroupVersionKind(obj.GroupVersionKind())
-			if err := e.cluster.Client.Get(ctx, client.ObjectKeyFromObject(obj), live); err != nil {
-				results[i].Status, results[i].Message = "Unknown", err.Error()
-				done = false
-				continue
+	// The rollout wait of a sync: from watch events once the patched
+	// objects are read back.
+	last, err := e.waitCurrent(ctx, &render.Rendered{Objects: rolled}, namespace, timeout, &ReleaseResult{Objects: results}, nil)
+	for i := range results {
+		for _, o := range last {
+			if o.Subject == results[i].Subject {
+				results[i].Status, results[i].Message = o.Status, o.Message
 			}
-			st, err := status.Compute(live)
-			if err != nil {
-				results[i].Status, results[i].Message = "Unknown", err.Error()
-				done = false
-				continue
-			}
-			results[i].Status, results[i].Message = st.Status.String(), st.Message
-			done = done && st.Status == status.CurrentStatus
 		}
-		return done, nil
-	})
+	}
+	if err != nil && ctx.Err() != nil {
+		return results, fmt.Errorf("restart of %s/%s: %w", namespace, release, ctx.Err())
+	}
 	if msg := notReady(results); msg != "" {
 		return results, fmt.Errorf("restart of %s/%s not ready within %s%s", namespace, release, timeout, msg)
 	}

@@ -75,16 +75,28 @@ func (e *Engine) probe(ctx context.Context, rendered *render.Rendered, ns string
 }
 
 // waitRollout waits until every rendered object is Current or timeout
-// passes; then the error names those that are not, and otherwise rr holds
-// the objects' statuses. The objects the apply changed are read once from
-// the API server after it; then, for the kinds the engine's cache watches,
-// from the cache each time a watch event arrives, without a request;
-// objects the cache does not hold are polled (200 ms backing off to 2 s).
-// known are the versions (by subject) of the objects the plan found
-// unchanged, which the apply did not touch: they are read from the cache
-// from the start.
+// passes; then the error names those that are not (waitCurrent), and
+// otherwise rr holds the objects' statuses. known are the versions (by
+// subject) of the objects the plan found unchanged, which the apply did
+// not touch: they are read from the cache from the start.
 func (e *Engine) waitRollout(ctx context.Context, rendered *render.Rendered, ns string, timeout time.Duration, rr *ReleaseResult, known map[string]string) error {
 	faults.Point(faults.RolloutWait)
+	objs, err := e.waitCurrent(ctx, rendered, ns, timeout, rr, known)
+	if err == nil {
+		rr.Objects = objs
+	}
+	return err
+}
+
+// waitCurrent waits until every object of rendered is Current or timeout
+// passes; then the error names those that are not. The objects are read
+// once from the API server after the apply (or the patch of a restart);
+// then, for the kinds the engine's cache watches, from the cache each time
+// a watch event arrives, without a request; objects the cache does not
+// hold are polled (200 ms backing off to 2 s); objects whose version is in
+// known are read from the cache from the start. It returns rr's objects
+// with the status last seen; rr itself is left as it is.
+func (e *Engine) waitCurrent(ctx context.Context, rendered *render.Rendered, ns string, timeout time.Duration, rr *ReleaseResult, known map[string]string) ([]ObjectResult, error) {
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	interval := 200 * time.Millisecond
@@ -92,6 +104,7 @@ func (e *Engine) waitRollout(ctx context.Context, rendered *render.Rendered, ns 
 	if seen == nil {
 		seen = map[string]string{}
 	}
+	var last []ObjectResult
 	for first := true; ; first = false {
 		var changed <-chan struct{}
 		if e.cache != nil {
@@ -99,10 +112,10 @@ func (e *Engine) waitRollout(ctx context.Context, rendered *render.Rendered, ns 
 		}
 		probe := ReleaseResult{Objects: slices.Clone(rr.Objects)}
 		read := e.probe(wctx, rendered, ns, &probe, seen)
+		last = probe.Objects
 		pending := notReady(probe.Objects)
 		if pending == "" {
-			rr.Objects = probe.Objects
-			return nil
+			return last, nil
 		}
 		// Poll while some object is read from the API server (not in the
 		// cache, or the cache not yet as new as the apply).
@@ -115,9 +128,9 @@ func (e *Engine) waitRollout(ctx context.Context, rendered *render.Rendered, ns 
 		select {
 		case <-wctx.Done():
 			if ctx.Err() != nil {
-				return ctx.Err()
+				return last, ctx.Err()
 			}
-			return fmt.Errorf("rollout not ready within %s%s", timeout, pending)
+			return last, fmt.Errorf("rollout not ready within %s%s", timeout, pending)
 		case <-changed:
 		case <-tick:
 		}

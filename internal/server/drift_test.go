@@ -155,3 +155,151 @@ func scaleByHand(t *testing.T, ns string, n int32) {
 		t.Fatal(err)
 	}
 }
+
+// driftHook is an in-process HTTP receiver of mgo's drift notifications.
+type driftHook struct {
+	*httptest.Server
+	mu     sync.Mutex
+	events []notify.Event
+}
+
+func newDriftHook(t *testing.T) *driftHook {
+	h := &driftHook{}
+	h.Server = httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		var ev notify.Event
+		if json.NewDecoder(r.Body).Decode(&ev) == nil {
+			h.mu.Lock()
+			h.events = append(h.events, ev)
+			h.mu.Unlock()
+		}
+	}))
+	t.Cleanup(h.Close)
+	return h
+}
+
+func (h *driftHook) of(typ string) []notify.Event {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []notify.Event
+	for _, ev := range h.events {
+		if ev.Type == typ {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+// startDriftMgo serves a repo with the app release in ns, the cluster's
+// drift policy set to policy and drift notifications sent to a hook; the
+// periodic drift check is an hour away. It returns once the start-up sync
+// is done.
+func startDriftMgo(t *testing.T, ns, policy string) (*mgo, *driftHook, func() apitypes.Cluster) {
+	hook := newDriftHook(t)
+	files := withoutReleases(t)
+	files["mygitops.yaml"] = `clusters:
+  ` + cluster + `:
+    timeout: 20s
+    drift: ` + policy + `
+notifications:
+  receivers:
+    - name: hook
+      type: webhook
+      url: ` + hook.URL + `
+  routes:
+    - events: [drift.detected, drift.repaired]
+      receivers: [hook]
+`
+	files["installations/"+cluster+"/app-values.yaml"] = values("app", ns, "1.0.0", "")
+	_, gitSrv, pw := setupFiles(t, files)
+	m := startMgo(t, gitSrv.URL, pw, t.TempDir(), func(c *server.Config) { c.ResyncInterval = time.Hour })
+	status := func() apitypes.Cluster {
+		var list apitypes.ClusterList
+		if code := m.call(http.MethodGet, "/api/v1/clusters", ciToken, "", nil, &list); code != http.StatusOK {
+			t.Fatalf("GET /api/v1/clusters: %d", code)
+		}
+		for _, c := range list.Clusters {
+			if c.Name == cluster {
+				return c
+			}
+		}
+		t.Fatalf("cluster %s not listed: %+v", cluster, list)
+		return apitypes.Cluster{}
+	}
+	waitFor(t, "the start-up sync", 2*time.Minute, func() bool { return !status().LastSync.IsZero() })
+	return m, hook, status
+}
+
+// replicas reads the replicas of the app's Deployment.
+func replicas(t *testing.T, ns string) int32 {
+	t.Helper()
+	dep, err := env.Client.AppsV1().Deployments(ns).Get(t.Context(), "app-hello", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return *dep.Spec.Replicas
+}
+
+// TestDriftFromWatchIsRepaired: under drift: repair, a change by hand to a
+// release's Deployment is undone by a sync of that release within moments,
+// drift.repaired is sent and the drift count falls back; a second change
+// is undone too, while the periodic drift check is an hour away.
+func TestDriftFromWatchIsRepaired(t *testing.T) {
+	const ns = "watch-repair"
+	m, hook, status := startDriftMgo(t, ns, "repair")
+	if r := replicas(t, ns); r != 1 {
+		t.Fatalf("replicas %d after the start-up sync, want the repo's 1", r)
+	}
+
+	changed := time.Now()
+	scaleByHand(t, ns, 3)
+	waitFor(t, "the repo's replicas back", time.Minute, func() bool { return replicas(t, ns) == 1 })
+	t.Logf("replicas back %s after the change by hand", time.Since(changed).Round(time.Millisecond))
+	waitFor(t, "drift.repaired", 30*time.Second, func() bool { return len(hook.of(notify.DriftRepaired)) == 1 })
+	ev := hook.of(notify.DriftRepaired)[0]
+	if !ev.Success || ev.Cluster != cluster || ev.Objects != 1 || len(ev.Releases) != 1 || ev.Releases[0].Name != "app" || ev.Commit == "" {
+		t.Errorf("drift.repaired %+v", ev)
+	}
+	waitFor(t, "the drift count back to 0", 30*time.Second, func() bool { return status().Drift == 0 })
+	if v := driftMetric(t, m); v != 0 {
+		t.Errorf("mgo_drift_objects{cluster=%q} = %v after the repair, want 0", cluster, v)
+	}
+	if strings.Contains(m.logs.String(), "drift: repairing") {
+		t.Error("the periodic drift check repaired; the repair must have come from the watch")
+	}
+
+	scaleByHand(t, ns, 4)
+	waitFor(t, "the second drift.repaired", time.Minute, func() bool { return len(hook.of(notify.DriftRepaired)) == 2 })
+	if r := replicas(t, ns); r != 1 {
+		t.Errorf("replicas %d after the second repair, want 1", r)
+	}
+	waitFor(t, "the drift count back to 0", 30*time.Second, func() bool { return status().Drift == 0 })
+	// One sync per change: the release's own events while it is repaired
+	// are no drift.
+	if n := strings.Count(m.logs.String(), "drift: repaired a release"); n != 2 {
+		t.Errorf("%d repairs for two changes, want 2", n)
+	}
+}
+
+// TestDriftFromWatchIsNotRepairedUnderReport: under drift: report, a
+// change by hand is reported and left as it is.
+func TestDriftFromWatchIsNotRepairedUnderReport(t *testing.T) {
+	const ns = "watch-report"
+	m, hook, status := startDriftMgo(t, ns, "report")
+	scaleByHand(t, ns, 3)
+	waitFor(t, "the drift in the cluster's status", time.Minute, func() bool { return status().Drift == 1 })
+	waitFor(t, "drift.detected", 30*time.Second, func() bool { return len(hook.of(notify.DriftDetected)) == 1 })
+	// Changed again and seen by the watch: still as set by hand.
+	scaleByHand(t, ns, 4)
+	waitFor(t, "the second change seen by the watch", time.Minute, func() bool {
+		return strings.Count(m.logs.String(), "drift: an object changed behind mgo's back") >= 2
+	})
+	if r := replicas(t, ns); r != 4 {
+		t.Errorf("replicas %d under drift: report, want the hand-set 4", r)
+	}
+	if n := len(hook.of(notify.DriftRepaired)); n != 0 || strings.Contains(m.logs.String(), "drift: repaired") {
+		t.Errorf("drift.repaired sent %d times under drift: report", n)
+	}
+	if st := status(); st.Drift != 1 {
+		t.Errorf("drift count %d, want 1", st.Drift)
+	}
+}
