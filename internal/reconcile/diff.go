@@ -112,8 +112,9 @@ func (e *Engine) Diff(ctx context.Context, r *repo.Repo, opts Options) (*DiffRes
 				break
 			}
 			wanted := map[string]bool{}
+			ig := e.ignoresFor(r, rel, rendered.Objects)
 			for _, obj := range rendered.Objects {
-				cmp, err := e.compare(ctx, obj, rel.Header.Name, rel.Header.Namespace)
+				cmp, err := e.compareWith(ctx, obj, rel.Header.Name, rel.Header.Namespace, ig)
 				var d ObjectDiff
 				if err == nil {
 					d, err = objectDiff(cmp)

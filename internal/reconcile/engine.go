@@ -309,7 +309,7 @@ func (e *Engine) syncRelease(ctx context.Context, r *repo.Repo, rel *repo.Releas
 	digest = rendered.Digest
 
 	// Compare with the live cluster: every object, then the Helm release.
-	cmps, err := e.compareRelease(ctx, rel, rendered)
+	cmps, err := e.compareRelease(ctx, r, rel, rendered)
 	if err != nil {
 		return fail(StageDiff, fmt.Errorf("%s: %w", rel.File, err))
 	}
@@ -367,7 +367,7 @@ func (e *Engine) syncRelease(ctx context.Context, r *repo.Repo, rel *repo.Releas
 	}
 
 	// 2. Apply: install or upgrade with server-side apply.
-	a, err := e.apply(ctx, cfg, rel, ch, rendered, last, immutable, opts.Timeout)
+	a, err := e.apply(ctx, cfg, rel, ch, rendered, last, immutable, releaseEdits(cmps), opts.Timeout)
 	if err != nil {
 		return fail(StageApply, err)
 	}
