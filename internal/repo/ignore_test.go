@@ -14,7 +14,7 @@ func ignoreRepo(t *testing.T, header, cluster string) *Repo {
 	t.Helper()
 	dir := t.TempDir()
 	files := map[string]string{
-		ConfigFile: "clusters:\n  prod:\n    drift: report\n" + cluster,
+		ConfigFile:                           "clusters:\n  prod:\n    drift: report\n" + cluster,
 		"installations/prod/web-values.yaml": "__mygitops:\n  chart: ./charts/web\n  name: web\n  namespace: app\n" + header + "replicaCount: 2\n",
 	}
 	for name, content := range files {
