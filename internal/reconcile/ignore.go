@@ -4,8 +4,10 @@ import (
 	"context"
 
 	"github.com/fluxcd/pkg/ssa"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/mygitops/mgo/internal/kube"
 	"github.com/mygitops/mgo/internal/repo"
@@ -93,10 +95,12 @@ type respected struct {
 }
 
 // diffRespecting compares wanted, its ignored fields respected, with the
-// live object by diff. The live object the fields are taken from is live
-// when given (a watch event), else the cache's; when the comparison went
-// to the API server, whose read of the object may be newer, the fields
-// are taken again from that read and, if they differ, compared once more.
+// live object by diff. The ignored fields take their values from live when
+// given (a watch event), else from the cache's copy. When the comparison
+// finds a change that the rules may bear on, they are taken again from a
+// fresh read of the object (the cache may lag behind; without a cache
+// nothing was read yet; the objects the dry-run returns have no managed
+// fields), and compared once more if that changes anything.
 func (e *Engine) diffRespecting(ctx context.Context, diff diffFunc, wanted *unstructured.Unstructured, ig kube.Ignore, live *unstructured.Unstructured) (respected, error) {
 	if ig.Empty() {
 		entry, live, merged, err := diff(ctx, wanted)
@@ -107,16 +111,31 @@ func (e *Engine) diffRespecting(ctx context.Context, diff diffFunc, wanted *unst
 	}
 	adjusted, edits := ig.Respect(wanted, live)
 	entry, read, merged, err := diff(ctx, adjusted)
-	if err == nil && read != nil {
-		if again, againEdits := ig.Respect(wanted, read); !kube.EditsEqual(edits, againEdits) {
-			adjusted, edits = again, againEdits
-			entry, read, merged, err = diff(ctx, adjusted)
+	rules := len(edits) > 0 || len(ig.Pointers) > 0 || len(ig.Managers) > 0 || live == nil
+	if err == nil && entry.Action == ssa.ConfiguredAction && rules {
+		if fresh, ferr := e.readLive(ctx, wanted); ferr == nil && fresh != nil {
+			if again, againEdits := ig.Respect(wanted, fresh); !kube.EditsEqual(edits, againEdits) {
+				adjusted, edits = again, againEdits
+				entry, read, merged, err = diff(ctx, adjusted)
+			}
 		}
 	}
 	if len(edits) > 0 {
 		e.log.Debug("ignored fields keep their live values", "object", subject(wanted), "edits", edits)
 	}
 	return respected{entry: entry, live: read, merged: merged, wanted: adjusted, edits: edits}, err
+}
+
+// readLive reads the live object of obj from the API server, managed
+// fields included; nil when there is none.
+func (e *Engine) readLive(ctx context.Context, obj *unstructured.Unstructured) (*unstructured.Unstructured, error) {
+	live := &unstructured.Unstructured{}
+	live.SetGroupVersionKind(obj.GroupVersionKind())
+	err := e.cluster.Client.Get(ctx, client.ObjectKeyFromObject(obj), live)
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	return live, err
 }
 
 // objectKey identifies a rendered object of a release as Helm's manifest

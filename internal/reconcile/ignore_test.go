@@ -57,7 +57,7 @@ func TestIgnoreDifferencesReplicas(t *testing.T) {
 	g := newGitops(t)
 	rules := "  ignoreDifferences:\n  - {kind: Deployment, name: web-hello, jsonPointers: [/spec/replicas]}\n"
 	g.releaseWithHeader("web", ns, "1.0.0", rules, "")
-	leftAlone(t, g, ns, "kubectl-scale", func(tag string) { g.releaseWithHeader("web", ns, tag, rules, "") })
+	leftAlone(t, g, ns, scaleBy("kubectl-scale"), func(tag string) { g.releaseWithHeader("web", ns, tag, rules, "") })
 }
 
 // The replicas of a Deployment that an HPA of the same release scales are
@@ -67,14 +67,51 @@ func TestIgnoreReplicasOfAnHPA(t *testing.T) {
 	g := newGitops(t)
 	g.write("charts/hello/templates/hpa.yaml", hpaTemplate)
 	g.releaseWithHeader("web", ns, "1.0.0", "", "autoscaling: true\n")
-	leftAlone(t, g, ns, "kube-controller-manager", func(tag string) { g.releaseWithHeader("web", ns, tag, "", "autoscaling: true\n") })
+	leftAlone(t, g, ns, scaleBy("kube-controller-manager"), func(tag string) { g.releaseWithHeader("web", ns, tag, "", "autoscaling: true\n") })
+}
+
+// Replicas another field manager applies (server-side, taking them over
+// from mgo) are left to it without any rule.
+func TestIgnoreFieldsAppliedByAnotherManager(t *testing.T) {
+	ns := env.Namespace(t)
+	g := newGitops(t)
+	g.releaseWithHeader("web", ns, "1.0.0", "", "")
+	leftAlone(t, g, ns, func(t *testing.T, ns, name string) {
+		scaled := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "apps/v1", "kind": "Deployment",
+			"metadata": map[string]any{"name": name, "namespace": ns}, "spec": map[string]any{"replicas": int64(4)}}}
+		b, err := scaled.MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		force := true
+		if _, err := env.Client.AppsV1().Deployments(ns).Patch(context.Background(), name, types.ApplyPatchType, b,
+			metav1.PatchOptions{FieldManager: "autoscaler", Force: &force}); err != nil {
+			t.Fatal(err)
+		}
+	}, func(tag string) { g.releaseWithHeader("web", ns, tag, "", "") })
+}
+
+// scaleBy scales a Deployment to 4 through the scale subresource, as an
+// autoscaler or a person does, with its own field manager.
+func scaleBy(manager string) func(t *testing.T, ns, name string) {
+	return func(t *testing.T, ns, name string) {
+		ctx := context.Background()
+		deployments := env.Client.AppsV1().Deployments(ns)
+		scale, err := deployments.GetScale(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		scale.Spec.Replicas = 4
+		if _, err := deployments.UpdateScale(ctx, name, scale, metav1.UpdateOptions{FieldManager: manager}); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // leftAlone installs the release web (hello chart), scales its Deployment
-// to 4 through the scale subresource as manager, and checks that this is
-// no drift and is kept by an upgrade; write writes the release with
-// another image tag.
-func leftAlone(t *testing.T, g *gitops, ns, manager string, write func(tag string)) {
+// to 4 with scale, and checks that this is no drift and is kept by an
+// upgrade; write writes the release with another image tag.
+func leftAlone(t *testing.T, g *gitops, ns string, scale func(t *testing.T, ns, name string), write func(tag string)) {
 	ctx := context.Background()
 	const name = "web-hello"
 	e := newEngine(t)
@@ -101,17 +138,8 @@ func leftAlone(t *testing.T, g *gitops, ns, manager string, write func(tag strin
 		t.Fatalf("install: %+v", installed)
 	}
 
-	// Scaled as an autoscaler or a person does, through the scale
-	// subresource with its own field manager.
+	scale(t, ns, name)
 	deployments := env.Client.AppsV1().Deployments(ns)
-	scale, err := deployments.GetScale(ctx, name, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	scale.Spec.Replicas = 4
-	if _, err := deployments.UpdateScale(ctx, name, scale, metav1.UpdateOptions{FieldManager: manager}); err != nil {
-		t.Fatal(err)
-	}
 	gvk := schema.GroupVersionKind{Group: "apps", Version: "v1", Kind: "Deployment"}
 	waitFor(t, "the cache to see the scaled Deployment", func() bool {
 		live, err := e.Cache().Get(ctx, gvk, ns, name)
