@@ -118,7 +118,7 @@ func (e *Engine) compareWith(ctx context.Context, obj *unstructured.Unstructured
 			delete(labels, k)
 		}
 		bare.SetLabels(labels)
-		if again, err := e.diffRespecting(ctx, diff, bare, rules, d.live); err == nil && again.entry.Action == ssa.UnchangedAction {
+		if again, err := e.diffRespecting(ctx, diff, bare, rules, nil); err == nil && again.entry.Action == ssa.UnchangedAction {
 			return comparison{Subject: again.entry.Subject, Action: again.entry.Action, Wanted: again.wanted, Live: again.live, Merged: again.merged,
 				Prepared: bare, Ignore: rules, Key: objectKey(obj), Edits: again.edits}, nil
 		}
