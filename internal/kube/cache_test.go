@@ -104,7 +104,9 @@ spec:
 // of objects and changes: the cache never calls unchanged what a dry-run
 // calls changed, it decides plain unchanged objects alone, and it leaves
 // what only the API server can normalise (quantities, int-or-string,
-// defaulting inside atomic values, list order) to the dry-run.
+// defaulting inside atomic values, list order) to the dry-run. With drift
+// ignore rules respected (Ignore.Respect) both agree too: a field left to
+// another manager is no change for either.
 func TestCacheDecisionEqualsDryRun(t *testing.T) {
 	ctx := context.Background()
 	ns := env.Namespace(t)
@@ -123,6 +125,7 @@ func TestCacheDecisionEqualsDryRun(t *testing.T) {
 		wanted  string                                           // then compared
 		local   bool                                             // the cache decides alone (unchanged)
 		action  ssa.Action                                       // what the dry-run says
+		ignore  *Ignore                                          // drift ignore rules, respected before both decide
 	}
 	svc := `apiVersion: v1
 kind: Service
@@ -138,6 +141,7 @@ kind: ConfigMap
 metadata: {name: conf, annotations: {note: "a"}}
 data: {a: "1", b: "2"}
 `
+	normalised := replace(deployment, `cpu: "0.5"`, `cpu: 500m`)
 	cases := []tc{
 		{name: "same deployment, defaulted fields and a quantity", applied: deployment, wanted: deployment, local: false, action: ssa.UnchangedAction},
 		{name: "quantities already normalised", applied: replace(deployment, `cpu: "0.5"`, `cpu: 500m`), wanted: replace(deployment, `cpu: "0.5"`, `cpu: 500m`), local: true, action: ssa.UnchangedAction},
@@ -164,6 +168,28 @@ data: {a: "1", b: "2"}
 				scaled.SetName(u.GetName())
 				applyAs(t, c, "autoscaler", scaled)
 			}},
+		{name: "replicas owned by another manager by apply, left to it", applied: normalised, wanted: normalised, local: true, action: ssa.UnchangedAction,
+			ignore: &Ignore{Appliers: true},
+			other: func(t *testing.T, u *unstructured.Unstructured) {
+				scaled := obj(t, owner, u.GetNamespace(), "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec: {replicas: 5}\n")
+				scaled.SetName(u.GetName())
+				applyAs(t, c, "autoscaler", scaled)
+			}},
+		{name: "replicas scaled by hand, ignored by a pointer", applied: normalised, wanted: normalised, local: true, action: ssa.UnchangedAction,
+			ignore: &Ignore{Pointers: [][]string{{"spec", "replicas"}}, Appliers: true},
+			other: func(t *testing.T, u *unstructured.Unstructured) {
+				patch(t, c, u, "kubectl-scale", `{"spec":{"replicas":4}}`)
+			}},
+		{name: "a label of another manager, ignored by its manager", applied: cm, wanted: cm, local: true, action: ssa.UnchangedAction,
+			ignore: &Ignore{Managers: []string{"kube-controller-manager"}},
+			other: func(t *testing.T, u *unstructured.Unstructured) {
+				patch(t, c, u, "kube-controller-manager", `{"data":{"a":"controller"}}`)
+			}},
+		{name: "a value mgo applies changed, another one ignored: still drift", applied: cm, wanted: cm, action: ssa.ConfiguredAction,
+			ignore: &Ignore{Pointers: [][]string{{"data", "b"}}, Appliers: true},
+			other: func(t *testing.T, u *unstructured.Unstructured) {
+				patch(t, c, u, "kubectl-edit", `{"data":{"a":"changed","b":"also"}}`)
+			}},
 	}
 	for i, k := range cases {
 		t.Run(k.name, func(t *testing.T) {
@@ -178,7 +204,10 @@ data: {a: "1", b: "2"}
 			wanted := obj(t, owner, ns, k.wanted)
 			wanted.SetName(name)
 			settled(t, c, wanted)
-			waitCached(t, c, ca, wanted)
+			live := waitCached(t, c, ca, wanted)
+			if k.ignore != nil {
+				wanted, _ = k.ignore.Respect(wanted, live)
+			}
 
 			local := ca.Decide(ctx, wanted)
 			entry, _, _, err := c.Diff(ctx, wanted)

@@ -36,12 +36,14 @@ type applied struct {
 
 // apply installs or upgrades a release whose plan found a change, with
 // server-side apply, recreating first the objects with immutable changes
-// that may be recreated. The error is a failure before Helm acted; the
+// that may be recreated. edits (by objectKey) keep the ignored fields of
+// the release's objects at their live values, as the plan compared them. The error is a failure before Helm acted; the
 // Helm action's own error is in applied.err, since what follows depends on
 // whether the objects were applied (rollout wait or not).
 func (e *Engine) apply(ctx context.Context, cfg *action.Configuration, rel *repo.Release, ch *render.Chart, rendered *render.Rendered,
 	last *releasev1.Release, cmps []comparison, timeout time.Duration) (applied, error) {
 	_, immutable := changes(cmps)
+	edits := releaseEdits(cmps)
 	log := e.log.With("release", rel.Header.Name, "namespace", rel.Header.Namespace)
 	vals, err := rel.Values()
 	if err != nil {
@@ -60,7 +62,7 @@ func (e *Engine) apply(ctx context.Context, cfg *action.Configuration, rel *repo
 	if hc, ok := cfg.KubeClient.(*helmkube.Client); ok {
 		cfg.KubeClient = &skipUnchanged{Client: hc, unchanged: unchangedObjects(cmps)}
 	}
-	a.revision, a.err = e.helmApply(ctx, cfg, rel, ch, vals, labels, a.upgrade, timeout)
+	a.revision, a.err = e.helmApply(ctx, cfg, rel, ch, vals, labels, a.upgrade, edits, timeout)
 	if a.err != nil && a.upgrade && kube.IsImmutableFieldError(a.err) {
 		// A field the API server will not update. StatefulSets are deleted
 		// without their pods and volumes and recreated; other objects only
@@ -71,7 +73,7 @@ func (e *Engine) apply(ctx context.Context, cfg *action.Configuration, rel *repo
 		}
 		if recreated > 0 {
 			log.Info("recreated objects with immutable changes", "objects", recreated)
-			a.revision, a.err = e.helmApply(ctx, cfg, rel, ch, vals, labels, true, timeout)
+			a.revision, a.err = e.helmApply(ctx, cfg, rel, ch, vals, labels, true, edits, timeout)
 		}
 	}
 	return a, nil
@@ -85,7 +87,8 @@ func (e *Engine) apply(ctx context.Context, cfg *action.Configuration, rel *repo
 // possible panic in a long-running service), and its polling waiter checks
 // every 2 seconds, which doubles the time of a first sync.
 func (e *Engine) helmApply(ctx context.Context, cfg *action.Configuration, rel *repo.Release, ch *render.Chart,
-	vals map[string]any, labels map[string]string, upgrade bool, timeout time.Duration) (*releasev1.Release, error) {
+	vals map[string]any, labels map[string]string, upgrade bool, edits map[string][]kube.Edit, timeout time.Duration) (*releasev1.Release, error) {
+	post := releasePostRenderer{labels: e.releaseObjectLabels(), edits: edits}
 	var out any
 	var err error
 	if upgrade {
@@ -98,7 +101,7 @@ func (e *Engine) helmApply(ctx context.Context, cfg *action.Configuration, rel *
 		up.Labels = labels
 		up.MaxHistory = maxHistory
 		up.Description = "mgo sync of " + rel.File
-		up.PostRenderer = ownerLabels(e.releaseObjectLabels())
+		up.PostRenderer = post
 		up.PostRenderStrategy = action.PostRenderStrategyNoHooks
 		out, err = up.RunWithContext(ctx, rel.Header.Name, ch.Chart, vals)
 	} else {
@@ -113,7 +116,7 @@ func (e *Engine) helmApply(ctx context.Context, cfg *action.Configuration, rel *
 		in.Timeout = timeout
 		in.Labels = labels
 		in.Description = "mgo sync of " + rel.File
-		in.PostRenderer = ownerLabels(e.releaseObjectLabels())
+		in.PostRenderer = post
 		in.PostRenderStrategy = action.PostRenderStrategyNoHooks
 		out, err = in.RunWithContext(ctx, ch.Chart, vals)
 	}
@@ -165,27 +168,56 @@ func (e *Engine) markFailed(cfg *action.Configuration, hr *releasev1.Release, ca
 	}
 }
 
-// ownerLabels is a Helm post-renderer that labels every object of a release
-// (hooks aside) with releaseObjectLabels, as prepare does for the
-// comparison: the engine's cache watches objects by these labels.
-type ownerLabels map[string]string
+// releasePostRenderer is the Helm post-renderer of mgo's releases (hooks
+// aside): it keeps the ignored fields of each object at their live values
+// (the edits of its comparison, by objectKey), as the plan compared it,
+// and labels every object with releaseObjectLabels, as prepare does for
+// the comparison: the engine's cache watches objects by these labels.
+type releasePostRenderer struct {
+	labels map[string]string
+	edits  map[string][]kube.Edit
+}
 
-func (l ownerLabels) Run(in *bytes.Buffer) (*bytes.Buffer, error) {
+func (p releasePostRenderer) Run(in *bytes.Buffer) (*bytes.Buffer, error) {
 	nodes, err := kio.ParseAll(in.String())
 	if err != nil {
-		return nil, fmt.Errorf("labelling the rendered objects: %w", err)
+		return nil, fmt.Errorf("post-rendering the rendered objects: %w", err)
 	}
-	keys := slices.Sorted(maps.Keys(l))
-	for _, n := range nodes {
+	keys := slices.Sorted(maps.Keys(p.labels))
+	for i, n := range nodes {
+		if len(p.edits) > 0 {
+			if nodes[i], err = p.edit(n); err != nil {
+				return nil, fmt.Errorf("keeping ignored fields of %s %s: %w", n.GetKind(), n.GetName(), err)
+			}
+			n = nodes[i]
+		}
 		for _, k := range keys {
-			if err := n.PipeE(kyaml.SetLabel(k, l[k])); err != nil {
+			if err := n.PipeE(kyaml.SetLabel(k, p.labels[k])); err != nil {
 				return nil, fmt.Errorf("labelling the rendered objects: %w", err)
 			}
 		}
 	}
 	out, err := kio.StringAll(nodes)
 	if err != nil {
-		return nil, fmt.Errorf("labelling the rendered objects: %w", err)
+		return nil, fmt.Errorf("post-rendering the rendered objects: %w", err)
 	}
 	return bytes.NewBufferString(out), nil
+}
+
+// edit makes the edits of its comparison to one object.
+func (p releasePostRenderer) edit(n *kyaml.RNode) (*kyaml.RNode, error) {
+	b, err := n.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	u := &unstructured.Unstructured{}
+	if err := u.UnmarshalJSON(b); err != nil {
+		return nil, err
+	}
+	edits := p.edits[objectKey(u)]
+	if len(edits) == 0 {
+		return n, nil
+	}
+	kube.ApplyEdits(u.Object, edits)
+	return kyaml.FromMap(u.Object)
 }

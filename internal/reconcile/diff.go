@@ -142,8 +142,9 @@ func (e *Engine) diffRelease(ctx context.Context, r *repo.Repo, rel *repo.Releas
 		return maskDiff(rd, rel.Masker())
 	}
 	wanted := map[string]bool{}
+	ig := e.ignoresFor(r, rel, rendered.Objects)
 	for _, obj := range rendered.Objects {
-		cmp, err := e.compare(ctx, obj, rel.Header.Name, rel.Header.Namespace)
+		cmp, err := e.compareWith(ctx, obj, rel.Header.Name, rel.Header.Namespace, ig)
 		var d ObjectDiff
 		if err == nil {
 			d, err = objectDiff(cmp)

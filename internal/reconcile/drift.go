@@ -30,9 +30,11 @@ const (
 	DriftDeleted = "deleted"
 )
 
-// desired is what the engine last planned to apply for an object.
+// desired is what the engine last planned to apply for an object: the
+// object before its ignored fields took their live values, and its rules.
 type desired struct {
 	obj                *unstructured.Unstructured
+	ignore             kube.Ignore
 	namespace, release string
 }
 
@@ -108,8 +110,12 @@ func (e *Engine) planned(namespace, release string, cmps []comparison) {
 	defer e.drift.mu.Unlock()
 	maps.DeleteFunc(e.drift.want, func(_ string, d desired) bool { return d.namespace == namespace && d.release == release })
 	for _, c := range cmps {
-		if c.Wanted != nil {
-			e.drift.want[subject(c.Wanted)] = desired{obj: c.Wanted, namespace: namespace, release: release}
+		obj := c.Prepared
+		if obj == nil {
+			obj = c.Wanted
+		}
+		if obj != nil {
+			e.drift.want[subject(obj)] = desired{obj: obj, ignore: c.Ignore, namespace: namespace, release: release}
 		}
 	}
 }
@@ -121,7 +127,9 @@ func (e *Engine) forget(namespace, release string) {
 
 // checkDrift decides whether an event is a drift: the object is gone, or
 // differs from what mgo applies (locally, or when the local comparison
-// cannot tell, by a server-side dry-run).
+// cannot tell, by a server-side dry-run), its ignored fields taken from
+// the object as the event has it (a field the rules leave alone is never
+// drift).
 func (e *Engine) checkDrift(ctx context.Context, ev kube.CacheEvent) {
 	s := subject(ev.Object)
 	e.drift.mu.Lock()
@@ -132,13 +140,14 @@ func (e *Engine) checkDrift(ctx context.Context, ev kube.CacheEvent) {
 	}
 	change := DriftDeleted
 	if ev.Type != kube.CacheDeleted {
-		if same, _ := kube.Unchanged(d.obj, ev.Object, kube.FieldManager); same {
+		wanted, _ := d.ignore.Respect(d.obj, ev.Object)
+		if same, _ := kube.Unchanged(wanted, ev.Object, kube.FieldManager); same {
 			return
 		}
 		cctx, cancel := context.WithTimeout(ctx, e.cfg.DiffTimeout)
-		entry, _, _, err := e.cluster.Diff(cctx, d.obj)
+		r, err := e.diffRespecting(cctx, e.cluster.Diff, d.obj, d.ignore, ev.Object)
 		cancel()
-		if err == nil && entry.Action == ssa.UnchangedAction {
+		if err == nil && r.entry.Action == ssa.UnchangedAction {
 			return
 		}
 		change = DriftChanged

@@ -352,7 +352,7 @@ func (e *Engine) syncRelease(ctx context.Context, r *repo.Repo, rel *repo.Releas
 	digest = rendered.Digest
 
 	// Compare with the live cluster: every object, then the Helm release.
-	cmps, err := e.compareRelease(ctx, rel, rendered)
+	cmps, err := e.compareRelease(ctx, r, rel, rendered)
 	if err != nil {
 		return fail(StageDiff, fmt.Errorf("%s: %w", rel.File, err))
 	}

@@ -49,7 +49,8 @@ func (e *Engine) loadAndRender(ctx context.Context, r *repo.Repo, rel *repo.Rele
 type comparison struct {
 	Subject string     // Kind/namespace/name
 	Action  ssa.Action // created, configured, unchanged; "recreate" when Immutable is set
-	// Wanted is the object as it will be applied (see prepare).
+	// Wanted is the object as it will be applied (see prepare), its
+	// ignored fields at their live values (Edits).
 	Wanted *unstructured.Unstructured
 	// Live and Merged are the live object and what an apply makes of it,
 	// for a configured object.
@@ -57,21 +58,38 @@ type comparison struct {
 	// Immutable is set when the API server refuses the update because an
 	// immutable field changed: the object must be recreated.
 	Immutable error
+	// Prepared is Wanted before its ignored fields were given their live
+	// values, Ignore the rules of the object: a drift check takes the
+	// fields again from the object it sees.
+	Prepared *unstructured.Unstructured
+	Ignore   kube.Ignore
+	// Key identifies the rendered object in Helm's manifest (objectKey),
+	// Edits are what the post-renderer changes in it.
+	Key   string
+	Edits []kube.Edit
 }
 
 // actionRecreate is the action of an object with an immutable change.
 const actionRecreate ssa.Action = "recreate"
 
-// compare compares one rendered object of a release (release == "" for a
-// raw manifest) with the live cluster, by a server-side dry-run apply with
-// mgo's field manager. An object whose kind the cluster does not know yet
-// (its CRD comes with the release) or whose namespace does not exist yet
-// will be created.
+// compare compares one rendered object of a raw manifest (release == "")
+// or of a release without rules with the live cluster (compareWith).
 func (e *Engine) compare(ctx context.Context, obj *unstructured.Unstructured, release, ns string) (comparison, error) {
+	return e.compareWith(ctx, obj, release, ns, nil)
+}
+
+// compareWith compares one rendered object of a release (release == ""
+// for a raw manifest) with the live cluster, by a server-side dry-run
+// apply with mgo's field manager, or locally from the cache when it can
+// tell; the fields the release's rules ig leave alone keep their live
+// values (diffRespecting). An object whose kind the cluster does not know
+// yet (its CRD comes with the release) or whose namespace does not exist
+// yet will be created.
+func (e *Engine) compareWith(ctx context.Context, obj *unstructured.Unstructured, release, ns string, ig *ignores) (comparison, error) {
 	wanted, err := e.prepare(obj, release, ns)
 	switch {
 	case meta.IsNoMatchError(err):
-		return comparison{Subject: subject(wanted), Action: ssa.CreatedAction, Wanted: wanted}, nil
+		return comparison{Subject: subject(wanted), Action: ssa.CreatedAction, Wanted: wanted, Prepared: wanted, Key: objectKey(obj)}, nil
 	case err != nil:
 		return comparison{}, fmt.Errorf("%s: %w", subject(wanted), err)
 	}
@@ -79,15 +97,17 @@ func (e *Engine) compare(ctx context.Context, obj *unstructured.Unstructured, re
 	if e.cache != nil {
 		diff = e.cache.Diff
 	}
-	entry, live, merged, err := diff(ctx, wanted)
+	rules := ig.For(wanted)
+	d, err := e.diffRespecting(ctx, diff, wanted, rules, nil)
 	if err != nil && kube.IsImmutableFieldError(err) {
 		// Handled before the upgrade (recreate) or refused there.
-		return comparison{Subject: subject(obj), Action: actionRecreate, Wanted: wanted, Immutable: err}, nil
+		return comparison{Subject: subject(obj), Action: actionRecreate, Wanted: d.wanted, Immutable: err,
+			Prepared: wanted, Ignore: rules, Key: objectKey(obj), Edits: d.edits}, nil
 	}
 	if err != nil {
 		return comparison{}, err
 	}
-	if release != "" && entry.Action == ssa.ConfiguredAction && live != nil && !hasLabels(live, e.releaseObjectLabels()) {
+	if release != "" && d.entry.Action == ssa.ConfiguredAction && d.live != nil && !hasLabels(d.live, e.releaseObjectLabels()) {
 		// The object predates mgo's cluster label (Helm installed it, or
 		// mgo import took the release over): a difference in that label
 		// alone is no change, so an imported release stays without a new
@@ -98,11 +118,13 @@ func (e *Engine) compare(ctx context.Context, obj *unstructured.Unstructured, re
 			delete(labels, k)
 		}
 		bare.SetLabels(labels)
-		if again, live, merged, err := diff(ctx, bare); err == nil && again.Action == ssa.UnchangedAction {
-			return comparison{Subject: again.Subject, Action: again.Action, Wanted: bare, Live: live, Merged: merged}, nil
+		if again, err := e.diffRespecting(ctx, diff, bare, rules, nil); err == nil && again.entry.Action == ssa.UnchangedAction {
+			return comparison{Subject: again.entry.Subject, Action: again.entry.Action, Wanted: again.wanted, Live: again.live, Merged: again.merged,
+				Prepared: bare, Ignore: rules, Key: objectKey(obj), Edits: again.edits}, nil
 		}
 	}
-	return comparison{Subject: entry.Subject, Action: entry.Action, Wanted: wanted, Live: live, Merged: merged}, nil
+	return comparison{Subject: d.entry.Subject, Action: d.entry.Action, Wanted: d.wanted, Live: d.live, Merged: d.merged,
+		Prepared: wanted, Ignore: rules, Key: objectKey(obj), Edits: d.edits}, nil
 }
 
 // hasLabels reports whether o carries every one of labels.
@@ -117,13 +139,15 @@ func hasLabels(o *unstructured.Unstructured, labels map[string]string) bool {
 }
 
 // compareRelease compares every rendered object of a release with the
-// live cluster, within Config.DiffTimeout.
-func (e *Engine) compareRelease(ctx context.Context, rel *repo.Release, rendered *render.Rendered) ([]comparison, error) {
+// live cluster, within Config.DiffTimeout, under the release's drift
+// ignore rules.
+func (e *Engine) compareRelease(ctx context.Context, r *repo.Repo, rel *repo.Release, rendered *render.Rendered) ([]comparison, error) {
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.DiffTimeout)
 	defer cancel()
+	ig := e.ignoresFor(r, rel, rendered.Objects)
 	out := make([]comparison, 0, len(rendered.Objects))
 	for _, obj := range rendered.Objects {
-		c, err := e.compare(ctx, obj, rel.Header.Name, rel.Header.Namespace)
+		c, err := e.compareWith(ctx, obj, rel.Header.Name, rel.Header.Namespace, ig)
 		if err != nil {
 			return out, err
 		}

@@ -38,6 +38,8 @@ const ConfigFile = "mygitops.yaml"
 //	    budget: {qps: 50, burst: 100, maxConcurrentReleases: 4}
 //	    allowedImages:                   # optional: the only image repositories
 //	      - registry.acme.io/acme/*      # headers may name (path.Match; /** = any depth)
+//	    ignoreDifferences:               # optional: fields left as they live (IgnoreDifference)
+//	      - {kind: Deployment, jsonPointers: [/spec/replicas]}
 //
 // Credentials are references to environment variables or files, never the
 // secret itself: an inline password or token is an error, and so are
@@ -226,6 +228,14 @@ type ClusterSettings struct {
 	// to this cluster may set (path.Match patterns such as
 	// "registry.acme.io/acme/*").
 	AllowedImages []string
+	// IgnoreDifferences are drift ignore rules for every release of the
+	// cluster, besides each release's own.
+	IgnoreDifferences []IgnoreDifference
+	// IgnoreInvalid is set when a rule of IgnoreDifferences has an error:
+	// the releases of the cluster are then not synced (a sync without the
+	// rule would revert what it leaves alone).
+	IgnoreInvalid bool
+	IgnoreLine    int // of the ignoreDifferences key
 	Line          int
 }
 
@@ -550,8 +560,13 @@ func parseClusters(n *yaml.Node, cfg *Config, ps *problems) {
 				parseBudget(f.Value, where+".budget", &s.Budget, ps)
 			case "allowedImages":
 				s.AllowedImages = parseAllowedImages(f.Value, where+".allowedImages", ps)
+			case "ignoreDifferences":
+				var valid bool
+				s.IgnoreDifferences, valid = parseIgnoreDifferences(ConfigFile, where+".ignoreDifferences", f.Value, ps)
+				s.IgnoreInvalid = !valid
+				s.IgnoreLine = f.KeyNode.Line
 			default:
-				ps.errorf(ConfigFile, f.KeyNode.Line, "%s: unknown key %q (known: sync, drift, timeout, budget, allowedImages)", where, f.Key)
+				ps.errorf(ConfigFile, f.KeyNode.Line, "%s: unknown key %q (known: sync, drift, timeout, budget, allowedImages, ignoreDifferences)", where, f.Key)
 			}
 		}
 		cfg.Clusters[c.Key] = s

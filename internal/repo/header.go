@@ -24,7 +24,9 @@ type Header struct {
 	Name      string // Helm release name
 	Namespace string // release namespace
 	Images    []ImageSource
-	Line      int // line of the __mygitops key
+	// IgnoreDifferences are the release's drift ignore rules.
+	IgnoreDifferences []IgnoreDifference
+	Line              int // line of the __mygitops key
 }
 
 // ImageSource is one entry of the header's images: what a deploy request for
@@ -115,7 +117,7 @@ func ParseChartRef(s string) (ChartRef, error) {
 	return ChartRef{Kind: ChartFromRepository, Repository: repoName, Name: name}, nil
 }
 
-var headerKeys = []string{"chart", "version", "name", "namespace", "images"}
+var headerKeys = []string{"chart", "version", "name", "namespace", "images", "ignoreDifferences"}
 
 // parseHeader reads the header of a values document. It reports problems and
 // returns ok=false when the header is unusable.
@@ -146,6 +148,12 @@ func parseHeader(file string, doc *yaml.Node, cfg *Config, ps *problems) (Header
 	for _, f := range fields {
 		if f.Key == "images" {
 			imagesNode = f.Value
+			continue
+		}
+		if f.Key == "ignoreDifferences" {
+			rules, valid := parseIgnoreDifferences(file, "header: ignoreDifferences", f.Value, ps)
+			h.IgnoreDifferences = rules
+			ok = ok && valid
 			continue
 		}
 		if !slices.Contains(headerKeys, f.Key) {

@@ -252,6 +252,11 @@ func loadRelease(root, cluster, rel string, cfg *Config, ps *problems) *Release 
 			rl.Valid = false
 		}
 	}
+	if s := cfg.Cluster(cluster); s.IgnoreInvalid && rl.Header.Line > 0 {
+		ps.errorf(rel, rl.Header.Line, "not synced until clusters.%s.ignoreDifferences in %s (line %d) is fixed: a sync without its rules would revert the fields they leave alone",
+			cluster, ConfigFile, s.IgnoreLine)
+		rl.Valid = false
+	}
 	if s := cfg.Cluster(cluster); len(s.AllowedImages) > 0 {
 		for _, img := range rl.Header.Images {
 			name := img.Repository
