@@ -9,6 +9,7 @@ import (
 
 	"github.com/fluxcd/cli-utils/pkg/kstatus/polling"
 	"github.com/fluxcd/pkg/ssa"
+	"k8s.io/cli-runtime/pkg/resource"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -43,6 +44,8 @@ type Cluster struct {
 	discoveryOnce sync.Once
 	discovery     discovery.CachedDiscoveryInterface
 	discoveryErr  error
+	verifierOnce  sync.Once
+	verifier      resource.Verifier // see fieldValidationVerifier
 }
 
 // NewCluster builds the clients of a cluster from a rest.Config. The

@@ -106,6 +106,11 @@ func (c *Cluster) HelmWith(namespace string, log *slog.Logger, caps *common.Capa
 	if caps != nil {
 		cfg.Capabilities = caps.Copy()
 	}
+	if kc, ok := cfg.KubeClient.(*helmkube.Client); ok {
+		if v := c.fieldValidationVerifier(); v != nil {
+			kc.Factory = fieldValidation{Factory: kc.Factory, verifier: v}
+		}
+	}
 	cfg.Releases.Driver = faultDriver{cfg.Releases.Driver}
 	return cfg, nil
 }
