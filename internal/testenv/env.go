@@ -231,6 +231,10 @@ func (e *Env) start(ctx context.Context, opts Options) error {
 		"--controllers=*",
 		"--concurrent-deployment-syncs=10", "--concurrent-replicaset-syncs=10",
 		"--concurrent-statefulset-syncs=10",
+		// The client budget of a controller manager sized for clusters of
+		// a thousand workloads (the default, 20 QPS, rolls out about one
+		// Deployment a second, whoever applied it).
+		"--kube-api-qps=100", "--kube-api-burst=200",
 	); err != nil {
 		return err
 	}
