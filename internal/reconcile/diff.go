@@ -156,7 +156,7 @@ func (e *Engine) diffRelease(ctx context.Context, r *repo.Repo, rel *repo.Releas
 		wanted[d.Subject] = true
 		rd.Objects = append(rd.Objects, d)
 	}
-	if rd.Error == "" {
+	if rd.Error == "" && !e.renderedAsLast(ctx, rel, rendered) {
 		removed, err := e.removedFromRelease(ctx, rel, wanted)
 		if err != nil {
 			fail(StageDiff, err)

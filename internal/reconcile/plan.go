@@ -299,13 +299,35 @@ func (e *Engine) releaseObjectLabels() map[string]string {
 // release whose objects are all unchanged then needs no read of Helm's
 // storage. ok is false whenever the cache cannot tell.
 func (e *Engine) cachedRevision(ctx context.Context, rel *repo.Release) (int, bool) {
-	if e.cache == nil {
+	version, l := e.newestCachedRevision(ctx, rel)
+	if version < 1 || l["status"] != string(helmcommon.StatusDeployed) || l[LabelManagedBy] != managedBy || !e.owner.Owns(l) {
 		return 0, false
+	}
+	return version, true
+}
+
+// renderedAsLast reports whether the newest revision of a release, as the
+// engine's cache holds its Secret, is this engine's and was made from this
+// very rendering (its digest label): its manifest then holds exactly the
+// rendered objects, so none was removed from the release, without reading
+// the manifest from Helm's storage.
+func (e *Engine) renderedAsLast(ctx context.Context, rel *repo.Release, rendered *render.Rendered) bool {
+	version, l := e.newestCachedRevision(ctx, rel)
+	return version >= 1 && len(rendered.Digest) >= 40 && l[LabelDigest] == rendered.Digest[:40] &&
+		l[LabelManagedBy] == managedBy && e.owner.Owns(l)
+}
+
+// newestCachedRevision returns the version and labels of the newest Helm
+// release Secret of a release in the engine's cache; version is 0 when
+// the cache has none or there is no cache.
+func (e *Engine) newestCachedRevision(ctx context.Context, rel *repo.Release) (int, map[string]string) {
+	if e.cache == nil {
+		return 0, nil
 	}
 	sel := labels.SelectorFromSet(labels.Set{"owner": "helm", "name": rel.Header.Name})
 	secrets, err := e.cache.List(ctx, schema.GroupVersionKind{Version: "v1", Kind: "Secret"}, rel.Header.Namespace, sel)
 	if err != nil || len(secrets) == 0 {
-		return 0, false
+		return 0, nil
 	}
 	newest, version := secrets[0], -1
 	for _, s := range secrets {
@@ -313,9 +335,8 @@ func (e *Engine) cachedRevision(ctx context.Context, rel *repo.Release) (int, bo
 			newest, version = s, v
 		}
 	}
-	l := newest.GetLabels()
-	if version < 1 || l["status"] != string(helmcommon.StatusDeployed) || l[LabelManagedBy] != managedBy || !e.owner.Owns(l) {
-		return 0, false
+	if version < 1 {
+		return 0, nil
 	}
-	return version, true
+	return version, newest.GetLabels()
 }
