@@ -86,7 +86,10 @@ type Engine struct {
 	relMu    sync.Mutex
 	releases map[string]*sync.Mutex // namespace/name -> held while the release syncs
 	mu       sync.Mutex
-	applied  map[string]string    // namespace/name -> digest of the last successful sync
+	applied  map[string]string // namespace/name -> digest of the last successful sync
+	// inputsOf are the inputs (see inputs) and chart version of each
+	// release's last successful sync, by namespace/name.
+	inputsOf map[string]lastInputs
 	syncedAt map[string]time.Time // namespace/name -> when it was last synced
 	failed   map[string]failure   // namespace/name -> the last failed sync
 	rawDone  string               // digest of the raw manifests at their last successful apply
@@ -114,7 +117,7 @@ func NewWithConfig(cluster *kube.Cluster, charts *render.Charts, log *slog.Logge
 	}
 	cfg = cfg.withDefaults()
 	e := &Engine{cluster: cluster, charts: charts, log: log.With("cluster", cluster.Name), cfg: cfg, owner: cluster.OwnerFor(cfg.RepoID),
-		applied: map[string]string{}, failed: map[string]failure{}, syncedAt: map[string]time.Time{},
+		applied: map[string]string{}, failed: map[string]failure{}, syncedAt: map[string]time.Time{}, inputsOf: map[string]lastInputs{},
 		slots: newSlots(cluster.Budget.MaxConcurrentReleases), releases: map[string]*sync.Mutex{}}
 	if !cfg.NoCache {
 		var err error
@@ -183,6 +186,9 @@ func (e *Engine) Sync(ctx context.Context, r *repo.Repo, opts Options) (*Result,
 	if err != nil {
 		return nil, err
 	}
+	e.mu.Lock()
+	in := newInputs(e.caps)
+	e.mu.Unlock()
 	var rels []*repo.Release
 	for _, rel := range c.Releases {
 		if opts.Release == "" || rel.Header.Name == opts.Release {
@@ -209,7 +215,7 @@ func (e *Engine) Sync(ctx context.Context, r *repo.Repo, opts Options) (*Result,
 				skipped[i] = true
 				return
 			}
-			results[i] = e.syncRelease(ctx, r, rel, renderer, opts)
+			results[i] = e.syncRelease(ctx, r, rel, renderer, in, opts)
 			if opts.OnRelease != nil {
 				opts.OnRelease(results[i])
 			}
@@ -298,7 +304,7 @@ func (e *Engine) apisChanged(rendered *render.Rendered) {
 // (chart, render, compare with the live cluster), apply (Helm install or
 // upgrade with server-side apply, only when the plan found a change) and
 // wait (the rollout of every object). A failure names its stage.
-func (e *Engine) syncRelease(ctx context.Context, r *repo.Repo, rel *repo.Release, renderer *render.Renderer, opts Options) (rr ReleaseResult) {
+func (e *Engine) syncRelease(ctx context.Context, r *repo.Repo, rel *repo.Release, renderer *render.Renderer, in *inputs, opts Options) (rr ReleaseResult) {
 	start := time.Now()
 	rr = ReleaseResult{File: rel.File, Name: rel.Header.Name, Namespace: rel.Header.Namespace, Chart: rel.Header.Chart}
 	mask := rel.Masker() // values of its secrets files: never in a result or a log line
@@ -324,7 +330,16 @@ func (e *Engine) syncRelease(ctx context.Context, r *repo.Repo, rel *repo.Releas
 	// 1. Plan. Chart and render: local work, no request to the cluster.
 	e.mu.Lock()
 	lastDigest, synced := e.applied[key]
+	prev := e.inputsOf[key]
 	e.mu.Unlock()
+	relInputs := in.release(r, rel)
+	if synced && relInputs != "" && relInputs == prev.inputs && !opts.Full {
+		// Rendered from the same inputs as at its last sync: the same
+		// objects (changes in the cluster are found by the watches and
+		// full syncs).
+		rr.Action, rr.ChartVersion = UpToDate, prev.chartVersion
+		return rr
+	}
 	ch, rendered, stage, err := e.loadAndRender(ctx, r, rel, renderer, synced)
 	if ch != nil {
 		rr.ChartVersion = ch.Version
@@ -366,7 +381,7 @@ func (e *Engine) syncRelease(ctx context.Context, r *repo.Repo, rel *repo.Releas
 		// and this engine's: nothing to read from Helm's storage.
 		rr.Action, rr.Revision = Unchanged, revision
 		if !opts.DryRun {
-			e.remember(key, rendered.Digest)
+			e.remember(key, rendered.Digest, lastInputs{inputs: relInputs, chartVersion: rr.ChartVersion})
 		}
 		return rr
 	}
@@ -400,7 +415,7 @@ func (e *Engine) syncRelease(ctx context.Context, r *repo.Repo, rel *repo.Releas
 		rr.Action = Unchanged
 		if !opts.DryRun {
 			e.adopt(cfg, last)
-			e.remember(key, rendered.Digest)
+			e.remember(key, rendered.Digest, lastInputs{inputs: relInputs, chartVersion: rr.ChartVersion})
 		}
 		return rr
 	}
@@ -444,7 +459,7 @@ func (e *Engine) syncRelease(ctx context.Context, r *repo.Repo, rel *repo.Releas
 	} else {
 		rr.Action = Installed
 	}
-	e.remember(key, rendered.Digest)
+	e.remember(key, rendered.Digest, lastInputs{inputs: relInputs, chartVersion: rr.ChartVersion})
 	log.Info("release synced", "action", rr.Action, "revision", rr.Revision)
 	return rr
 }
@@ -456,9 +471,15 @@ type failure struct {
 	result ReleaseResult
 }
 
-func (e *Engine) remember(key, digest string) {
+// lastInputs are the inputs of a release's last successful sync.
+type lastInputs struct {
+	inputs, chartVersion string
+}
+
+func (e *Engine) remember(key, digest string, in lastInputs) {
 	e.mu.Lock()
 	e.applied[key] = digest
+	e.inputsOf[key] = in
 	e.syncedAt[key] = time.Now()
 	delete(e.failed, key)
 	e.mu.Unlock()
