@@ -91,12 +91,19 @@ func (c *Cluster) NewCache(owner Owner, log *slog.Logger) (*Cache, error) {
 	}
 	sel := labels.SelectorFromSet(labels.Set{LabelCluster: owner.Cluster}).String()
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Cache{cluster: c, owner: owner, selector: sel, dynamic: dyn, log: log.With("cluster", c.Name),
-		ctx: ctx, cancel: cancel, kinds: map[schema.GroupVersionResource]*kindInformer{}, changed: make(chan struct{})}, nil
+	ca := &Cache{cluster: c, owner: owner, selector: sel, dynamic: dyn, log: log.With("cluster", c.Name),
+		ctx: ctx, cancel: cancel, kinds: map[schema.GroupVersionResource]*kindInformer{}, changed: make(chan struct{})}
+	if owner.Cluster == LabelValue(c.Name) {
+		c.liveCache.Store(ca) // raw manifest inventories are read from it
+	}
+	return ca, nil
 }
 
 // Close stops every watch of the cache.
-func (ca *Cache) Close() { ca.cancel() }
+func (ca *Cache) Close() {
+	ca.cluster.liveCache.CompareAndSwap(ca, nil)
+	ca.cancel()
+}
 
 // Selector is the label selector of the cached objects.
 func (ca *Cache) Selector() string { return ca.selector }

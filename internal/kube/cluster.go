@@ -4,11 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/go-logr/logr"
 
 	"github.com/fluxcd/cli-utils/pkg/kstatus/polling"
 	"github.com/fluxcd/pkg/ssa"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/cli-runtime/pkg/resource"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/kubernetes"
@@ -44,8 +46,16 @@ type Cluster struct {
 	discoveryOnce sync.Once
 	discovery     discovery.CachedDiscoveryInterface
 	discoveryErr  error
-	verifierOnce  sync.Once
-	verifier      resource.Verifier // see fieldValidationVerifier
+	mapperOnce    sync.Once
+	mapper        meta.RESTMapper
+	mapperErr     error
+	// liveCache is the live-state cache of the cluster's engine, which
+	// raw manifest inventories are read from; nil without one.
+	liveCache atomic.Pointer[Cache]
+	// legacyAbsent are the inventories of older mgo versions found absent.
+	legacyAbsent sync.Map
+	verifierOnce sync.Once
+	verifier     resource.Verifier // see fieldValidationVerifier
 }
 
 // NewCluster builds the clients of a cluster from a rest.Config. The

@@ -39,11 +39,7 @@ func (g *restClientGetter) ToDiscoveryClient() (discovery.CachedDiscoveryInterfa
 }
 
 func (g *restClientGetter) ToRESTMapper() (meta.RESTMapper, error) {
-	dc, err := g.ToDiscoveryClient()
-	if err != nil {
-		return nil, err
-	}
-	return restmapper.NewShortcutExpander(restmapper.NewDeferredDiscoveryRESTMapper(dc), dc, nil), nil
+	return g.cluster.helmRESTMapper()
 }
 
 func (g *restClientGetter) ToRawKubeConfigLoader() clientcmd.ClientConfig {
@@ -70,11 +66,31 @@ func (c *Cluster) helmDiscovery() (discovery.CachedDiscoveryInterface, error) {
 	return c.discovery, c.discoveryErr
 }
 
+// helmRESTMapper is the REST mapper every Helm action on the cluster
+// shares, over helmDiscovery: built once, reset (by the mapper itself) when
+// a kind is not found.
+func (c *Cluster) helmRESTMapper() (meta.RESTMapper, error) {
+	c.mapperOnce.Do(func() {
+		dc, err := c.helmDiscovery()
+		if err != nil {
+			c.mapperErr = err
+			return
+		}
+		c.mapper = restmapper.NewShortcutExpander(restmapper.NewDeferredDiscoveryRESTMapper(dc), dc, nil)
+	})
+	return c.mapper, c.mapperErr
+}
+
 // InvalidateDiscovery makes the next Helm action read the cluster's API
 // groups and resources again: after a CustomResourceDefinition changed.
 func (c *Cluster) InvalidateDiscovery() {
 	if dc, err := c.helmDiscovery(); err == nil {
 		dc.Invalidate()
+	}
+	if m, err := c.helmRESTMapper(); err == nil {
+		if r, ok := m.(meta.ResettableRESTMapper); ok {
+			r.Reset()
+		}
 	}
 }
 

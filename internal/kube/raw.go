@@ -18,6 +18,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
 // The inventory of raw manifests lives in the cluster it describes, in a
@@ -99,14 +100,14 @@ func (c *Cluster) ApplyRaw(ctx context.Context, objects []*unstructured.Unstruct
 	}
 	c.SetRawLabels(objects, set, opts.Repo)
 
-	previous, err := c.loadInventory(ctx, inventoryName(set, owner))
+	previous, err := c.loadInventory(ctx, inventoryName(set, owner), true)
 	if err != nil {
 		return res, err
 	}
 	// Objects an older mgo applied (one inventory per physical cluster, no
 	// cluster or repository label) are never pruned: those still in the
 	// repository are adopted by this apply, the others are reported.
-	legacy, err := c.loadInventory(ctx, legacyInventoryName(set))
+	legacy, err := c.loadInventory(ctx, legacyInventoryName(set), false)
 	if err != nil {
 		return res, err
 	}
@@ -178,7 +179,7 @@ func (c *Cluster) RawInventory(ctx context.Context, set string) (object.ObjMetad
 // RawInventoryFor returns the objects the last apply of a set for a
 // repository identity left in the cluster, as stored in its inventory.
 func (c *Cluster) RawInventoryFor(ctx context.Context, set, repoID string) (object.ObjMetadataSet, error) {
-	return c.loadInventory(ctx, inventoryName(set, c.OwnerFor(repoID)))
+	return c.loadInventory(ctx, inventoryName(set, c.OwnerFor(repoID)), true)
 }
 
 // RawLabels are the labels of every raw object of a set applied for a
@@ -264,16 +265,38 @@ type inventoryEntry struct {
 	Name      string `json:"name"`
 }
 
-func (c *Cluster) loadInventory(ctx context.Context, name string) (object.ObjMetadataSet, error) {
-	cm, err := c.Clientset.CoreV1().ConfigMaps(SystemNamespace).Get(ctx, name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading the raw manifest inventory %s/%s: %w", SystemNamespace, name, err)
+// loadInventory reads an inventory: from the live-state cache when one is
+// registered and the inventory is one mgo labels with the cluster (owned),
+// so that a sync or drift check of unchanged raw manifests sends no
+// request; otherwise from the API server. The legacy inventory of an older
+// mgo, which has no labels, is read once per process while it is absent.
+func (c *Cluster) loadInventory(ctx context.Context, name string, owned bool) (object.ObjMetadataSet, error) {
+	var data string
+	if cached, found, ok := c.cachedInventory(ctx, name, owned); ok {
+		if !found {
+			return nil, nil
+		}
+		data = cached
+	} else {
+		if !owned {
+			if _, absent := c.legacyAbsent.Load(name); absent {
+				return nil, nil
+			}
+		}
+		cm, err := c.Clientset.CoreV1().ConfigMaps(SystemNamespace).Get(ctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			if !owned {
+				c.legacyAbsent.Store(name, true)
+			}
+			return nil, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading the raw manifest inventory %s/%s: %w", SystemNamespace, name, err)
+		}
+		data = cm.Data[rawInventoryKey]
 	}
 	var entries []inventoryEntry
-	if err := json.Unmarshal([]byte(cm.Data[rawInventoryKey]), &entries); err != nil {
+	if err := json.Unmarshal([]byte(data), &entries); err != nil {
 		return nil, fmt.Errorf("raw manifest inventory %s/%s is corrupt: %w", SystemNamespace, name, err)
 	}
 	var ids object.ObjMetadataSet
@@ -298,6 +321,9 @@ func (c *Cluster) storeInventory(ctx context.Context, set string, owner Owner, i
 	data, err := json.Marshal(entries)
 	if err != nil {
 		return false, err
+	}
+	if cached, found, ok := c.cachedInventory(ctx, name, true); ok && (found && cached == string(data) || !found && len(entries) == 0) {
+		return false, nil // stored as it is
 	}
 	cms := c.Clientset.CoreV1().ConfigMaps(SystemNamespace)
 	cm, err := cms.Get(ctx, name, metav1.GetOptions{})
@@ -342,4 +368,24 @@ func (c *Cluster) ensureSystemNamespace(ctx context.Context) error {
 		return fmt.Errorf("creating namespace %s: %w", SystemNamespace, err)
 	}
 	return nil
+}
+
+// cachedInventory returns an owned inventory's data as the registered
+// live-state cache holds it; found is false when the cache has no such
+// ConfigMap (mgo labels every inventory it writes, so the cache would hold
+// it); ok is false when there is no cache to ask.
+func (c *Cluster) cachedInventory(ctx context.Context, name string, owned bool) (data string, found, ok bool) {
+	ca := c.liveCache.Load()
+	if ca == nil || !owned {
+		return "", false, false
+	}
+	u, err := ca.Get(ctx, schema.GroupVersionKind{Version: "v1", Kind: "ConfigMap"}, SystemNamespace, name)
+	if err != nil {
+		return "", false, false
+	}
+	if u == nil {
+		return "", false, true
+	}
+	data, _, _ = unstructured.NestedString(u.Object, "data", rawInventoryKey)
+	return data, true, true
 }

@@ -41,19 +41,18 @@ type supportCache struct {
 	ok   map[schema.GroupVersionKind]bool
 }
 
+// HasSupport asks one kind at a time: releases synced at once would
+// otherwise each parse the same OpenAPI document the first time.
 func (v *supportCache) HasSupport(gvk schema.GroupVersionKind) error {
 	v.mu.Lock()
-	known := v.ok[gvk]
-	v.mu.Unlock()
-	if known {
+	defer v.mu.Unlock()
+	if v.ok[gvk] {
 		return nil
 	}
 	if err := v.next.HasSupport(gvk); err != nil {
 		return err
 	}
-	v.mu.Lock()
 	v.ok[gvk] = true
-	v.mu.Unlock()
 	return nil
 }
 
