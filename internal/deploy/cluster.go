@@ -817,61 +817,23 @@ func (c *clusterSync) onDrift(d reconcile.Drift) {
 		Summary:  fmt.Sprintf("%s of release %s/%s %s behind mgo's back; %d objects in %s differ from the repo", d.Subject, d.Namespace, d.Release, d.Change, n, c.name)})
 }
 
-// withSnapshot copies the checked-out tree (at the last fetched head) to a
-// private directory and runs fn on it, so fn may take as long as a rollout
-// without blocking commits.
+// withSnapshot brings a private copy of the checked-out tree (at the last
+// fetched head) up to date (snapshots) and runs fn on it, so fn may take
+// as long as a rollout without blocking commits.
 func (s *Service) withSnapshot(ctx context.Context, fn func(dir, head string) error) error {
-	if err := os.MkdirAll(s.cfg.SnapshotDir, 0o700); err != nil {
-		return err
-	}
-	dir, err := os.MkdirTemp(s.cfg.SnapshotDir, "tree-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
 	var head string
-	err = s.cfg.Git.Read(ctx, func(src, h string) error {
+	var sn *snapshot
+	err := s.cfg.Git.Read(ctx, func(src, h string) error {
 		head = h
-		return copyTree(src, dir)
+		var err error
+		sn, err = s.snapshots.take(src)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("snapshot of the repo: %w", err)
 	}
-	return fn(dir, head)
-}
-
-// copyTree copies regular files, directories and symlinks (as links, not
-// their targets; not .git) from src to dst.
-func copyTree(src, dst string) error {
-	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		if d.Name() == ".git" && d.IsDir() {
-			return filepath.SkipDir
-		}
-		target := filepath.Join(dst, rel)
-		switch {
-		case d.IsDir():
-			return os.MkdirAll(target, 0o700)
-		case d.Type().IsRegular():
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			return os.WriteFile(target, b, 0o600)
-		case d.Type()&fs.ModeSymlink != 0:
-			// Copied as a link, never followed: the repo loader refuses
-			// links by name, and must see them to do so.
-			to, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			return os.Symlink(to, target)
-		}
-		return nil // other types (sockets, devices) are not copied
-	})
+	defer s.snapshots.give(sn)
+	return fn(sn.dir, head)
 }
 
 // clusterInputs digests everything a sync of cluster reads: its

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"os"
 	"path"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -56,8 +58,9 @@ type Config struct {
 
 // Service runs deploy requests. Start it with Run.
 type Service struct {
-	cfg Config
-	log *slog.Logger
+	cfg       Config
+	log       *slog.Logger
+	snapshots *snapshots // of the tree, for syncs (withSnapshot)
 	// ctx is cancelled when Run returns: syncs in flight stop with it.
 	ctx      context.Context
 	cancel   context.CancelFunc
@@ -119,11 +122,18 @@ func New(cfg Config) (*Service, error) {
 		cfg.Metrics = NewMetrics(nil)
 	}
 	s := &Service{
-		cfg:      cfg,
-		log:      cfg.Log,
-		queue:    make(chan *job, cfg.QueueSize),
-		clusters: map[string]*clusterSync{},
-		waiters:  map[string]chan struct{}{},
+		cfg:       cfg,
+		log:       cfg.Log,
+		queue:     make(chan *job, cfg.QueueSize),
+		clusters:  map[string]*clusterSync{},
+		waiters:   map[string]chan struct{}{},
+		snapshots: &snapshots{dir: cfg.SnapshotDir},
+	}
+	// Copies left by an earlier run are stale.
+	if old, err := filepath.Glob(filepath.Join(cfg.SnapshotDir, "tree-*")); err == nil {
+		for _, d := range old {
+			os.RemoveAll(d)
+		}
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	for name, e := range cfg.Engines {
