@@ -62,7 +62,7 @@ func (a *DeployAction) Run(ctx context.Context, req Request) (*Deployment, error
 		return nil, err
 	}
 	var changed []string
-	res, err := a.Git.ApplyBatch(ctx, []gitrepo.Change{deployChange(req, d.ID, files, nil, func(c []string) { changed = c })})
+	res, err := a.Git.ApplyBatch(ctx, []gitrepo.Change{deployChange(req, d.ID, files, nil, func(c []string) { changed = c }, nil)})
 	if err == nil {
 		err = res.Changes[0].Err
 	}
@@ -120,7 +120,7 @@ func Refused(err error) bool {
 // fresh tree after a lost push race, and its commit info. before, when
 // set, runs before each edit and may refuse it; changed receives the
 // files each run of the edit changed.
-func deployChange(req Request, id string, files []string, before func() error, changed func([]string)) gitrepo.Change {
+func deployChange(req Request, id string, files []string, before func() error, changed func([]string), cache *repo.ParseCache) gitrepo.Change {
 	return gitrepo.Change{
 		Func: func(dir string) (bool, error) {
 			if before != nil {
@@ -128,7 +128,7 @@ func deployChange(req Request, id string, files []string, before func() error, c
 					return false, err
 				}
 			}
-			files, err := req.Edit(dir)
+			files, err := req.edit(dir, cache)
 			if err != nil {
 				return false, err
 			}

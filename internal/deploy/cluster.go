@@ -200,7 +200,7 @@ func (c *clusterSync) syncReleases(jobs []*job, onRelease func(reconcile.Release
 	out := syncOutcome{started: c.s.cfg.Now()}
 	err := c.s.withSnapshot(ctx, func(dir, head string) error {
 		out.head = head
-		r, err := repo.Load(dir, repo.LoadOptions{Cluster: c.name})
+		r, err := repo.Load(dir, repo.LoadOptions{Cluster: c.name, Cache: c.s.parsed})
 		if err != nil {
 			return err
 		}
@@ -368,7 +368,7 @@ func (c *clusterSync) sync(full, force, background bool, onRelease func(reconcil
 		if inputs, err = clusterInputs(dir, c.name); err != nil {
 			return err
 		}
-		r, err := repo.Load(dir, repo.LoadOptions{Cluster: c.name})
+		r, err := repo.Load(dir, repo.LoadOptions{Cluster: c.name, Cache: c.s.parsed})
 		if err != nil {
 			return err
 		}
@@ -628,7 +628,7 @@ func (s *Service) diff(ctx context.Context, cluster string, background bool) (*r
 	var res *reconcile.DiffResult
 	var policy string
 	err = s.withSnapshot(ctx, func(dir, _ string) error {
-		r, err := repo.Load(dir, repo.LoadOptions{Cluster: cluster})
+		r, err := repo.Load(dir, repo.LoadOptions{Cluster: cluster, Cache: s.parsed})
 		if err != nil {
 			return err
 		}

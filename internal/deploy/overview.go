@@ -36,7 +36,7 @@ func (s *Service) RepoReleases(ctx context.Context, cluster string) (string, []R
 	var out []ReleaseSource
 	err := s.cfg.Git.Read(ctx, func(dir, h string) error {
 		head = h
-		r, err := repo.Load(dir, repo.LoadOptions{Cluster: cluster})
+		r, err := repo.Load(dir, repo.LoadOptions{Cluster: cluster, Cache: s.parsed})
 		if err != nil {
 			return err
 		}

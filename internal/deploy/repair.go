@@ -134,7 +134,7 @@ func (c *clusterSync) repairReleases(pending map[string]repairRequest) {
 	s := c.s
 	ctx := s.ctx
 	err := s.withSnapshot(ctx, func(dir, head string) error {
-		r, err := repo.Load(dir, repo.LoadOptions{Cluster: c.name})
+		r, err := repo.Load(dir, repo.LoadOptions{Cluster: c.name, Cache: c.s.parsed})
 		if err != nil {
 			return err
 		}

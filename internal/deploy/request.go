@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/mygitops/mgo/internal/gitrepo"
+	"github.com/mygitops/mgo/internal/repo"
 	"github.com/mygitops/mgo/internal/values"
 )
 
@@ -263,7 +264,12 @@ func invisible(r rune) bool {
 // lists the trigger repo, in the work tree at dir, and returns the files it
 // changed (none when the image was already set).
 func (r Request) Edit(dir string) ([]string, error) {
-	return values.EditCluster(dir, r.Cluster, r.TriggerRepo, r.Image())
+	return r.edit(dir, nil)
+}
+
+// edit is Edit reading the values files' headers through cache.
+func (r Request) edit(dir string, cache *repo.ParseCache) ([]string, error) {
+	return values.EditClusterCached(dir, r.Cluster, r.TriggerRepo, r.Image(), cache)
 }
 
 // CommitInfo is the commit of the request: the requester as author, the

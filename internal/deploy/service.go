@@ -61,6 +61,8 @@ type Service struct {
 	cfg       Config
 	log       *slog.Logger
 	snapshots *snapshots // of the tree, for syncs (withSnapshot)
+	// parsed keeps what the values files say between loads of the tree.
+	parsed *repo.ParseCache
 	// ctx is cancelled when Run returns: syncs in flight stop with it.
 	ctx      context.Context
 	cancel   context.CancelFunc
@@ -128,6 +130,7 @@ func New(cfg Config) (*Service, error) {
 		clusters:  map[string]*clusterSync{},
 		waiters:   map[string]chan struct{}{},
 		snapshots: &snapshots{dir: cfg.SnapshotDir},
+		parsed:    repo.NewParseCache(),
 	}
 	// Copies left by an earlier run are stale.
 	if old, err := filepath.Glob(filepath.Join(cfg.SnapshotDir, "tree-*")); err == nil {
@@ -319,7 +322,7 @@ func (s *Service) check(ctx context.Context, req Request) ([]string, error) {
 	var files []string
 	err := s.cfg.Git.Read(ctx, func(dir, _ string) error {
 		var err error
-		files, err = Targets(dir, req, s.cfg.SecretKeys)
+		files, err = targets(dir, req, s.cfg.SecretKeys, s.parsed)
 		return err
 	})
 	return files, err
@@ -335,9 +338,14 @@ func (s *Service) check(ctx context.Context, req Request) ([]string, error) {
 // does not decrypt or whose MAC fails refuses the deploy before anything
 // is committed; without keys such files are not checked.
 func Targets(dir string, req Request, keys secrets.Keys) ([]string, error) {
+	return targets(dir, req, keys, nil)
+}
+
+// targets is Targets, loading the tree with a parse cache.
+func targets(dir string, req Request, keys secrets.Keys, cache *repo.ParseCache) ([]string, error) {
 	noCluster := &NotFoundError{What: "cluster", Name: req.Cluster,
 		Where: fmt.Sprintf("the repo has no directory %s/%s", repo.InstallationsDir, req.Cluster)}
-	r, err := repo.Load(dir, repo.LoadOptions{Cluster: req.Cluster, Keys: keys})
+	r, err := repo.Load(dir, repo.LoadOptions{Cluster: req.Cluster, Keys: keys, Cache: cache})
 	if err != nil {
 		if errors.Is(err, repo.ErrUnknownCluster) {
 			return nil, noCluster
@@ -575,7 +583,7 @@ func (s *Service) change(j *job) gitrepo.Change {
 		}
 		j.d.Times.Committed = s.cfg.Now()
 	}
-	return deployChange(j.d.Request, j.d.ID, j.files, before, changed)
+	return deployChange(j.d.Request, j.d.ID, j.files, before, changed, s.parsed)
 }
 
 // gone reports whether the job's waiting client has left.

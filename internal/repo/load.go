@@ -103,6 +103,9 @@ type LoadOptions struct {
 	// with them. Without keys an encrypted file is a warning (not
 	// checked) and its release cannot be rendered.
 	Keys secrets.Keys
+	// Cache, when set, keeps what values files say by their content, for
+	// the next Load of a tree that differs in a few files only.
+	Cache *ParseCache
 }
 
 // Load reads the repository at dir. It returns an error only when it cannot
@@ -145,8 +148,9 @@ func Load(dir string, opts LoadOptions) (*Repo, error) {
 		}
 		names = []string{opts.Cluster}
 	}
+	lc := newLoadContext(dir, opts.Cache)
 	for _, name := range names {
-		r.Clusters[name] = loadCluster(dir, name, r.Config, opts.Keys, ps)
+		r.Clusters[name] = loadCluster(dir, name, r.Config, opts.Keys, ps, lc)
 	}
 	for name, s := range r.Config.Clusters {
 		if opts.Cluster == "" && r.Clusters[name] == nil {
@@ -168,7 +172,7 @@ func (r *Repo) ClusterNames() []string {
 	return names
 }
 
-func loadCluster(root, name string, cfg *Config, keys secrets.Keys, ps *problems) *Cluster {
+func loadCluster(root, name string, cfg *Config, keys secrets.Keys, ps *problems, lc *loadContext) *Cluster {
 	c := &Cluster{Name: name}
 	dir := path.Join(InstallationsDir, name)
 	ents, err := os.ReadDir(filepath.Join(root, dir))
@@ -192,7 +196,7 @@ func loadCluster(root, name string, cfg *Config, keys secrets.Keys, ps *problems
 		case e.IsDir():
 			ps.warnf(rel, 0, "subdirectories of a cluster directory are ignored")
 		case strings.HasSuffix(fname, ValuesSuffix):
-			rl := loadRelease(root, name, rel, cfg, ps)
+			rl := loadRelease(root, name, rel, cfg, ps, lc)
 			rl.keys, rl.secretsRead = keys, &secretsCache{}
 			secrets := strings.TrimSuffix(fname, ValuesSuffix) + SecretsSuffix
 			if files[secrets] {
@@ -230,35 +234,57 @@ func loadCluster(root, name string, cfg *Config, keys secrets.Keys, ps *problems
 	return c
 }
 
-func loadRelease(root, cluster, rel string, cfg *Config, ps *problems) *Release {
+func loadRelease(root, cluster, rel string, cfg *Config, ps *problems, lc *loadContext) *Release {
 	rl := &Release{Cluster: cluster, File: rel, root: root}
 	b, err := readRepoFile(root, rel, MaxValuesFileSize)
 	if err != nil {
 		readProblem(rel, err, ps)
 		return rl
 	}
-	doc, ok := singleDocument(rel, b, ps)
+	p, ok := lc.lookup(cluster, rel, b)
 	if !ok {
+		p = parseRelease(cluster, rel, b, cfg)
+		lc.store(cluster, rel, b, p)
+	}
+	rl.Header, rl.Valid = p.header.clone(), p.valid
+	ps.list = append(ps.list, p.problems...)
+	if !p.parsed {
 		return rl
 	}
-	rl.Header, rl.Valid = parseHeader(rel, doc, cfg, ps)
-	if !helmReads(rel, b, ps) {
-		rl.Valid = false
-	}
-	hn := yamlnode.Lookup(doc, HeaderKey)
 	if ref, err := ParseChartRef(rl.Header.Chart); err == nil && ref.Kind == ChartInRepo {
-		if msg := chartLinks(root, ref.Path); msg != "" {
-			ps.errorf(rel, valueLine(hn, "chart", rl.Header.Line), "header: chart %s: %s", rl.Header.Chart, msg)
+		if msg := lc.chartLinks(root, ref.Path); msg != "" {
+			ps.errorf(rel, p.chartLine, "header: chart %s: %s", rl.Header.Chart, msg)
 			rl.Valid = false
 		}
 	}
-	if s := cfg.Cluster(cluster); s.IgnoreInvalid && rl.Header.Line > 0 {
-		ps.errorf(rel, rl.Header.Line, "not synced until clusters.%s.ignoreDifferences in %s (line %d) is fixed: a sync without its rules would revert the fields they leave alone",
+	return rl
+}
+
+// parseRelease is what a values file says, read from its content and the
+// configuration alone (nothing else of the tree): the header, whether the
+// release may be synced, and the problems found.
+func parseRelease(cluster, rel string, b []byte, cfg *Config) parsedRelease {
+	ps := &problems{}
+	var p parsedRelease
+	doc, ok := singleDocument(rel, b, ps)
+	if !ok {
+		p.problems = ps.list
+		return p
+	}
+	p.parsed = true
+	p.header, p.valid = parseHeader(rel, doc, cfg, ps)
+	if !helmReads(rel, b, ps) {
+		p.valid = false
+	}
+	hn := yamlnode.Lookup(doc, HeaderKey)
+	p.chartLine = valueLine(hn, "chart", p.header.Line)
+	if s := cfg.Cluster(cluster); s.IgnoreInvalid && p.header.Line > 0 {
+		ps.errorf(rel, p.header.Line, "not synced until clusters.%s.ignoreDifferences in %s (line %d) is fixed: a sync without its rules would revert the fields they leave alone",
 			cluster, ConfigFile, s.IgnoreLine)
-		rl.Valid = false
+		p.valid = false
 	}
 	if s := cfg.Cluster(cluster); len(s.AllowedImages) > 0 {
-		for _, img := range rl.Header.Images {
+		for _, img := range p.header.Images {
 			name := img.Repository
 			if img.Image != "" {
 				name = imageRepository(img.Image)
@@ -266,11 +292,12 @@ func loadRelease(root, cluster, rel string, cfg *Config, ps *problems) *Release 
 			if !s.ImageAllowed(name) {
 				ps.errorf(rel, img.Line, "header: images.%s: image repository %q is not allowed in cluster %s (clusters.%s.allowedImages in %s: %s)",
 					img.TriggerRepo, name, cluster, cluster, ConfigFile, strings.Join(s.AllowedImages, ", "))
-				rl.Valid = false
+				p.valid = false
 			}
 		}
 	}
-	return rl
+	p.problems = ps.list
+	return p
 }
 
 // helmReads reports whether Helm reads the values file as mgo does (its

@@ -22,10 +22,16 @@ import (
 // lists wraps repo.ErrTriggerRepoNotListed; both say what was searched. Edit
 // errors name the file and line (see SetImage); all of them are reported.
 func EditCluster(root, cluster, triggerRepo string, img Image) (changed []string, err error) {
+	return EditClusterCached(root, cluster, triggerRepo, img, nil)
+}
+
+// EditClusterCached is EditCluster reading the headers of the values files
+// through cache (see repo.ParseCache); nil reads every file anew.
+func EditClusterCached(root, cluster, triggerRepo string, img Image, cache *repo.ParseCache) (changed []string, err error) {
 	if err := img.Validate(); err != nil {
 		return nil, err
 	}
-	r, err := repo.Load(root, repo.LoadOptions{Cluster: cluster})
+	r, err := repo.Load(root, repo.LoadOptions{Cluster: cluster, Cache: cache})
 	if err != nil {
 		return nil, err
 	}
