@@ -2,7 +2,6 @@ package reconcile
 
 import (
 	"context"
-	"maps"
 	"sync"
 	"time"
 
@@ -31,18 +30,27 @@ const (
 )
 
 // desired is what the engine last planned to apply for an object: the
-// object before its ignored fields took their live values, and its rules.
+// object before its ignored fields took their live values (as JSON: a
+// thousand releases' objects as maps took tens of megabytes), and its
+// rules.
 type desired struct {
-	obj                *unstructured.Unstructured
+	obj                []byte
 	ignore             kube.Ignore
 	namespace, release string
 }
 
+// object decodes the desired object.
+func (d desired) object() (*unstructured.Unstructured, error) {
+	u := &unstructured.Unstructured{}
+	return u, u.UnmarshalJSON(d.obj)
+}
+
 // drifts follows the cache's events for objects the engine applied.
 type drifts struct {
-	mu       sync.Mutex
-	want     map[string]desired // by subject
-	handlers []func(Drift)
+	mu        sync.Mutex
+	want      map[string]desired  // by subject
+	byRelease map[string][]string // namespace/release -> subjects in want
+	handlers  []func(Drift)
 	queue    chan kube.CacheEvent
 	count    int64
 }
@@ -68,6 +76,7 @@ func (e *Engine) Drifts() int64 {
 // startDrift follows the cache's events until the cache closes.
 func (e *Engine) startDrift(ctx context.Context) {
 	e.drift.want = map[string]desired{}
+	e.drift.byRelease = map[string][]string{}
 	e.drift.queue = make(chan kube.CacheEvent, 1024)
 	e.cache.OnEvent(func(ev kube.CacheEvent) {
 		if ev.Type == kube.CacheAdded {
@@ -106,17 +115,33 @@ func (e *Engine) planned(namespace, release string, cmps []comparison) {
 	if e.cache == nil {
 		return
 	}
-	e.drift.mu.Lock()
-	defer e.drift.mu.Unlock()
-	maps.DeleteFunc(e.drift.want, func(_ string, d desired) bool { return d.namespace == namespace && d.release == release })
+	want := map[string]desired{}
 	for _, c := range cmps {
 		obj := c.Prepared
 		if obj == nil {
 			obj = c.Wanted
 		}
-		if obj != nil {
-			e.drift.want[subject(obj)] = desired{obj: obj, ignore: c.Ignore, namespace: namespace, release: release}
+		if obj == nil {
+			continue
 		}
+		b, err := obj.MarshalJSON()
+		if err != nil {
+			continue // not watched for drift; the periodic check compares it
+		}
+		want[subject(obj)] = desired{obj: b, ignore: c.Ignore, namespace: namespace, release: release}
+	}
+	key := namespace + "/" + release
+	e.drift.mu.Lock()
+	defer e.drift.mu.Unlock()
+	for _, s := range e.drift.byRelease[key] {
+		if d, ok := e.drift.want[s]; ok && d.namespace == namespace && d.release == release {
+			delete(e.drift.want, s)
+		}
+	}
+	delete(e.drift.byRelease, key)
+	for s, d := range want {
+		e.drift.want[s] = d
+		e.drift.byRelease[key] = append(e.drift.byRelease[key], s)
 	}
 }
 
@@ -140,12 +165,16 @@ func (e *Engine) checkDrift(ctx context.Context, ev kube.CacheEvent) {
 	}
 	change := DriftDeleted
 	if ev.Type != kube.CacheDeleted {
-		wanted, _ := d.ignore.Respect(d.obj, ev.Object)
+		obj, err := d.object()
+		if err != nil {
+			return
+		}
+		wanted, _ := d.ignore.Respect(obj, ev.Object)
 		if same, _ := kube.Unchanged(wanted, ev.Object, kube.FieldManager); same {
 			return
 		}
 		cctx, cancel := context.WithTimeout(ctx, e.cfg.DiffTimeout)
-		r, err := e.diffRespecting(cctx, e.cluster.Diff, d.obj, d.ignore, ev.Object)
+		r, err := e.diffRespecting(cctx, e.cluster.Diff, obj, d.ignore, ev.Object)
 		cancel()
 		if err == nil && r.entry.Action == ssa.UnchangedAction {
 			return
