@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -54,6 +55,7 @@ Every endpoint but /healthz and /readyz needs a bearer token from
 				return &ExitError{Code: 2, Err: fmt.Errorf("--log-level: %w", err)}
 			}
 			log := slog.New(slog.NewJSONHandler(errOut, &slog.HandlerOptions{Level: level}))
+			serveGC()
 			if cfg.DataDir == "" {
 				cfg.DataDir = filepath.Join(cacheBase(), "serve")
 			}
@@ -193,4 +195,15 @@ func readSecretFile(path, flag string) ([]byte, error) {
 		return nil, fmt.Errorf("%s: %s is empty", flag, path)
 	}
 	return []byte(s), nil
+}
+
+// serveGC runs the garbage collector of mgo serve at GOGC=50 unless GOGC or
+// GOMEMLIMIT is set: a service that keeps the live state of a thousand
+// releases peaks at about 1.5 times its live heap instead of twice it
+// (measured at 1,000 releases: 232 MiB instead of 289 MiB at start-up, for
+// about 10 % more CPU time; docs/operations.md).
+func serveGC() {
+	if os.Getenv("GOGC") == "" && os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetGCPercent(50)
+	}
 }
