@@ -51,8 +51,8 @@ type drifts struct {
 	want      map[string]desired  // by subject
 	byRelease map[string][]string // namespace/release -> subjects in want
 	handlers  []func(Drift)
-	queue    chan kube.CacheEvent
-	count    int64
+	queue     chan kube.CacheEvent
+	count     int64
 }
 
 // OnDrift registers a function called with each drift the engine's watches

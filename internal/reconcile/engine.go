@@ -10,7 +10,9 @@ import (
 	"sync"
 	"time"
 
+	"helm.sh/helm/v4/pkg/action"
 	helmchart "helm.sh/helm/v4/pkg/chart/common"
+	releasev1 "helm.sh/helm/v4/pkg/release/v1"
 
 	"github.com/mygitops/mgo/internal/kube"
 	"github.com/mygitops/mgo/internal/render"
@@ -367,7 +369,27 @@ func (e *Engine) syncRelease(ctx context.Context, r *repo.Repo, rel *repo.Releas
 	digest = rendered.Digest
 
 	// Compare with the live cluster: every object, then the Helm release.
-	cmps, err := e.compareRelease(ctx, r, rel, rendered)
+	// A release Helm has no revision of (not even in the cache) is
+	// installed: its objects are not compared one by one first (a first
+	// sync of a thousand releases sent eight requests per release for
+	// nothing). A dry run compares them, to say what an install would do.
+	var cmps []comparison
+	var cfg *action.Configuration
+	var last *releasev1.Release
+	installing := false
+	if !opts.DryRun && e.cache != nil {
+		if version, _ := e.newestCachedRevision(ctx, rel); version == 0 {
+			if cfg, last, err = e.helmRelease(rel); err != nil {
+				return fail(StageDiff, fmt.Errorf("%s: %w", rel.File, err))
+			}
+			installing = last == nil
+		}
+	}
+	if installing {
+		cmps = e.installPlan(r, rel, rendered)
+	} else {
+		cmps, err = e.compareRelease(ctx, r, rel, rendered)
+	}
 	if err != nil {
 		return fail(StageDiff, fmt.Errorf("%s: %w", rel.File, err))
 	}
@@ -385,9 +407,10 @@ func (e *Engine) syncRelease(ctx context.Context, r *repo.Repo, rel *repo.Releas
 		}
 		return rr
 	}
-	cfg, last, err := e.helmRelease(rel)
-	if err != nil {
-		return fail(StageDiff, fmt.Errorf("%s: %w", rel.File, err))
+	if cfg == nil {
+		if cfg, last, err = e.helmRelease(rel); err != nil {
+			return fail(StageDiff, fmt.Errorf("%s: %w", rel.File, err))
+		}
 	}
 	if !opts.DryRun {
 		// A revision left pending by a killed mgo blocks every Helm

@@ -9,7 +9,10 @@ import (
 	releasev1 "helm.sh/helm/v4/pkg/release/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
 func history(t *testing.T, e *Engine, ns, name string) []*releasev1.Release {
@@ -98,6 +101,12 @@ func TestSyncInstallNoopUpgradeDrift(t *testing.T) {
 	if rr := mustRelease(t, syncOnce(t, e2, g.load(), Options{}), ns, "web"); rr.Action != UpToDate {
 		t.Errorf("sync without drift check: %+v", rr)
 	}
+	// A full sync compares through the engine's cache: it sees the change
+	// once the watch brought it (within moments).
+	waitCachedDeployment(t, e2, d, func(u *unstructured.Unstructured) bool {
+		n, _, _ := unstructured.NestedInt64(u.Object, "spec", "replicas")
+		return n == 5
+	})
 	dry := syncOnce(t, e2, g.load(), Options{Full: true, DryRun: true})
 	if rr := mustRelease(t, dry, ns, "web"); rr.Action != WouldChange || dry.Requests.Writes() != 0 {
 		t.Errorf("dry-run drift check: %+v, %v", rr, dry.Requests)
@@ -214,5 +223,23 @@ func TestPreUpgradeHookRunsOnUpgradeOnly(t *testing.T) {
 	again, err := env.Client.BatchV1().Jobs(ns).Get(ctx, "api-migrate", metav1.GetOptions{})
 	if err != nil || again.UID != job.UID {
 		t.Errorf("the hook job was recreated by a no-op sync (%v)", err)
+	}
+}
+
+// waitCachedDeployment waits until the engine's cache holds a version of a
+// Deployment that ok accepts.
+func waitCachedDeployment(t *testing.T, e *Engine, obj client.Object, ok func(*unstructured.Unstructured) bool) {
+	t.Helper()
+	gvk := schema.GroupVersionKind{Group: "apps", Version: "v1", Kind: "Deployment"}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		u, err := e.cache.Get(context.Background(), gvk, obj.GetNamespace(), obj.GetName())
+		if err == nil && u != nil && ok(u) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the engine's cache never saw the change of %s/%s", obj.GetNamespace(), obj.GetName())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -156,6 +156,20 @@ func (e *Engine) compareRelease(ctx context.Context, r *repo.Repo, rel *repo.Rel
 	return out, nil
 }
 
+// installPlan is the plan of a release Helm has no revision of: every
+// rendered object will be created (Helm's install refuses one that exists
+// and belongs to no release), without a request.
+func (e *Engine) installPlan(r *repo.Repo, rel *repo.Release, rendered *render.Rendered) []comparison {
+	ig := e.ignoresFor(r, rel, rendered.Objects)
+	out := make([]comparison, 0, len(rendered.Objects))
+	for _, obj := range rendered.Objects {
+		wanted, _ := e.prepare(obj, rel.Header.Name, rel.Header.Namespace)
+		out = append(out, comparison{Subject: subject(wanted), Action: ssa.CreatedAction, Wanted: wanted, Prepared: wanted,
+			Ignore: ig.For(wanted), Key: objectKey(obj)})
+	}
+	return out
+}
+
 // changes reports whether some comparison is not unchanged, and whether
 // some object needs recreating.
 func changes(cs []comparison) (changed, immutable bool) {
