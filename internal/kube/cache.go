@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
@@ -232,6 +233,11 @@ func (ca *Cache) watch(ctx context.Context, gvk schema.GroupVersionKind) (*kindI
 		})
 		_ = ki.informer.SetWatchErrorHandlerWithContext(func(_ context.Context, r *cache.Reflector, err error) {
 			ca.log.Debug("watch interrupted", "resource", gvr.String(), "error", err)
+			if apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err) {
+				// mgo may not list the kind cluster-wide (its role is
+				// namespaced): no caller waits for a list that cannot come.
+				ki.failed.Store(true)
+			}
 		})
 		ca.kinds[gvr] = ki
 		go ki.informer.RunWithContext(ca.ctx)
@@ -246,8 +252,11 @@ func (ca *Cache) watch(ctx context.Context, gvk schema.GroupVersionKind) (*kindI
 	}
 	sctx, cancel := context.WithTimeout(ctx, DefaultCacheSyncTimeout)
 	defer cancel()
-	if !cache.WaitForCacheSync(sctx.Done(), ki.informer.HasSynced) {
-		ki.failed.Store(true)
+	cache.WaitForCacheSync(sctx.Done(), func() bool { return ki.informer.HasSynced() || ki.failed.Load() })
+	if !ki.informer.HasSynced() {
+		if ki.failed.Swap(true) && sctx.Err() == nil {
+			return nil, fmt.Errorf("cache of %s not filled: its watch is refused", gvr)
+		}
 		return nil, fmt.Errorf("cache of %s not filled: %w", gvr, context.Cause(sctx))
 	}
 	return ki, nil
