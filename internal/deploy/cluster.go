@@ -627,6 +627,7 @@ func (s *Service) diff(ctx context.Context, cluster string, background bool) (*r
 	}
 	var res *reconcile.DiffResult
 	var policy string
+	began := s.cfg.Now()
 	err = s.withSnapshot(ctx, func(dir, _ string) error {
 		r, err := repo.Load(dir, repo.LoadOptions{Cluster: cluster, Cache: s.parsed})
 		if err != nil {
@@ -654,8 +655,15 @@ func (s *Service) diff(ctx context.Context, cluster string, background bool) (*r
 			}
 		}
 	}
-	n := len(drifted)
 	c.mu.Lock()
+	// A drift the watches reported after this diff began may be newer than
+	// what the diff compared (through the cache): it stays counted.
+	for subj, m := range c.drifted {
+		if _, ok := drifted[subj]; !ok && m.at.After(began) {
+			drifted[subj] = m
+		}
+	}
+	n := len(drifted)
 	c.status.Drift, c.status.DriftChecked, c.drifted = n, now, drifted
 	c.mu.Unlock()
 	s.cfg.Metrics.Drift.WithLabelValues(cluster).Set(float64(n))
