@@ -118,7 +118,7 @@ func newClusterSync(s *Service, name string, e ClusterSyncer) *clusterSync {
 // stopped and no sync can start.
 func (c *clusterSync) add(j *job) bool {
 	c.mu.Lock()
-	if cur := c.current; cur != nil && c.currentHead != "" && len(j.files) > 0 && (j.head == c.currentHead || j.d.Commit == c.currentHead) {
+	if cur := c.current; cur != nil && c.currentHead != "" && len(j.files) > 0 && c.s.shared == nil && (j.head == c.currentHead || j.d.Commit == c.currentHead) {
 		// The sync in flight syncs a tree holding the job's commit.
 		c.mu.Unlock()
 		cur.adopt(j)
