@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"helm.sh/helm/v4/pkg/action"
@@ -32,6 +33,10 @@ type applied struct {
 	revision *releasev1.Release // the new revision, when Helm created one
 	upgrade  bool               // an upgrade of a deployed release, not an install
 	err      error              // of the Helm action
+	// versions are those the API server answered the applies with, by
+	// subject: the rollout wait reads these objects from the cache once
+	// it holds them at least as new.
+	versions map[string]string
 }
 
 // apply installs or upgrades a release whose plan found a change, with
@@ -41,17 +46,17 @@ type applied struct {
 // Helm action's own error is in applied.err, since what follows depends on
 // whether the objects were applied (rollout wait or not).
 func (e *Engine) apply(ctx context.Context, cfg *action.Configuration, rel *repo.Release, ch *render.Chart, rendered *render.Rendered,
-	last *releasev1.Release, cmps []comparison, timeout time.Duration) (applied, error) {
+	last *releasev1.Release, cmps []comparison, timeout time.Duration) (a applied, err error) {
 	_, immutable := changes(cmps)
 	edits := releaseEdits(cmps)
 	log := e.log.With("release", rel.Header.Name, "namespace", rel.Header.Namespace)
 	vals, err := rel.Values()
 	if err != nil {
-		return applied{}, err
+		return a, err
 	}
 	labels := e.releaseLabels(rendered.Digest[:40])
 	deployed := last != nil && last.Info != nil && last.Info.Status == helmcommon.StatusDeployed
-	a := applied{upgrade: deployed || (last != nil && hasDeployedRevision(cfg, rel.Header.Name))}
+	a.upgrade = deployed || (last != nil && hasDeployedRevision(cfg, rel.Header.Name))
 	if immutable && a.upgrade {
 		if _, err := e.recreateImmutable(ctx, rendered, rel.Header.Name, rel.Header.Namespace); err != nil {
 			return a, fmt.Errorf("%s: %w", rel.File, err)
@@ -59,8 +64,11 @@ func (e *Engine) apply(ctx context.Context, cfg *action.Configuration, rel *repo
 	}
 	unhold := e.hold(rel.Header.Namespace, rel.Header.Name)
 	defer unhold()
-	if hc, ok := cfg.KubeClient.(*helmkube.Client); ok {
-		cfg.KubeClient = &skipUnchanged{Client: hc, unchanged: unchangedObjects(cmps)}
+	var hc *helmClient
+	if c, ok := cfg.KubeClient.(*helmkube.Client); ok {
+		hc = &helmClient{Client: c, unchanged: unchangedObjects(cmps)}
+		cfg.KubeClient = hc
+		defer func() { a.versions = hc.appliedVersions() }()
 	}
 	a.revision, a.err = e.helmApply(ctx, cfg, rel, ch, vals, labels, a.upgrade, edits, timeout)
 	if a.err != nil && a.upgrade && kube.IsImmutableFieldError(a.err) {
@@ -105,20 +113,37 @@ func (e *Engine) helmApply(ctx context.Context, cfg *action.Configuration, rel *
 		up.PostRenderStrategy = action.PostRenderStrategyNoHooks
 		out, err = up.RunWithContext(ctx, rel.Header.Name, ch.Chart, vals)
 	} else {
-		in := action.NewInstall(cfg)
-		in.ReleaseName = rel.Header.Name
-		in.Namespace = rel.Header.Namespace
-		in.CreateNamespace = true
-		in.Replace = true // a release whose first install failed is installed again
-		in.ServerSideApply = true
-		in.ForceConflicts = true
-		in.WaitStrategy = helmkube.HookOnlyStrategy
-		in.Timeout = timeout
-		in.Labels = labels
-		in.Description = "mgo sync of " + rel.File
-		in.PostRenderer = post
-		in.PostRenderStrategy = action.PostRenderStrategyNoHooks
-		out, err = in.RunWithContext(ctx, ch.Chart, vals)
+		ns := rel.Header.Namespace
+		install := func(createNamespace bool) (any, error) {
+			in := action.NewInstall(cfg)
+			in.ReleaseName = rel.Header.Name
+			in.Namespace = ns
+			in.CreateNamespace = createNamespace
+			in.Replace = true // a release whose first install failed is installed again
+			in.ServerSideApply = true
+			in.ForceConflicts = true
+			in.WaitStrategy = helmkube.HookOnlyStrategy
+			in.Timeout = timeout
+			in.Labels = labels
+			in.Description = "mgo sync of " + rel.File
+			in.PostRenderer = post
+			in.PostRenderStrategy = action.PostRenderStrategyNoHooks
+			return in.RunWithContext(ctx, ch.Chart, vals)
+		}
+		// The namespace is created (applied) by the first install into it,
+		// not by every one: a request on each install's critical path.
+		e.mu.Lock()
+		known := e.namespaces[ns]
+		e.mu.Unlock()
+		out, err = install(!known)
+		if known && err != nil && strings.Contains(err.Error(), fmt.Sprintf("namespaces %q not found", ns)) {
+			// Deleted since: Helm stored nothing (its first write, the
+			// new revision, is in the namespace).
+			out, err = install(true)
+		}
+		e.mu.Lock()
+		e.namespaces[ns] = err == nil
+		e.mu.Unlock()
 	}
 	hr, _ := out.(*releasev1.Release)
 	return hr, err

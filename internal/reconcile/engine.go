@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -94,8 +95,11 @@ type Engine struct {
 	inputsOf map[string]lastInputs
 	syncedAt map[string]time.Time // namespace/name -> when it was last synced
 	failed   map[string]failure   // namespace/name -> the last failed sync
-	rawDone  string               // digest of the raw manifests at their last successful apply
-	relSet   string               // the releases of the repo at the last uninstall check
+	// namespaces a release was installed into by this engine: the next
+	// install there does not create (apply) the namespace again.
+	namespaces map[string]bool
+	rawDone    string // digest of the raw manifests at their last successful apply
+	relSet     string // the releases of the repo at the last uninstall check
 	// listedReleases is set once Helm's storage was listed for the
 	// releases to uninstall; later checks read the cache.
 	listedReleases bool
@@ -120,7 +124,8 @@ func NewWithConfig(cluster *kube.Cluster, charts *render.Charts, log *slog.Logge
 	cfg = cfg.withDefaults()
 	e := &Engine{cluster: cluster, charts: charts, log: log.With("cluster", cluster.Name), cfg: cfg, owner: cluster.OwnerFor(cfg.RepoID),
 		applied: map[string]string{}, failed: map[string]failure{}, syncedAt: map[string]time.Time{}, inputsOf: map[string]lastInputs{},
-		slots: newSlots(cluster.Budget.MaxConcurrentReleases), releases: map[string]*sync.Mutex{}}
+		namespaces: map[string]bool{},
+		slots:      newSlots(cluster.Budget.MaxConcurrentReleases), releases: map[string]*sync.Mutex{}}
 	if !cfg.NoCache {
 		var err error
 		if e.cache, err = cluster.NewCache(e.owner, e.log); err != nil {
@@ -462,7 +467,9 @@ func (e *Engine) syncRelease(ctx context.Context, r *repo.Repo, rel *repo.Releas
 		if testHookBeforeWait != nil {
 			testHookBeforeWait(rel.Header.Name)
 		}
-		if werr := e.waitRollout(ctx, rendered, rel.Header.Namespace, opts.Timeout, &rr, unchangedVersions(cmps)); werr != nil {
+		known := unchangedVersions(cmps)
+		maps.Copy(known, a.versions)
+		if werr := e.waitRollout(ctx, rendered, rel.Header.Namespace, opts.Timeout, &rr, known); werr != nil {
 			e.markFailed(cfg, a.revision, werr)
 			return fail(StageWait, fmt.Errorf("%s: %w", rel.File, werr))
 		}

@@ -235,7 +235,7 @@ func (e *Engine) prepare(obj *unstructured.Unstructured, release, ns string) (*u
 // helmRelease returns the Helm configuration of a release's namespace and
 // the newest revision of the release, or nil.
 func (e *Engine) helmRelease(rel *repo.Release) (*action.Configuration, *releasev1.Release, error) {
-	cfg, err := e.cluster.HelmWith(rel.Header.Namespace, e.log.With("release", rel.Header.Name, "namespace", rel.Header.Namespace), e.helmCaps())
+	cfg, err := e.cluster.HelmForRelease(rel.Header.Namespace, e.log.With("release", rel.Header.Name, "namespace", rel.Header.Namespace), e.helmCaps())
 	if err != nil {
 		return nil, nil, err
 	}

@@ -24,16 +24,18 @@ var testHookBeforeWait func(release string)
 // objectStatus records the kstatus of every rendered object after the
 // rollout wait, reading each from the API server.
 func (e *Engine) objectStatus(ctx context.Context, rendered *render.Rendered, ns string, rr *ReleaseResult) {
-	e.probe(ctx, rendered, ns, rr, nil)
+	e.probe(ctx, rendered, ns, rr, nil, false)
 }
 
 // probe records the kstatus of every rendered object in rr. With seen, an
 // object whose cached copy is at least as new as the version seen[subject]
-// (read from the API server after the apply) is read from the engine's
-// cache; any other object is read from the API server, and seen records
-// its version.
+// (answered by its apply, or read from the API server) is read from the
+// engine's cache; while patient, such an object whose cached copy is older
+// (the watch event of the apply is still on its way) is recorded as in
+// progress without a read. Any other object is read from the API server,
+// and seen records its version.
 // It returns how many objects it read from the API server.
-func (e *Engine) probe(ctx context.Context, rendered *render.Rendered, ns string, rr *ReleaseResult, seen map[string]string) int {
+func (e *Engine) probe(ctx context.Context, rendered *render.Rendered, ns string, rr *ReleaseResult, seen map[string]string, patient bool) int {
 	read := 0
 	byName := map[string]int{}
 	for i, o := range rr.Objects {
@@ -56,12 +58,17 @@ func (e *Engine) probe(ctx context.Context, rendered *render.Rendered, ns string
 			i = len(rr.Objects) - 1
 		}
 		if seen != nil && seen[s] != "" && e.cache != nil {
-			if live, err := e.cache.Get(ctx, obj.GroupVersionKind(), key.Namespace, key.Name); err == nil && live != nil {
+			live, err := e.cache.Get(ctx, obj.GroupVersionKind(), key.Namespace, key.Name)
+			if err == nil && live != nil {
 				if c, err := resourceversion.CompareResourceVersion(live.GetResourceVersion(), seen[s]); err == nil && c >= 0 {
 					st := kube.StatusOf(live)
 					rr.Objects[i].Status, rr.Objects[i].Message = st.Status, st.Message
 					continue
 				}
+			}
+			if err == nil && patient {
+				rr.Objects[i].Status, rr.Objects[i].Message = status.InProgressStatus.String(), "waiting for the watch to see version "+seen[s]
+				continue
 			}
 		}
 		st, live := e.cluster.StatusAndObject(ctx, obj, key)
@@ -77,8 +84,9 @@ func (e *Engine) probe(ctx context.Context, rendered *render.Rendered, ns string
 // waitRollout waits until every rendered object is Current or timeout
 // passes; then the error names those that are not (waitCurrent), and
 // otherwise rr holds the objects' statuses. known are the versions (by
-// subject) of the objects the plan found unchanged, which the apply did
-// not touch: they are read from the cache from the start.
+// subject) the objects are known at: answered by their apply, or, for those
+// the plan found unchanged and the apply did not touch, as the plan read
+// them.
 func (e *Engine) waitRollout(ctx context.Context, rendered *render.Rendered, ns string, timeout time.Duration, rr *ReleaseResult, known map[string]string) error {
 	faults.Point(faults.RolloutWait)
 	objs, err := e.waitCurrent(ctx, rendered, ns, timeout, rr, known)
@@ -88,15 +96,22 @@ func (e *Engine) waitRollout(ctx context.Context, rendered *render.Rendered, ns 
 	return err
 }
 
+// watchPatience is how long a rollout wait waits for the watch event of an
+// object's known version before it reads the object from the API server.
+const watchPatience = 2 * time.Second
+
 // waitCurrent waits until every object of rendered is Current or timeout
-// passes; then the error names those that are not. The objects are read
-// once from the API server after the apply (or the patch of a restart);
-// then, for the kinds the engine's cache watches, from the cache each time
-// a watch event arrives, without a request; objects the cache does not
-// hold are polled (200 ms backing off to 2 s); objects whose version is in
-// known are read from the cache from the start. It returns rr's objects
+// passes; then the error names those that are not. Objects whose version is
+// in known (answered by their apply, or found unchanged by the plan) are
+// read from the engine's cache once it holds that version, each time a
+// watch event arrives, without a request; one it does not hold at that
+// version within watchPatience is read from the API server. Other objects
+// are read once from the API server; then, for the kinds the cache
+// watches, from the cache at each watch event; objects the cache does not
+// hold are polled (200 ms backing off to 2 s). It returns rr's objects
 // with the status last seen; rr itself is left as it is.
 func (e *Engine) waitCurrent(ctx context.Context, rendered *render.Rendered, ns string, timeout time.Duration, rr *ReleaseResult, known map[string]string) ([]ObjectResult, error) {
+	start := time.Now()
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	interval := 200 * time.Millisecond
@@ -111,7 +126,7 @@ func (e *Engine) waitCurrent(ctx context.Context, rendered *render.Rendered, ns 
 			changed = e.cache.Changed() // before the probe: no event is missed
 		}
 		probe := ReleaseResult{Objects: slices.Clone(rr.Objects)}
-		read := e.probe(wctx, rendered, ns, &probe, seen)
+		read := e.probe(wctx, rendered, ns, &probe, seen, time.Since(start) < watchPatience)
 		last = probe.Objects
 		pending := notReady(probe.Objects)
 		if pending == "" {
@@ -119,7 +134,10 @@ func (e *Engine) waitCurrent(ctx context.Context, rendered *render.Rendered, ns 
 		}
 		// Poll while some object is read from the API server (not in the
 		// cache, or the cache not yet as new as the apply).
-		polled := e.cache == nil || first || read > 0
+		// Probe again on a timer, too, while waiting for the watch to
+		// see a version: its event may never come (the object deleted, or
+		// its labels taken off by another writer), then it is read.
+		polled := e.cache == nil || first || read > 0 || time.Since(start) < watchPatience
 		var tick <-chan time.Time
 		if polled {
 			tick = time.After(interval)
