@@ -13,6 +13,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/mygitops/mgo/internal/kube"
 )
 
 func history(t *testing.T, e *Engine, ns, name string) []*releasev1.Release {
@@ -241,5 +243,45 @@ func waitCachedDeployment(t *testing.T, e *Engine, obj client.Object, ok func(*u
 			t.Fatalf("the engine's cache never saw the change of %s/%s", obj.GetNamespace(), obj.GetName())
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestInstallSendsHelmsProtocolOnly: a release installed next to one
+// already synced costs Helm's install and nothing more: one read of the
+// release's history (Helm's own checks read it from that answer), the
+// ownership check of each object, the new revision, one server-side apply
+// per object (the namespace is not applied again), the deployed status.
+// The rollout wait reads the applied objects from the watches, not again
+// from the API server.
+func TestInstallSendsHelmsProtocolOnly(t *testing.T) {
+	ns := env.Namespace(t)
+	g := newGitops(t)
+	g.release("first", ns, "hello", "1.0.0", "")
+	e := newEngine(t)
+	if rr := mustRelease(t, syncOnce(t, e, g.load(), Options{}), ns, "first"); rr.Action != Installed {
+		t.Fatalf("first install: %+v", rr)
+	}
+
+	g.release("second", ns, "hello", "1.0.0", "")
+	res := syncOnce(t, e, g.load(), Options{})
+	rr := mustRelease(t, res, ns, "second")
+	if rr.Action != Installed || len(rr.Objects) != 4 {
+		t.Fatalf("second install: %+v", rr)
+	}
+	for _, o := range rr.Objects {
+		if o.Status != "Current" {
+			t.Errorf("%s is %s after the sync: %s", o.Subject, o.Status, o.Message)
+		}
+	}
+	want := kube.RequestCounts{"list": 1, "create": 1, "patch": 4, "update": 1}
+	for verb, n := range want {
+		if res.Requests[verb] != n {
+			t.Errorf("%d %s requests, want %d (all: %v)", res.Requests[verb], verb, n, res.Requests)
+		}
+	}
+	// Helm's ownership check reads each of the 4 objects; a watch event
+	// later than the wait's patience would cost one more read.
+	if n := res.Requests["get"]; n < 4 || n > 5 {
+		t.Errorf("%d get requests, want the 4 of Helm's ownership check (all: %v)", n, res.Requests)
 	}
 }
