@@ -285,3 +285,40 @@ func TestInstallSendsHelmsProtocolOnly(t *testing.T) {
 		t.Errorf("%d get requests, want the 4 of Helm's ownership check (all: %v)", n, res.Requests)
 	}
 }
+
+// TestInstallRecreatesADeletedNamespace: the engine applies a release's
+// namespace at its first install there only; when the namespace was
+// deleted since, the next install there creates it again.
+func TestInstallRecreatesADeletedNamespace(t *testing.T) {
+	ns := env.Namespace(t)
+	g := newGitops(t)
+	g.release("first", ns, "hello", "1.0.0", "")
+	e := newEngine(t)
+	if rr := mustRelease(t, syncOnce(t, e, g.load(), Options{}), ns, "first"); rr.Action != Installed {
+		t.Fatalf("first install: %+v", rr)
+	}
+	ctx := context.Background()
+	if err := env.Client.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		_, err := env.Client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("namespace %s not deleted within a minute: %v", ns, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	g.release("second", ns, "hello", "1.0.0", "")
+	res := syncOnce(t, e, g.load(), Options{})
+	if rr := mustRelease(t, res, ns, "second"); rr.Action != Installed {
+		t.Fatalf("install into the deleted namespace: %+v", rr)
+	}
+	if d := deployment(t, ns, "second-hello"); d.Status.ReadyReplicas != 2 {
+		t.Errorf("second-hello: %d ready replicas, want 2", d.Status.ReadyReplicas)
+	}
+}
