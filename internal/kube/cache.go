@@ -40,7 +40,8 @@ type Cache struct {
 
 	mu       sync.Mutex
 	kinds    map[schema.GroupVersionResource]*kindInformer
-	changed  chan struct{} // closed and replaced on every event
+	byKind   map[schema.GroupVersionKind]*kindInformer // as asked for, once mapped
+	changed  chan struct{}                             // closed and replaced on every event
 	handlers []func(CacheEvent)
 
 	decided, undecided atomic.Int64 // comparisons, see Decisions
@@ -93,7 +94,8 @@ func (c *Cluster) NewCache(owner Owner, log *slog.Logger) (*Cache, error) {
 	sel := labels.SelectorFromSet(labels.Set{LabelCluster: owner.Cluster}).String()
 	ctx, cancel := context.WithCancel(context.Background())
 	ca := &Cache{cluster: c, owner: owner, selector: sel, dynamic: dyn, log: log.With("cluster", c.Name),
-		ctx: ctx, cancel: cancel, kinds: map[schema.GroupVersionResource]*kindInformer{}, changed: make(chan struct{})}
+		ctx: ctx, cancel: cancel, kinds: map[schema.GroupVersionResource]*kindInformer{},
+		byKind: map[schema.GroupVersionKind]*kindInformer{}, changed: make(chan struct{})}
 	if owner.Cluster == LabelValue(c.Name) {
 		c.liveCache.Store(ca) // raw manifest inventories are read from it
 	}
@@ -209,13 +211,21 @@ func (ca *Cache) watch(ctx context.Context, gvk schema.GroupVersionKind) (*kindI
 	if ca.ctx.Err() != nil {
 		return nil, fmt.Errorf("cache of cluster %s is closed", ca.cluster.Name)
 	}
+	ca.mu.Lock()
+	ki, ok := ca.byKind[gvk]
+	ca.mu.Unlock()
+	if ok && ki.informer.HasSynced() {
+		// Watched already: no REST mapping (the rollout wait asks for
+		// every object at every watch event).
+		return ki, nil
+	}
 	m, err := ca.cluster.Client.RESTMapper().RESTMapping(gvk.GroupKind(), gvk.Version)
 	if err != nil {
 		return nil, err
 	}
 	gvr := m.Resource
 	ca.mu.Lock()
-	ki, ok := ca.kinds[gvr]
+	ki, ok = ca.kinds[gvr]
 	if !ok {
 		ki = &kindInformer{gvr: gvr}
 		ki.informer = dynamicinformer.NewFilteredDynamicInformer(ca.dynamic, gvr, metav1.NamespaceAll, 0,
@@ -243,6 +253,7 @@ func (ca *Cache) watch(ctx context.Context, gvk schema.GroupVersionKind) (*kindI
 		go ki.informer.RunWithContext(ca.ctx)
 		ca.log.Debug("watching", "resource", gvr.String(), "selector", ca.selector)
 	}
+	ca.byKind[gvk] = ki
 	ca.mu.Unlock()
 	if ki.informer.HasSynced() {
 		return ki, nil

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/fluxcd/cli-utils/pkg/kstatus/status"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/resourceversion"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -24,23 +25,21 @@ var testHookBeforeWait func(release string)
 // objectStatus records the kstatus of every rendered object after the
 // rollout wait, reading each from the API server.
 func (e *Engine) objectStatus(ctx context.Context, rendered *render.Rendered, ns string, rr *ReleaseResult) {
-	e.probe(ctx, rendered, ns, rr, nil, false)
+	e.probe(ctx, e.waitTargets(rendered, ns), rr, nil, false)
 }
 
-// probe records the kstatus of every rendered object in rr. With seen, an
-// object whose cached copy is at least as new as the version seen[subject]
-// (answered by its apply, or read from the API server) is read from the
-// engine's cache; while patient, such an object whose cached copy is older
-// (the watch event of the apply is still on its way) is recorded as in
-// progress without a read. Any other object is read from the API server,
-// and seen records its version.
-// It returns how many objects it read from the API server.
-func (e *Engine) probe(ctx context.Context, rendered *render.Rendered, ns string, rr *ReleaseResult, seen map[string]string, patient bool) int {
-	read := 0
-	byName := map[string]int{}
-	for i, o := range rr.Objects {
-		byName[o.Subject] = i
-	}
+// waitTarget is one object a wait reads: its key (the release's namespace
+// when the object is namespaced and has none) and subject.
+type waitTarget struct {
+	obj     *unstructured.Unstructured
+	key     client.ObjectKey
+	subject string
+}
+
+// waitTargets are the rendered objects as a wait reads them, worked out
+// once per wait: a wait reads its objects at every watch event.
+func (e *Engine) waitTargets(rendered *render.Rendered, ns string) []waitTarget {
+	out := make([]waitTarget, 0, len(rendered.Objects))
 	for _, obj := range rendered.Objects {
 		key := client.ObjectKey{Namespace: obj.GetNamespace(), Name: obj.GetName()}
 		if namespaced, _ := e.cluster.Client.IsObjectNamespaced(obj); namespaced && key.Namespace == "" {
@@ -52,6 +51,27 @@ func (e *Engine) probe(ctx context.Context, rendered *render.Rendered, ns string
 			o.SetNamespace(key.Namespace)
 			s = subject(o)
 		}
+		out = append(out, waitTarget{obj: obj, key: key, subject: s})
+	}
+	return out
+}
+
+// probe records the kstatus of every target in rr. With seen, an object
+// whose cached copy is at least as new as the version seen[subject]
+// (answered by its apply, or read from the API server) is read from the
+// engine's cache; while patient, such an object whose cached copy is older
+// (the watch event of the apply is still on its way) is recorded as in
+// progress without a read. Any other object is read from the API server,
+// and seen records its version.
+// It returns how many objects it read from the API server.
+func (e *Engine) probe(ctx context.Context, targets []waitTarget, rr *ReleaseResult, seen map[string]string, patient bool) int {
+	read := 0
+	byName := map[string]int{}
+	for i, o := range rr.Objects {
+		byName[o.Subject] = i
+	}
+	for _, t := range targets {
+		obj, key, s := t.obj, t.key, t.subject
 		i, ok := byName[s]
 		if !ok {
 			rr.Objects = append(rr.Objects, ObjectResult{Subject: s})
@@ -119,6 +139,7 @@ func (e *Engine) waitCurrent(ctx context.Context, rendered *render.Rendered, ns 
 	if seen == nil {
 		seen = map[string]string{}
 	}
+	targets := e.waitTargets(rendered, ns)
 	var last []ObjectResult
 	for first := true; ; first = false {
 		var changed <-chan struct{}
@@ -126,7 +147,7 @@ func (e *Engine) waitCurrent(ctx context.Context, rendered *render.Rendered, ns 
 			changed = e.cache.Changed() // before the probe: no event is missed
 		}
 		probe := ReleaseResult{Objects: slices.Clone(rr.Objects)}
-		read := e.probe(wctx, rendered, ns, &probe, seen, time.Since(start) < watchPatience)
+		read := e.probe(wctx, targets, &probe, seen, time.Since(start) < watchPatience)
 		last = probe.Objects
 		pending := notReady(probe.Objects)
 		if pending == "" {
