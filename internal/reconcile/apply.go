@@ -5,12 +5,12 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"slices"
 	"strings"
 	"time"
 
 	"helm.sh/helm/v4/pkg/action"
 	helmkube "helm.sh/helm/v4/pkg/kube"
+	"helm.sh/helm/v4/pkg/postrenderer"
 	helmcommon "helm.sh/helm/v4/pkg/release/common"
 	releasev1 "helm.sh/helm/v4/pkg/release/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -66,7 +66,7 @@ func (e *Engine) apply(ctx context.Context, cfg *action.Configuration, rel *repo
 	defer unhold()
 	var hc *helmClient
 	if c, ok := cfg.KubeClient.(*helmkube.Client); ok {
-		hc = &helmClient{Client: c, unchanged: unchangedObjects(cmps)}
+		hc = &helmClient{Client: c, unchanged: unchangedObjects(cmps), labels: e.releaseObjectLabels(), labelled: labelledObjects(cmps, ch)}
 		cfg.KubeClient = hc
 		defer func() { a.versions = hc.appliedVersions() }()
 	}
@@ -96,7 +96,13 @@ func (e *Engine) apply(ctx context.Context, cfg *action.Configuration, rel *repo
 // every 2 seconds, which doubles the time of a first sync.
 func (e *Engine) helmApply(ctx context.Context, cfg *action.Configuration, rel *repo.Release, ch *render.Chart,
 	vals map[string]any, labels map[string]string, upgrade bool, edits map[string][]kube.Edit, timeout time.Duration) (*releasev1.Release, error) {
-	post := releasePostRenderer{labels: e.releaseObjectLabels(), edits: edits}
+	// The objects get mgo's labels from helmClient's Build; a
+	// post-renderer (and the parsing of every manifest twice more that
+	// Helm does around one) only when ignored fields are kept.
+	var post postrenderer.PostRenderer
+	if len(edits) > 0 {
+		post = releasePostRenderer{edits: edits}
+	}
 	var out any
 	var err error
 	if upgrade {
@@ -194,13 +200,11 @@ func (e *Engine) markFailed(cfg *action.Configuration, hr *releasev1.Release, ca
 }
 
 // releasePostRenderer is the Helm post-renderer of mgo's releases (hooks
-// aside): it keeps the ignored fields of each object at their live values
-// (the edits of its comparison, by objectKey), as the plan compared it,
-// and labels every object with releaseObjectLabels, as prepare does for
-// the comparison: the engine's cache watches objects by these labels.
+// aside) whose comparison kept ignored fields: it keeps the ignored fields
+// of each object at their live values (the edits of its comparison, by
+// objectKey), as the plan compared it.
 type releasePostRenderer struct {
-	labels map[string]string
-	edits  map[string][]kube.Edit
+	edits map[string][]kube.Edit
 }
 
 func (p releasePostRenderer) Run(in *bytes.Buffer) (*bytes.Buffer, error) {
@@ -208,18 +212,9 @@ func (p releasePostRenderer) Run(in *bytes.Buffer) (*bytes.Buffer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("post-rendering the rendered objects: %w", err)
 	}
-	keys := slices.Sorted(maps.Keys(p.labels))
 	for i, n := range nodes {
-		if len(p.edits) > 0 {
-			if nodes[i], err = p.edit(n); err != nil {
-				return nil, fmt.Errorf("keeping ignored fields of %s %s: %w", n.GetKind(), n.GetName(), err)
-			}
-			n = nodes[i]
-		}
-		for _, k := range keys {
-			if err := n.PipeE(kyaml.SetLabel(k, p.labels[k])); err != nil {
-				return nil, fmt.Errorf("labelling the rendered objects: %w", err)
-			}
+		if nodes[i], err = p.edit(n); err != nil {
+			return nil, fmt.Errorf("keeping ignored fields of %s %s: %w", n.GetKind(), n.GetName(), err)
 		}
 	}
 	out, err := kio.StringAll(nodes)

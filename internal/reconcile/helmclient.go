@@ -1,13 +1,18 @@
 package reconcile
 
 import (
+	"fmt"
+	"io"
 	"maps"
 	"sync"
 
 	"github.com/fluxcd/pkg/ssa"
 	helmkube "helm.sh/helm/v4/pkg/kube"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/cli-runtime/pkg/resource"
+
+	"github.com/mygitops/mgo/internal/render"
 )
 
 // helmClient is Helm's Kubernetes client as a release sync uses it:
@@ -21,12 +26,20 @@ import (
 //     answered the apply with, so that the rollout wait reads these objects
 //     from the engine's cache once it is as new, instead of reading each
 //     one again (applied).
+//   - Build labels the release's objects with mgo's labels (not its hooks,
+//     nor the CustomResourceDefinitions of the chart's crds directory,
+//     which Helm installs as they are), as prepare does for the
+//     comparison: the engine's cache watches objects by these labels.
+//     Helm's manifest of the revision holds the objects as the chart
+//     renders them.
 //   - IsReachable answers without a request: the sync has just read the
 //     release's history from the cluster, and any request that follows
 //     fails as clearly when it is not reachable.
 type helmClient struct {
 	*helmkube.Client
 	unchanged map[string]bool // objectKey of the unchanged objects
+	labels    map[string]string
+	labelled  map[string]bool // objectKey of the objects to label
 
 	mu      sync.Mutex
 	applied map[string]string // version by subject, as the apply answered
@@ -72,6 +85,51 @@ func (s *helmClient) Create(resources helmkube.ResourceList, options ...helmkube
 }
 
 func (s *helmClient) IsReachable() error { return nil }
+
+func (s *helmClient) Build(reader io.Reader, validate bool) (helmkube.ResourceList, error) {
+	list, err := s.Client.Build(reader, validate)
+	if err != nil || len(s.labels) == 0 {
+		return list, err
+	}
+	for _, i := range list {
+		if i.Mapping == nil || !s.labelled[infoKey(i)] {
+			continue
+		}
+		obj, err := meta.Accessor(i.Object)
+		if err != nil {
+			return nil, fmt.Errorf("labelling %s %s: %w", i.Mapping.GroupVersionKind.Kind, i.Name, err)
+		}
+		l := obj.GetLabels()
+		if l == nil {
+			l = map[string]string{}
+		}
+		maps.Copy(l, s.labels)
+		obj.SetLabels(l)
+	}
+	return list, nil
+}
+
+// labelledObjects returns the keys of the objects of a release that get
+// mgo's labels: every rendered object but the chart's own
+// CustomResourceDefinitions (its crds directory).
+func labelledObjects(cmps []comparison, ch *render.Chart) map[string]bool {
+	crds := map[string]bool{}
+	if ch != nil && ch.Chart != nil {
+		for _, crd := range ch.Chart.CRDObjects() {
+			objs, _ := render.DecodeManifest(string(crd.File.Data))
+			for _, o := range objs {
+				crds[wantedKey(o)] = true
+			}
+		}
+	}
+	out := map[string]bool{}
+	for _, c := range cmps {
+		if c.Wanted != nil && !crds[wantedKey(c.Wanted)] {
+			out[wantedKey(c.Wanted)] = true
+		}
+	}
+	return out
+}
 
 // record keeps the versions the API server answered the applies of infos
 // with (Helm refreshes each info with the answer).
