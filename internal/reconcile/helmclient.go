@@ -92,7 +92,7 @@ func (s *helmClient) Build(reader io.Reader, validate bool) (helmkube.ResourceLi
 		return list, err
 	}
 	for _, i := range list {
-		if i.Mapping == nil || !s.labelled[infoKey(i)] {
+		if i.Mapping == nil || !s.labelled[infoKey(i)] && !s.labelled[anyNamespaceKey(i)] {
 			continue
 		}
 		obj, err := meta.Accessor(i.Object)
@@ -124,11 +124,26 @@ func labelledObjects(cmps []comparison, ch *render.Chart) map[string]bool {
 	}
 	out := map[string]bool{}
 	for _, c := range cmps {
-		if c.Wanted != nil && !crds[wantedKey(c.Wanted)] {
-			out[wantedKey(c.Wanted)] = true
+		if c.Wanted == nil || crds[wantedKey(c.Wanted)] {
+			continue
+		}
+		out[wantedKey(c.Wanted)] = true
+		if c.Wanted.GetNamespace() == "" {
+			// Whether it is namespaced was not known when it was planned
+			// (a custom resource whose definition the chart installs):
+			// Helm builds it in the release's namespace.
+			gk := c.Wanted.GroupVersionKind().GroupKind()
+			out[gk.Group+"/"+gk.Kind+"/*/"+c.Wanted.GetName()] = true
 		}
 	}
 	return out
+}
+
+// anyNamespaceKey is the key of labelledObjects that matches an info in
+// any namespace.
+func anyNamespaceKey(i *resource.Info) string {
+	gk := i.Mapping.GroupVersionKind.GroupKind()
+	return gk.Group + "/" + gk.Kind + "/*/" + i.Name
 }
 
 // record keeps the versions the API server answered the applies of infos
