@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fluxcd/pkg/ssa"
 	"helm.sh/helm/v4/pkg/action"
 	helmkube "helm.sh/helm/v4/pkg/kube"
 	"helm.sh/helm/v4/pkg/postrenderer"
@@ -57,6 +58,11 @@ func (e *Engine) apply(ctx context.Context, cfg *action.Configuration, rel *repo
 	labels := e.releaseLabels(rendered.Digest[:40])
 	deployed := last != nil && last.Info != nil && last.Info.Status == helmcommon.StatusDeployed
 	a.upgrade = deployed || (last != nil && hasDeployedRevision(cfg, rel.Header.Name))
+	if a.upgrade {
+		if err := e.applyCRDDir(ctx, rendered, cmps, timeout); err != nil {
+			return a, fmt.Errorf("%s: %w", rel.File, err)
+		}
+	}
 	if immutable && a.upgrade {
 		if _, err := e.recreateImmutable(ctx, rendered, rel.Header.Name, rel.Header.Namespace); err != nil {
 			return a, fmt.Errorf("%s: %w", rel.File, err)
@@ -155,13 +161,40 @@ func (e *Engine) helmApply(ctx context.Context, cfg *action.Configuration, rel *
 	return hr, err
 }
 
+// applyCRDDir applies, before an upgrade, the CustomResourceDefinitions of
+// the chart's crds directories that the plan found missing or changed, as
+// they are, by server-side apply with mgo's field manager, and waits until
+// they are established. Helm installs them on the release's install only
+// and never upgrades them: without this, a changed one would be found
+// changed by every sync again.
+func (e *Engine) applyCRDDir(ctx context.Context, rendered *render.Rendered, cmps []comparison, timeout time.Duration) error {
+	var applied []*unstructured.Unstructured
+	for _, c := range cmps {
+		if c.Prepared == nil || c.Action == ssa.UnchangedAction || !rendered.FromCRDDir(c.Prepared) {
+			continue
+		}
+		if _, err := e.cluster.Resources.Apply(ctx, c.Prepared.DeepCopy(), ssa.ApplyOptions{}); err != nil {
+			return fmt.Errorf("applying %s of the chart's crds directory: %w", c.Subject, err)
+		}
+		applied = append(applied, c.Prepared)
+	}
+	if len(applied) == 0 {
+		return nil
+	}
+	e.cluster.InvalidateDiscovery()
+	if err := e.cluster.Resources.Wait(applied, ssa.WaitOptions{Interval: 500 * time.Millisecond, Timeout: timeout}); err != nil {
+		return fmt.Errorf("waiting for the chart's CustomResourceDefinitions: %w", err)
+	}
+	return nil
+}
+
 // recreateImmutable deletes the rendered objects of a release whose update
 // the API server refuses, so that the next apply recreates them
 // (kube.RecreateImmutable).
 func (e *Engine) recreateImmutable(ctx context.Context, rendered *render.Rendered, release, ns string) (int, error) {
 	var objs []*unstructured.Unstructured
 	for _, obj := range rendered.Objects {
-		o, err := e.prepare(obj, release, ns)
+		o, err := e.prepareIn(rendered, obj, release, ns)
 		if err != nil {
 			continue
 		}

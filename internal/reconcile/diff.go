@@ -144,7 +144,7 @@ func (e *Engine) diffRelease(ctx context.Context, r *repo.Repo, rel *repo.Releas
 	wanted := map[string]bool{}
 	ig := e.ignoresFor(r, rel, rendered.Objects)
 	for _, obj := range rendered.Objects {
-		cmp, err := e.compareWith(ctx, obj, rel.Header.Name, rel.Header.Namespace, ig)
+		cmp, err := e.compareWith(ctx, obj, rel.Header.Name, rel.Header.Namespace, ig, rendered)
 		var d ObjectDiff
 		if err == nil {
 			d, err = objectDiff(cmp)

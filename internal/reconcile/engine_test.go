@@ -2,6 +2,9 @@ package reconcile
 
 import (
 	"context"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -320,5 +323,106 @@ func TestInstallRecreatesADeletedNamespace(t *testing.T) {
 	}
 	if d := deployment(t, ns, "second-hello"); d.Status.ReadyReplicas != 2 {
 		t.Errorf("second-hello: %d ready replicas, want 2", d.Status.ReadyReplicas)
+	}
+}
+
+// TestInstallOfACustomResourceWithItsDefinition: a chart that brings a
+// CustomResourceDefinition in its crds directory and a resource of that
+// kind in its templates installs from an empty cache. The resource gets
+// mgo's labels (it was planned before its kind was known), so that the
+// cache watches it and a full sync finds it unchanged; the definition is
+// installed as Helm installs it.
+func TestInstallOfACustomResourceWithItsDefinition(t *testing.T) {
+	ns := env.Namespace(t)
+	group := ns + ".example.com"
+	g := newGitops(t)
+	g.write("charts/widgets/Chart.yaml", "apiVersion: v2\nname: widgets\nversion: 1.0.0\n")
+	g.write("charts/widgets/crds/widgets.yaml", `apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.`+group+`
+spec:
+  group: `+group+`
+  names: {kind: Widget, plural: widgets, singular: widget, listKind: WidgetList}
+  scope: Namespaced
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              size: {type: integer}
+`)
+	g.write("charts/widgets/templates/widget.yaml", `apiVersion: `+group+`/v1
+kind: Widget
+metadata:
+  name: {{ .Release.Name }}
+spec:
+  size: 3
+`)
+	g.release("gadget", ns, "widgets", "1.0.0", "")
+	e := newEngine(t)
+	crd := &unstructured.Unstructured{}
+	crd.SetGroupVersionKind(schema.GroupVersionKind{Group: "apiextensions.k8s.io", Version: "v1", Kind: "CustomResourceDefinition"})
+	crd.SetName("widgets." + group)
+	t.Cleanup(func() { _ = e.cluster.Client.Delete(context.Background(), crd) })
+	res := syncOnce(t, e, g.load(), Options{})
+	rr := mustRelease(t, res, ns, "gadget")
+	if rr.Action != Installed {
+		t.Fatalf("install: %+v", rr)
+	}
+	ctx := context.Background()
+	widget := &unstructured.Unstructured{}
+	widget.SetGroupVersionKind(schema.GroupVersionKind{Group: group, Version: "v1", Kind: "Widget"})
+	if err := e.cluster.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "gadget"}, widget); err != nil {
+		t.Fatal(err)
+	}
+	if got := widget.GetLabels()[kube.LabelCluster]; got != e.owner.Cluster {
+		t.Errorf("the Widget's %s label is %q, want %q", kube.LabelCluster, got, e.owner.Cluster)
+	}
+	if err := e.cluster.Client.Get(ctx, client.ObjectKey{Name: "widgets." + group}, crd); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := crd.GetLabels()[kube.LabelCluster]; ok {
+		t.Errorf("the chart's CustomResourceDefinition got mgo's labels: %v", crd.GetLabels())
+	}
+
+	res = syncOnce(t, e, g.load(), Options{Full: true})
+	if rr := mustRelease(t, res, ns, "gadget"); rr.Action != Unchanged {
+		t.Errorf("full sync after the install: %+v", rr)
+	}
+
+	// A new chart version changes the definition: Helm never upgrades
+	// the crds directory, mgo applies it before the upgrade; then a full
+	// sync finds the release unchanged again.
+	g.write("charts/widgets/Chart.yaml", "apiVersion: v2\nname: widgets\nversion: 1.1.0\n")
+	crdFile := filepath.Join(g.dir, "charts/widgets/crds/widgets.yaml")
+	b, err := os.ReadFile(crdFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.write("charts/widgets/crds/widgets.yaml", strings.Replace(string(b), "size: {type: integer}", "size: {type: integer}\n              color: {type: string}", 1))
+	res = syncOnce(t, e, g.load(), Options{})
+	if rr := mustRelease(t, res, ns, "gadget"); rr.Action != Upgraded {
+		t.Fatalf("sync of the changed definition: %+v", rr)
+	}
+	if err := e.cluster.Client.Get(ctx, client.ObjectKey{Name: "widgets." + group}, crd); err != nil {
+		t.Fatal(err)
+	}
+	versions, _, _ := unstructured.NestedSlice(crd.Object, "spec", "versions")
+	if len(versions) != 1 {
+		t.Fatalf("%d versions in the definition", len(versions))
+	}
+	if _, ok, _ := unstructured.NestedMap(versions[0].(map[string]any), "schema", "openAPIV3Schema", "properties", "spec", "properties", "color"); !ok {
+		t.Errorf("the definition was not upgraded: %v", versions[0])
+	}
+	res = syncOnce(t, e, g.load(), Options{Full: true})
+	if rr := mustRelease(t, res, ns, "gadget"); rr.Action != Unchanged {
+		t.Errorf("full sync after the upgrade: %+v", rr)
 	}
 }

@@ -75,7 +75,7 @@ const actionRecreate ssa.Action = "recreate"
 // compare compares one rendered object of a raw manifest (release == "")
 // or of a release without rules with the live cluster (compareWith).
 func (e *Engine) compare(ctx context.Context, obj *unstructured.Unstructured, release, ns string) (comparison, error) {
-	return e.compareWith(ctx, obj, release, ns, nil)
+	return e.compareWith(ctx, obj, release, ns, nil, nil)
 }
 
 // compareWith compares one rendered object of a release (release == ""
@@ -85,8 +85,8 @@ func (e *Engine) compare(ctx context.Context, obj *unstructured.Unstructured, re
 // values (diffRespecting). An object whose kind the cluster does not know
 // yet (its CRD comes with the release) or whose namespace does not exist
 // yet will be created.
-func (e *Engine) compareWith(ctx context.Context, obj *unstructured.Unstructured, release, ns string, ig *ignores) (comparison, error) {
-	wanted, err := e.prepare(obj, release, ns)
+func (e *Engine) compareWith(ctx context.Context, obj *unstructured.Unstructured, release, ns string, ig *ignores, rendered *render.Rendered) (comparison, error) {
+	wanted, err := e.prepareIn(rendered, obj, release, ns)
 	switch {
 	case meta.IsNoMatchError(err):
 		return comparison{Subject: subject(wanted), Action: ssa.CreatedAction, Wanted: wanted, Prepared: wanted, Key: objectKey(obj)}, nil
@@ -147,7 +147,7 @@ func (e *Engine) compareRelease(ctx context.Context, r *repo.Repo, rel *repo.Rel
 	ig := e.ignoresFor(r, rel, rendered.Objects)
 	out := make([]comparison, 0, len(rendered.Objects))
 	for _, obj := range rendered.Objects {
-		c, err := e.compareWith(ctx, obj, rel.Header.Name, rel.Header.Namespace, ig)
+		c, err := e.compareWith(ctx, obj, rel.Header.Name, rel.Header.Namespace, ig, rendered)
 		if err != nil {
 			return out, err
 		}
@@ -163,7 +163,7 @@ func (e *Engine) installPlan(r *repo.Repo, rel *repo.Release, rendered *render.R
 	ig := e.ignoresFor(r, rel, rendered.Objects)
 	out := make([]comparison, 0, len(rendered.Objects))
 	for _, obj := range rendered.Objects {
-		wanted, _ := e.prepare(obj, rel.Header.Name, rel.Header.Namespace)
+		wanted, _ := e.prepareIn(rendered, obj, rel.Header.Name, rel.Header.Namespace)
 		out = append(out, comparison{Subject: subject(wanted), Action: ssa.CreatedAction, Wanted: wanted, Prepared: wanted,
 			Ignore: ig.For(wanted), Key: objectKey(obj)})
 	}
@@ -191,6 +191,17 @@ func objectResults(cs []comparison) []ObjectResult {
 		out = append(out, or)
 	}
 	return out
+}
+
+// prepareIn is prepare of an object of rendered: a CustomResourceDefinition
+// of the chart's crds directories is applied as it is (Helm installs them
+// without its ownership metadata or mgo's labels, and mgo applies them so
+// on upgrades, see applyCRDDir).
+func (e *Engine) prepareIn(rendered *render.Rendered, obj *unstructured.Unstructured, release, ns string) (*unstructured.Unstructured, error) {
+	if rendered.FromCRDDir(obj) {
+		return obj.DeepCopy(), nil
+	}
+	return e.prepare(obj, release, ns)
 }
 
 // prepare returns a copy of obj as it will be applied. Objects of a Helm

@@ -65,6 +65,28 @@ type Rendered struct {
 	// Digest identifies the rendered output: chart version, manifest and
 	// hooks. Equal digests mean the release would apply the same objects.
 	Digest string
+	// crds are the names of the CustomResourceDefinitions of the chart's
+	// crds directories (its subcharts' included), which Helm installs as
+	// they are, before the templates, and never upgrades.
+	crds map[string]bool
+}
+
+// FromCRDDir reports whether obj is a CustomResourceDefinition of the
+// chart's crds directories.
+func (r *Rendered) FromCRDDir(obj *unstructured.Unstructured) bool {
+	gvk := obj.GroupVersionKind()
+	return r != nil && gvk.Group == "apiextensions.k8s.io" && gvk.Kind == "CustomResourceDefinition" && r.crds[obj.GetName()]
+}
+
+// CRDDir returns the objects of the chart's crds directories.
+func (r *Rendered) CRDDir() []*unstructured.Unstructured {
+	var out []*unstructured.Unstructured
+	for _, o := range r.Objects {
+		if r.FromCRDDir(o) {
+			out = append(out, o)
+		}
+	}
+	return out
 }
 
 // Hook is a rendered Helm hook.
@@ -129,6 +151,16 @@ func (r *Renderer) Render(ctx context.Context, rel *repo.Release, ch *Chart, upg
 		Namespace:    rel.Header.Namespace,
 		ChartVersion: ch.Version,
 		Objects:      objs,
+		crds:         map[string]bool{},
+	}
+	for _, crd := range ch.Chart.CRDObjects() {
+		dir, err := DecodeManifest(string(crd.File.Data))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %s of chart %s: %w", rel.File, crd.Filename, rel.Header.Chart, err)
+		}
+		for _, o := range dir {
+			res.crds[o.GetName()] = true
+		}
 	}
 	h := sha256.New()
 	fmt.Fprintf(h, "chart %s %s\n", rel.Header.Chart, ch.Version)
