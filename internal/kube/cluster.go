@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/util/flowcontrol"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
@@ -59,7 +60,8 @@ type Cluster struct {
 }
 
 // NewCluster builds the clients of a cluster from a rest.Config. The
-// budget's QPS and burst limit every client built from Config. Every
+// budget's QPS and burst limit all clients built from Config together:
+// they share one token bucket. Every
 // request but watches gets a deadline: cfg.Timeout, or
 // DefaultRequestTimeout when it is not set (Config.Timeout itself is
 // cleared, since an http.Client timeout would cut watches too).
@@ -84,6 +86,10 @@ func NewCluster(name string, cfg *rest.Config, budget repo.Budget) (*Cluster, er
 	c.Config = rest.CopyConfig(cfg)
 	c.Config.QPS = budget.QPS
 	c.Config.Burst = budget.Burst
+	// One token bucket for every client built from Config (each Helm
+	// action's, each kind's of controller-runtime, the cache's watches
+	// and their relists): without it each would get its own budget.
+	c.Config.RateLimiter = flowcontrol.NewTokenBucketRateLimiter(budget.QPS, budget.Burst)
 	c.Config.UserAgent = "mgo"
 	c.Config.Wrap(c.Requests.Wrap)
 	timeout := cfg.Timeout
