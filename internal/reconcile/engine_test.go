@@ -249,6 +249,20 @@ func waitCachedDeployment(t *testing.T, e *Engine, obj client.Object, ok func(*u
 	}
 }
 
+// withFirstRelease returns a namespace, a gitops repo and an engine that
+// has installed one release, "first", there.
+func withFirstRelease(t *testing.T) (string, *gitops, *Engine) {
+	t.Helper()
+	ns := env.Namespace(t)
+	g := newGitops(t)
+	g.release("first", ns, "hello", "1.0.0", "")
+	e := newEngine(t)
+	if rr := mustRelease(t, syncOnce(t, e, g.load(), Options{}), ns, "first"); rr.Action != Installed {
+		t.Fatalf("first install: %+v", rr)
+	}
+	return ns, g, e
+}
+
 // TestInstallSendsHelmsProtocolOnly: a release installed next to one
 // already synced costs Helm's install and nothing more: one read of the
 // release's history (Helm's own checks read it from that answer), the
@@ -257,13 +271,7 @@ func waitCachedDeployment(t *testing.T, e *Engine, obj client.Object, ok func(*u
 // The rollout wait reads the applied objects from the watches, not again
 // from the API server.
 func TestInstallSendsHelmsProtocolOnly(t *testing.T) {
-	ns := env.Namespace(t)
-	g := newGitops(t)
-	g.release("first", ns, "hello", "1.0.0", "")
-	e := newEngine(t)
-	if rr := mustRelease(t, syncOnce(t, e, g.load(), Options{}), ns, "first"); rr.Action != Installed {
-		t.Fatalf("first install: %+v", rr)
-	}
+	ns, g, e := withFirstRelease(t)
 
 	g.release("second", ns, "hello", "1.0.0", "")
 	res := syncOnce(t, e, g.load(), Options{})
@@ -293,13 +301,7 @@ func TestInstallSendsHelmsProtocolOnly(t *testing.T) {
 // namespace at its first install there only; when the namespace was
 // deleted since, the next install there creates it again.
 func TestInstallRecreatesADeletedNamespace(t *testing.T) {
-	ns := env.Namespace(t)
-	g := newGitops(t)
-	g.release("first", ns, "hello", "1.0.0", "")
-	e := newEngine(t)
-	if rr := mustRelease(t, syncOnce(t, e, g.load(), Options{}), ns, "first"); rr.Action != Installed {
-		t.Fatalf("first install: %+v", rr)
-	}
+	ns, g, e := withFirstRelease(t)
 	ctx := context.Background()
 	if err := env.Client.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
