@@ -3,9 +3,9 @@ package reconcile
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"maps"
-	"strings"
 	"time"
 
 	"github.com/fluxcd/pkg/ssa"
@@ -14,6 +14,7 @@ import (
 	"helm.sh/helm/v4/pkg/postrenderer"
 	helmcommon "helm.sh/helm/v4/pkg/release/common"
 	releasev1 "helm.sh/helm/v4/pkg/release/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/kustomize/kyaml/kio"
 	kyaml "sigs.k8s.io/kustomize/kyaml/yaml"
@@ -72,7 +73,7 @@ func (e *Engine) apply(ctx context.Context, cfg *action.Configuration, rel *repo
 	defer unhold()
 	var hc *helmClient
 	if c, ok := cfg.KubeClient.(*helmkube.Client); ok {
-		hc = &helmClient{Client: c, unchanged: unchangedObjects(cmps), labels: e.releaseObjectLabels(), labelled: labelledObjects(cmps, ch)}
+		hc = &helmClient{Client: c, unchanged: unchangedObjects(cmps), labels: e.releaseObjectLabels(), labelled: labelledObjects(cmps, rendered)}
 		cfg.KubeClient = hc
 		defer func() { a.versions = hc.appliedVersions() }()
 	}
@@ -148,7 +149,7 @@ func (e *Engine) helmApply(ctx context.Context, cfg *action.Configuration, rel *
 		known := e.namespaces[ns]
 		e.mu.Unlock()
 		out, err = install(!known)
-		if known && err != nil && strings.Contains(err.Error(), fmt.Sprintf("namespaces %q not found", ns)) {
+		if known && namespaceNotFound(err, ns) {
 			// Deleted since: Helm stored nothing (its first write, the
 			// new revision, is in the namespace).
 			out, err = install(true)
@@ -159,6 +160,17 @@ func (e *Engine) helmApply(ctx context.Context, cfg *action.Configuration, rel *
 	}
 	hr, _ := out.(*releasev1.Release)
 	return hr, err
+}
+
+// namespaceNotFound reports whether err is the API server's answer that
+// namespace ns does not exist.
+func namespaceNotFound(err error, ns string) bool {
+	var st apierrors.APIStatus
+	if !apierrors.IsNotFound(err) || !errors.As(err, &st) || st.Status().Details == nil {
+		return false
+	}
+	d := st.Status().Details
+	return d.Kind == "namespaces" && d.Name == ns
 }
 
 // applyCRDDir applies, before an upgrade, the CustomResourceDefinitions of

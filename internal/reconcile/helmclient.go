@@ -112,19 +112,10 @@ func (s *helmClient) Build(reader io.Reader, validate bool) (helmkube.ResourceLi
 // labelledObjects returns the keys of the objects of a release that get
 // mgo's labels: every rendered object but the chart's own
 // CustomResourceDefinitions (its crds directory).
-func labelledObjects(cmps []comparison, ch *render.Chart) map[string]bool {
-	crds := map[string]bool{}
-	if ch != nil && ch.Chart != nil {
-		for _, crd := range ch.Chart.CRDObjects() {
-			objs, _ := render.DecodeManifest(string(crd.File.Data))
-			for _, o := range objs {
-				crds[wantedKey(o)] = true
-			}
-		}
-	}
+func labelledObjects(cmps []comparison, rendered *render.Rendered) map[string]bool {
 	out := map[string]bool{}
 	for _, c := range cmps {
-		if c.Wanted == nil || crds[wantedKey(c.Wanted)] {
+		if c.Wanted == nil || rendered.FromCRDDir(c.Wanted) {
 			continue
 		}
 		out[wantedKey(c.Wanted)] = true
