@@ -59,7 +59,13 @@ func TestLiveCache(t *testing.T) {
 	o.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	release := make(chan struct{})
 	var reads atomic.Int32
+	stalled := make(chan struct{}) // the read of "staging" never ends while the test runs
+	t.Cleanup(func() { close(stalled) })
 	o.load = func(_ context.Context, cluster string) (liveCluster, error) {
+		if cluster == "staging" {
+			<-stalled
+			return liveCluster{}, nil
+		}
 		reads.Add(1)
 		<-release
 		return liveCluster{Cluster: cluster, Counts: releaseCounts{Total: int(reads.Load())}}, nil
