@@ -73,6 +73,12 @@ type clusterSync struct {
 	// lane are syncing, since inFlightAt and fgInFlightAt (time.Now).
 	inFlight, fgInFlight     []*job
 	inFlightAt, fgInFlightAt time.Time
+	// hold is the context of the syncs while this replica holds the
+	// cluster's lease (records shared by several replicas); drop cancels
+	// it when the lease is lost, so that a replica that lost the lease
+	// stops writing to the cluster before another one takes it.
+	hold context.Context
+	drop context.CancelFunc
 }
 
 // syncOutcome is the result of one sync of a cluster.
@@ -312,6 +318,13 @@ func (c *clusterSync) loop() {
 			c.mu.Unlock()
 			return
 		}
+		c.mu.Unlock()
+		ctx, held := c.holdContext()
+		if !held {
+			c.handBack(jobs, waiters, "its cluster's lease is held by another replica")
+			continue
+		}
+		c.mu.Lock()
 		c.inBackground, c.ahead, c.inFlight, c.inFlightAt = background, map[string]bool{}, jobs, time.Now()
 		c.mu.Unlock()
 
@@ -324,12 +337,22 @@ func (c *clusterSync) loop() {
 				c.mu.Unlock()
 			}
 		}
-		out := c.sync(full, force, background, early.onRelease, onHead)
+		out := c.sync(ctx, full, force, background, early.onRelease, onHead)
 		c.mu.Lock()
 		c.inBackground, c.ahead, c.inFlight = false, nil, nil
 		c.current, c.currentHead = nil, ""
 		c.mu.Unlock()
 		jobs = early.all() // with those adopted during the sync
+		if c.lostDuring(ctx) {
+			var left []*job
+			for _, j := range jobs {
+				if !early.done(j) {
+					left = append(left, j)
+				}
+			}
+			c.handBack(left, waiters, "its cluster's lease was lost during the sync")
+			continue
+		}
 		if out.notSynced != "" {
 			for _, j := range jobs {
 				c.s.finishNotSynced(j, out)
@@ -354,8 +377,7 @@ func (c *clusterSync) loop() {
 // sync syncs the cluster from a snapshot of the tree at the current head.
 // Unless force is set, a cluster whose sync policy at that head is manual
 // is not synced: the outcome says so in notSynced.
-func (c *clusterSync) sync(full, force, background bool, onRelease func(reconcile.ReleaseResult), onHead func(string)) syncOutcome {
-	ctx := c.s.ctx
+func (c *clusterSync) sync(ctx context.Context, full, force, background bool, onRelease func(reconcile.ReleaseResult), onHead func(string)) syncOutcome {
 	out := syncOutcome{started: c.s.cfg.Now()}
 	var inputs string
 	manual := false
@@ -419,6 +441,58 @@ func (c *clusterSync) sync(full, force, background bool, onRelease func(reconcil
 		st.Error = "raw manifests: " + out.res.RawError
 	}
 	return out
+}
+
+// holdContext returns the context of a sync and whether this replica may
+// sync the cluster: always when it is alone; with shared records, while
+// it holds the cluster's lease, with a context cancelled when the lease
+// is lost (lost). The context is taken before ownership is looked at, so
+// a loss after the look cancels it.
+func (c *clusterSync) holdContext() (context.Context, bool) {
+	s := c.s
+	if s.shared == nil {
+		return s.ctx, true
+	}
+	c.mu.Lock()
+	if c.hold == nil || c.hold.Err() != nil {
+		c.hold, c.drop = context.WithCancel(s.ctx)
+	}
+	ctx := c.hold
+	c.mu.Unlock()
+	return ctx, s.owns(c.name)
+}
+
+// lost cancels the syncs of a cluster whose lease this replica lost.
+func (c *clusterSync) lost() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.drop != nil {
+		c.drop()
+		c.hold, c.drop = nil, nil
+	}
+}
+
+// lostDuring reports whether the lease of the cluster was lost while a
+// sync with ctx ran (not whether the service stopped): what the sync did
+// not finish is the new holder's to finish.
+func (c *clusterSync) lostDuring(ctx context.Context) bool {
+	s := c.s
+	if s.shared == nil || s.ctx.Err() != nil {
+		return false
+	}
+	return ctx.Err() != nil || !s.owns(c.name)
+}
+
+// handBack leaves jobs to the holder of the cluster's lease, their records
+// pushed (it takes them over and finishes them), and tells waiting sync
+// requests that this replica does not sync the cluster.
+func (c *clusterSync) handBack(jobs []*job, waiters []chan syncOutcome, why string) {
+	for _, j := range jobs {
+		c.s.shared.leave(j, why)
+	}
+	for _, ch := range waiters {
+		ch <- syncOutcome{err: notOwned(c.name)}
+	}
 }
 
 // earlyFinish answers a job as soon as all of its releases are synced,

@@ -132,7 +132,10 @@ func (c *clusterSync) settle() bool {
 // each went.
 func (c *clusterSync) repairReleases(pending map[string]repairRequest) {
 	s := c.s
-	ctx := s.ctx
+	ctx, held := c.holdContext()
+	if !held {
+		return
+	}
 	err := s.withSnapshot(ctx, func(dir, head string) error {
 		r, err := repo.Load(dir, repo.LoadOptions{Cluster: c.name, Cache: c.s.parsed})
 		if err != nil {

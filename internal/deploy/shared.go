@@ -187,7 +187,7 @@ func (sh *shared) fetchLoop(ctx context.Context) {
 			sh.adopted = nil
 			sh.mu.Unlock()
 			for _, j := range jobs {
-				sh.leave(j)
+				sh.leave(j, "mgo is stopping")
 			}
 			return
 		case <-sh.fetchWake:
@@ -217,7 +217,7 @@ func (sh *shared) fetchLoop(ctx context.Context) {
 		for _, j := range jobs {
 			c, _ := s.cluster(j.d.Request.Cluster)
 			if !c.add(j) {
-				sh.leave(j)
+				sh.leave(j, "mgo is stopping")
 			}
 		}
 	}
@@ -304,12 +304,32 @@ func (s *Service) Acquired(ctx context.Context, cluster string) {
 	}
 }
 
-// leave gives up a job taken over, as the service stops: its record stays
-// pushed for the next holder of the cluster's lease.
-func (sh *shared) leave(j *job) {
+// leave gives up a job (the service stops, or the cluster's lease is
+// not held): its record stays pushed for the holder of the cluster's
+// lease, which takes it over; a caller waiting here is answered from the
+// record that replica finishes.
+func (sh *shared) leave(j *job, why string) {
 	sh.untrack(j.d.ID)
-	sh.s.log.Info("deployment left pushed for the next holder of its cluster", "id", j.d.ID, "cluster", j.d.Request.Cluster)
+	sh.s.log.Info("deployment left pushed for the holder of its cluster's lease", "id", j.d.ID, "cluster", j.d.Request.Cluster, "reason", why)
 	sh.s.running.Done()
+	if d, err := sh.s.cfg.Store.Get(j.d.ID); err == nil && d.Status.Terminal() {
+		sh.s.wake(d.ID) // finished by the holder already
+	} else if err == nil && d.Status == Pushed && sh.owner.Holds(d.Request.Cluster) {
+		sh.adopt(d) // the lease came back meanwhile
+	}
+}
+
+// Lost is told that this replica gave up or lost the lease of cluster: its
+// syncs of the cluster are cancelled, and the deployments they had not
+// finished are left pushed for the new holder. A loss told after the
+// lease was taken again is ignored.
+func (s *Service) Lost(cluster string) {
+	c, err := s.cluster(cluster)
+	if err != nil || s.shared == nil || s.owns(cluster) {
+		return
+	}
+	s.log.Warn("cluster's lease lost: its syncs here stop, its holder finishes their deployments", "cluster", cluster)
+	c.lost()
 }
 
 // Busy reports whether a sync of cluster runs or waits to run, or

@@ -42,6 +42,11 @@ type LeaseOptions struct {
 	// Period is how often leases are renewed and free ones taken
 	// (default Duration/5).
 	Period time.Duration
+	// RenewDeadline is how long the holder keeps a lease it could not
+	// renew (default Duration*2/3). It gives the lease up (OnLose) after
+	// that, before any other replica may take it (Duration after it last
+	// saw it renewed), so two replicas never sync one cluster at once.
+	RenewDeadline time.Duration
 	// OnAcquire is called (in its own goroutine) when this replica takes
 	// the lease of a cluster; OnLose when it gives it up or loses it.
 	OnAcquire, OnLose func(cluster string)
@@ -93,6 +98,9 @@ func NewLeases(cfg *rest.Config, opts LeaseOptions) (*Leases, error) {
 	if opts.Period <= 0 {
 		opts.Period = opts.Duration / 5
 	}
+	if opts.RenewDeadline <= 0 || opts.RenewDeadline >= opts.Duration {
+		opts.RenewDeadline = opts.Duration * 2 / 3
+	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
@@ -100,6 +108,13 @@ func NewLeases(cfg *rest.Config, opts LeaseOptions) (*Leases, error) {
 	reqs := &Requests{}
 	cfg = rest.CopyConfig(cfg)
 	cfg.Wrap(reqs.wrap)
+	// The loop's own budget, not client-go's default of 5 per second: a
+	// round sends two requests for the heartbeat, a list and one per held
+	// lease, and a renewal that waits for a token is a renewal missed. A
+	// request that hangs must not hold the round past the renew deadline.
+	cfg.QPS, cfg.Burst = 50, 100
+	cfg.RateLimiter = nil
+	cfg.Timeout = opts.RenewDeadline
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, err
@@ -167,6 +182,11 @@ func replicaLease(replica string) string {
 func (l *Leases) Run(ctx context.Context) {
 	t := time.NewTicker(l.opts.Period)
 	defer t.Stop()
+	// The renew deadline is kept by its own clock: a round that waits on
+	// the API server does not delay giving up a lease.
+	watch, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	go l.keepDeadline(watch)
 	first := true
 	for {
 		l.round(ctx)
@@ -248,7 +268,9 @@ func (l *Leases) round(ctx context.Context) {
 			}
 		} else {
 			l.mu.Lock()
-			l.held[c] = now
+			if _, ok := l.held[c]; ok {
+				l.held[c] = now
+			}
 			l.mu.Unlock()
 		}
 		held++
@@ -262,7 +284,11 @@ func (l *Leases) round(ctx context.Context) {
 			continue
 		}
 		le := byName[LeaseName(c)]
-		if le != nil && le.Spec.HolderIdentity != nil && *le.Spec.HolderIdentity != "" && !l.expired(le, now) {
+		// A lease this replica gave up after its renew deadline, whose
+		// record still names it, is taken again like a free one: its
+		// syncs were stopped and start again from OnAcquire.
+		if le != nil && le.Spec.HolderIdentity != nil && *le.Spec.HolderIdentity != "" &&
+			*le.Spec.HolderIdentity != l.opts.Replica && !l.expired(le, now) {
 			continue
 		}
 		if err := l.take(ctx, c, le, now); err != nil {
@@ -319,19 +345,34 @@ func renewTime(le *coordinationv1.Lease) time.Time {
 	return le.Spec.RenewTime.Time
 }
 
-// expireOwn drops held leases not renewed for a Duration: another replica
-// may hold them by now.
+// expireOwn gives up held leases not renewed for the renew deadline:
+// another replica may take them once they are a Duration old.
 func (l *Leases) expireOwn(now time.Time) {
 	l.mu.Lock()
 	var gone []string
 	for c, at := range l.held {
-		if now.Sub(at) > l.opts.Duration {
+		if now.Sub(at) > l.opts.RenewDeadline {
 			gone = append(gone, c)
 		}
 	}
 	l.mu.Unlock()
 	for _, c := range gone {
-		l.lost(c, "not renewed for a lease duration")
+		l.lost(c, fmt.Sprintf("not renewed for the renew deadline (%s)", l.opts.RenewDeadline))
+	}
+}
+
+// keepDeadline gives up, until ctx ends, each held lease as soon as its
+// renew deadline passes, whatever the round is waiting for.
+func (l *Leases) keepDeadline(ctx context.Context) {
+	t := time.NewTicker(max(l.opts.Period/4, 10*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			l.expireOwn(now)
+		}
 	}
 }
 
@@ -438,6 +479,10 @@ func (l *Leases) String() string { return fmt.Sprintf("%s holds %v", l.opts.Repl
 // OnAcquire sets the function called when this replica takes a cluster's
 // lease; call it before Run.
 func (l *Leases) OnAcquire(fn func(cluster string)) { l.opts.OnAcquire = fn }
+
+// OnLose sets the function called when this replica gives up or loses a
+// cluster's lease; call it before Run.
+func (l *Leases) OnLose(fn func(cluster string)) { l.opts.OnLose = fn }
 
 // SetBusy sets LeaseOptions.Busy; call it before Run.
 func (l *Leases) SetBusy(fn func(cluster string) bool) { l.opts.Busy = fn }

@@ -245,6 +245,7 @@ func Run(ctx context.Context, cfg Config) error {
 	wg.Go(func() { loops(work, cfg, svc, st.leases == nil, log) })
 	if st.leases != nil {
 		st.leases.OnAcquire(func(cluster string) { svc.Acquired(work, cluster) })
+		st.leases.OnLose(svc.Lost)
 		st.leases.SetBusy(svc.Busy)
 		wg.Go(func() { st.leases.Run(work) })
 		wg.Go(func() { st.housekeeping(work, cfg, log) })
