@@ -188,7 +188,7 @@ func TestSyncCoalescing(t *testing.T) {
 	waitFor(t, "four waiting sync requests", func() bool {
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		return len(c.waiters) == 4
+		return len(c.queue.waiters) == 4
 	})
 	close(gate)
 	for range 5 {

@@ -48,8 +48,8 @@ type repairRequest struct {
 // repairLaterLocked queues the repair of the release of a drift seen by the
 // engine's watches, when the cluster's drift policy (at its last sync or
 // check) is repair and it syncs automatically. Called with c.mu held.
-func (c *clusterSync) repairLaterLocked(d reconcile.Drift) {
-	if c.policy != repo.DriftRepair || c.manual {
+func (c *scheduler) repairLaterLocked(d reconcile.Drift) {
+	if c.state.policy != repo.DriftRepair || c.state.manual {
 		return
 	}
 	key := d.Namespace + "/" + d.Release
@@ -80,7 +80,7 @@ func (c *clusterSync) repairLaterLocked(d reconcile.Drift) {
 // repairLoop repairs the releases whose drift the watches saw, each by a
 // background sync of that release alone (Options.Release, Options.Full),
 // once their events have settled, until none waits.
-func (c *clusterSync) repairLoop() {
+func (c *scheduler) repairLoop() {
 	defer c.s.syncEnded()
 	for {
 		if !c.settle() {
@@ -105,7 +105,7 @@ func (c *clusterSync) repairLoop() {
 
 // settle waits until no drift arrived for repairQuiet, or repairMaxWait
 // passed; false when the service stops meanwhile.
-func (c *clusterSync) settle() bool {
+func (c *scheduler) settle() bool {
 	c.mu.Lock()
 	kick := c.repair.kick
 	c.mu.Unlock()
@@ -130,9 +130,9 @@ func (c *clusterSync) settle() bool {
 // repairReleases syncs each release at the current head, all at once (the
 // engine's slots bound them, after any deploy's releases), and tells how
 // each went.
-func (c *clusterSync) repairReleases(pending map[string]repairRequest) {
+func (c *scheduler) repairReleases(pending map[string]repairRequest) {
 	s := c.s
-	ctx, held := c.holdContext()
+	ctx, held := s.replicas.hold(s.ctx, &c.lease, c.name)
 	if !held {
 		return
 	}
@@ -169,11 +169,9 @@ func (c *clusterSync) repairReleases(pending map[string]repairRequest) {
 			}
 			started := time.Now() // the clock of reconcile.Drift.At
 			c.repair.started[key] = started
-			if c.ahead != nil {
-				// A background sync of an older head is running: it leaves
-				// the release alone instead of rolling the repair back.
-				c.ahead[file] = true
-			}
+			// A background sync of an older head may be running: it leaves
+			// the release alone instead of rolling the repair back.
+			c.markAheadLocked(file)
 			c.mu.Unlock()
 			wg.Go(func() {
 				res, err := c.engine.Sync(ctx, r, reconcile.Options{Release: rq.release, Full: true, Background: true})
@@ -194,28 +192,11 @@ func (c *clusterSync) repairReleases(pending map[string]repairRequest) {
 	}
 }
 
-// deployingLocked reports whether a deploy that changed the values file
-// repairs a drift seen at: one queued, or one whose sync began after the
-// drift (a sync compares the release with the live cluster after it began
-// and applies the repo's state).
-func (c *clusterSync) deployingLocked(file string, at time.Time) bool {
-	covers := func(jobs []*job) bool {
-		for _, j := range jobs {
-			if j.d.Changed && slices.Contains(j.files, file) {
-				return true
-			}
-		}
-		return false
-	}
-	return covers(c.jobs) || covers(c.fgJobs) ||
-		(at.Before(c.inFlightAt) && covers(c.inFlight)) || (at.Before(c.fgInFlightAt) && covers(c.fgInFlight))
-}
-
 // repaired ends the repair of a release: on success the objects of the
 // release counted in the drift before the repair began leave the count
 // and drift.repaired is sent; a failure is sent as drift.detected with the
 // error.
-func (c *clusterSync) repaired(rq repairRequest, head string, started time.Time, res *reconcile.Result, err error) {
+func (c *scheduler) repaired(rq repairRequest, head string, started time.Time, res *reconcile.Result, err error) {
 	s := c.s
 	key := rq.namespace + "/" + rq.release
 	rel := []notify.Release{{Name: rq.release, Namespace: rq.namespace}}
@@ -233,7 +214,7 @@ func (c *clusterSync) repaired(rq repairRequest, head string, started time.Time,
 		}
 		s.log.Error("drift: repair of a release failed", "cluster", c.name, "release", key, "error", err)
 		c.mu.Lock()
-		n := len(c.drifted)
+		n := len(c.state.drifted)
 		c.mu.Unlock()
 		s.notify(notify.Event{Type: notify.DriftDetected, Cluster: c.name, Objects: n, Releases: rel,
 			Summary: fmt.Sprintf("release %s in %s differs from the repo", key, c.name), Error: "repair: " + err.Error()})
@@ -241,14 +222,14 @@ func (c *clusterSync) repaired(rq repairRequest, head string, started time.Time,
 	}
 	c.mu.Lock()
 	var objects []string
-	for subj, m := range c.drifted {
+	for subj, m := range c.state.drifted {
 		if m.release == key && !m.at.After(started) {
 			objects = append(objects, subj)
-			delete(c.drifted, subj)
+			delete(c.state.drifted, subj)
 		}
 	}
-	n := len(c.drifted)
-	c.status.Drift, c.status.DriftChecked = n, s.cfg.Now()
+	n := len(c.state.drifted)
+	c.state.status.Drift, c.state.status.DriftChecked = n, s.cfg.Now()
 	c.mu.Unlock()
 	slices.Sort(objects)
 	s.cfg.Metrics.Drift.WithLabelValues(c.name).Set(float64(n))
@@ -259,8 +240,8 @@ func (c *clusterSync) repaired(rq repairRequest, head string, started time.Time,
 
 // setPolicy records the cluster's drift policy and sync mode as read at a
 // sync or a drift check.
-func (c *clusterSync) setPolicy(settings repo.ClusterSettings) {
+func (c *scheduler) setPolicy(settings repo.ClusterSettings) {
 	c.mu.Lock()
-	c.policy, c.manual = settings.Drift, settings.Sync == repo.SyncManual
+	c.state.policy, c.state.manual = settings.Drift, settings.Sync == repo.SyncManual
 	c.mu.Unlock()
 }

@@ -67,7 +67,10 @@ type Service struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 	queue    chan *job
-	clusters map[string]*clusterSync
+	clusters map[string]*scheduler
+	// replicas is how the clusters are shared with other replicas: alone,
+	// or shared (the same value as shared) by leases.
+	replicas replicaPolicy
 	shared   *shared // nil unless the records and clusters are shared
 
 	mu      sync.Mutex
@@ -127,10 +130,11 @@ func New(cfg Config) (*Service, error) {
 		cfg:       cfg,
 		log:       cfg.Log,
 		queue:     make(chan *job, cfg.QueueSize),
-		clusters:  map[string]*clusterSync{},
+		clusters:  map[string]*scheduler{},
 		waiters:   map[string]chan struct{}{},
 		snapshots: &snapshots{dir: cfg.SnapshotDir},
 		parsed:    repo.NewParseCache(),
+		replicas:  alone{},
 	}
 	// Copies left by an earlier run are stale.
 	if old, err := filepath.Glob(filepath.Join(cfg.SnapshotDir, "tree-*")); err == nil {
@@ -140,7 +144,7 @@ func New(cfg Config) (*Service, error) {
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	for name, e := range cfg.Engines {
-		c := newClusterSync(s, name, e)
+		c := newScheduler(s, name, e)
 		s.clusters[name] = c
 		if ds, ok := e.(DriftSource); ok && !nilEngine(e) {
 			ds.OnDrift(c.onDrift)

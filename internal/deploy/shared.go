@@ -42,7 +42,7 @@ func (s *Service) startShared() {
 	}
 	sh := &shared{s: s, owner: s.cfg.Owner, store: w, inflight: map[string]bool{}, wake: make(chan struct{}, 1),
 		fetchWake: make(chan struct{}, 1)}
-	s.shared = sh
+	s.shared, s.replicas = sh, sh
 	w.Watch(s.ctx, sh.observe)
 	go sh.loop(s.ctx)
 	go sh.fetchLoop(s.ctx)
@@ -50,7 +50,28 @@ func (s *Service) startShared() {
 
 // owns reports whether this replica syncs cluster.
 func (s *Service) owns(cluster string) bool {
-	return s.shared == nil || s.shared.owner.Holds(cluster)
+	return s.replicas.holds(cluster)
+}
+
+func (sh *shared) holds(cluster string) bool { return sh.owner.Holds(cluster) }
+
+// overlap is false: see replicaPolicy.
+func (sh *shared) overlap() bool { return false }
+
+// hold is the lease's context, taken before the lease is looked at, so a
+// loss after the look cancels it.
+func (sh *shared) hold(ctx context.Context, h *leaseHold, cluster string) (context.Context, bool) {
+	hc := h.context(ctx)
+	return hc, sh.owner.Holds(cluster)
+}
+
+// lostDuring is not told of the service's stop: that is no loss of the
+// lease.
+func (sh *shared) lostDuring(ctx context.Context, cluster string) bool {
+	if sh.s.ctx.Err() != nil {
+		return false
+	}
+	return ctx.Err() != nil || !sh.owner.Holds(cluster)
 }
 
 // Owns reports whether this replica syncs cluster (always, unless it
@@ -340,9 +361,7 @@ func (s *Service) Busy(cluster string) bool {
 	if err != nil {
 		return false
 	}
-	c.mu.Lock()
-	busy := c.running || c.fgRunning || len(c.jobs) > 0 || len(c.waiters) > 0
-	c.mu.Unlock()
+	busy := c.busy()
 	if busy || s.shared == nil {
 		return busy
 	}
