@@ -1,8 +1,9 @@
 // Package apitypes is the wire format of the mgo serve API (/api/v1 and
 // the form endpoints): every request and answer body, with explicit JSON
 // names and typed values. internal/api converts the service's records to
-// these types; pkg/client decodes them; internal/api/openapi.yaml
-// describes them and tests hold every answer to it.
+// these types, internal/dashboard builds the dashboard's views in them;
+// pkg/client decodes them; internal/api/openapi.yaml describes them and
+// tests hold every answer to it.
 package apitypes
 
 import "time"
