@@ -13,8 +13,8 @@
 //	GET  /api/v1/clusters/{c}/releases            per release: last sync action, revision, objects
 //	GET  /api/v1/clusters/{c}/diff                live diff against the repo
 //	POST /api/v1/clusters/{c}/sync[?full=true]    sync now
-//	GET  /api/v1/overview                         per cluster: last sync, drift, release health, deploys in 24 h (overview.go)
-//	GET  /api/v1/clusters/{c}/live                releases: chart, images, revision, kstatus, last change (overview.go)
+//	GET  /api/v1/overview                         per cluster: last sync, drift, release health, deploys in 24 h (overview.go, internal/dashboard)
+//	GET  /api/v1/clusters/{c}/live                releases: chart, images, revision, kstatus, last change (overview.go, internal/dashboard)
 //	POST /hooks/github, /hooks/gitlab             push events (signature or token checked): fetch and sync
 //	GET  /metrics                                 Prometheus
 //	GET  /healthz, /readyz                        no authentication

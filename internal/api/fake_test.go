@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/mygitops/mgo/internal/api"
+	"github.com/mygitops/mgo/internal/dashboard"
 	"github.com/mygitops/mgo/internal/deploy"
 	"github.com/mygitops/mgo/internal/gitrepo"
 	"github.com/mygitops/mgo/internal/reconcile"
@@ -41,7 +42,10 @@ type fakeRefresher struct{ triggers atomic.Int32 }
 
 func (f *fakeRefresher) Trigger() { f.triggers.Add(1) }
 
-var _ api.Deployer = (*fakeDeployer)(nil)
+var (
+	_ api.Deployer     = (*fakeDeployer)(nil)
+	_ dashboard.Source = (*fakeDeployer)(nil) // the read model of the dashboard's views, in front of the same fake
+)
 
 var fakeTime = time.Date(2026, 11, 25, 17, 45, 1, 0, time.UTC)
 

@@ -23,6 +23,9 @@ const MaxBody = 1 << 20
 // Config wires a Server.
 type Config struct {
 	Service Deployer
+	// Dashboard answers the dashboard's views, GET /api/v1/overview and
+	// GET /api/v1/clusters/{c}/live (nil: they answer 404).
+	Dashboard Dashboard
 	// Tokens authenticates static bearer tokens and OIDC ID tokens of CI
 	// jobs; with neither, InsecureNoAuth lets every caller in as
 	// "anonymous" with every scope (local demos only).

@@ -18,6 +18,7 @@ import (
 	"github.com/mygitops/mgo/internal/api"
 	"github.com/mygitops/mgo/internal/api/apitest"
 	"github.com/mygitops/mgo/internal/auth"
+	"github.com/mygitops/mgo/internal/dashboard"
 	"github.com/mygitops/mgo/internal/deploy"
 	"github.com/mygitops/mgo/internal/reconcile"
 	"github.com/mygitops/mgo/pkg/apitypes"
@@ -78,7 +79,11 @@ func serveWith(t *testing.T, fake *fakeDeployer, ready error, refresher api.Refr
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := api.New(api.Config{Service: fake, Tokens: tokens, Refresher: refresher, Gatherer: prometheus.NewRegistry(),
+	dash, err := dashboard.New(fake, dashboard.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := api.New(api.Config{Service: fake, Dashboard: dash, Tokens: tokens, Refresher: refresher, Gatherer: prometheus.NewRegistry(),
 		GitHubSecret: []byte(hookKey), GitLabToken: []byte(hookKey),
 		Ready: func() (map[string]any, error) { return map[string]any{"lastFetch": fakeTime}, ready }})
 	if err != nil {

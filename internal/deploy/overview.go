@@ -1,12 +1,13 @@
 package deploy
 
+// What the dashboard's read model (internal/dashboard) reads of the
+// service, besides Clusters and ClusterStatus: the releases the repo
+// defines at the head, a release's live state, the last change of files,
+// the repo's web page and the deployments since a time.
+
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/mygitops/mgo/internal/gitrepo"
 	"github.com/mygitops/mgo/internal/reconcile"
@@ -82,22 +83,4 @@ func (s *Service) RepoWebURL() string { return s.cfg.Git.WebURL() }
 // It reads only those records, however many older ones the store holds.
 func (s *Service) Since(t time.Time, limit int) ([]*Deployment, error) {
 	return s.cfg.Store.Since(t, limit)
-}
-
-// Since is Service.Since on the store; it reads only those records,
-// however many older ones the file holds.
-func (s *BoltStore) Since(t time.Time, limit int) ([]*Deployment, error) {
-	var out []*Deployment
-	err := s.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketDeployments).Cursor()
-		for k, v := c.Seek([]byte(t.UTC().Format(IDTimeLayout))); k != nil && len(out) < limit; k, v = c.Next() {
-			d := &Deployment{}
-			if err := json.Unmarshal(v, d); err != nil {
-				return fmt.Errorf("record %s: %w", k, err)
-			}
-			out = append(out, d)
-		}
-		return nil
-	})
-	return out, err
 }

@@ -272,6 +272,25 @@ func (s *BoltStore) List(limit int, keep func(*Deployment) bool) ([]*Deployment,
 	return out, err
 }
 
+// Since returns up to limit deployments asked for at or after t, oldest
+// first. Their ids start with the time they were queued, so it reads only
+// those records, however many older ones the file holds.
+func (s *BoltStore) Since(t time.Time, limit int) ([]*Deployment, error) {
+	var out []*Deployment
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketDeployments).Cursor()
+		for k, v := c.Seek([]byte(t.UTC().Format(IDTimeLayout))); k != nil && len(out) < limit; k, v = c.Next() {
+			d := &Deployment{}
+			if err := json.Unmarshal(v, d); err != nil {
+				return fmt.Errorf("record %s: %w", k, err)
+			}
+			out = append(out, d)
+		}
+		return nil
+	})
+	return out, err
+}
+
 // Interrupted marks every deployment that is not finished as failed: it was
 // in flight when mgo stopped. Git and the cluster say what became of it; a
 // retry with its idempotency key starts a new deployment.

@@ -30,6 +30,7 @@ import (
 	"github.com/mygitops/mgo/internal/api"
 	"github.com/mygitops/mgo/internal/audit"
 	"github.com/mygitops/mgo/internal/auth"
+	"github.com/mygitops/mgo/internal/dashboard"
 	"github.com/mygitops/mgo/internal/deploy"
 	"github.com/mygitops/mgo/internal/gitrepo"
 	"github.com/mygitops/mgo/internal/kube"
@@ -212,6 +213,10 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	var draining atomic.Bool // shutdown began: /readyz answers 503
 	refresher := deploy.NewRefresher(svc.Refresh, deploy.RefresherOptions{Interval: cfg.PollInterval, Log: log})
+	dash, err := dashboard.New(svc, dashboard.Options{Log: log})
+	if err != nil {
+		return err
+	}
 	h, err := api.New(api.Config{
 		Service: svc, Refresher: refresher, Tokens: tokens, OIDC: oidcV, Audit: audit.New(cfg.AuditLog), InsecureNoAuth: cfg.InsecureNoAuth && tokens == nil && oidcV == nil,
 		GitHubSecret: cfg.GitHubSecret, GitLabToken: cfg.GitLabToken, Gatherer: reg, Log: log,
@@ -221,6 +226,7 @@ func Run(ctx context.Context, cfg Config) error {
 			}
 			return readiness(ctx, git, st)
 		},
+		Dashboard: dash,
 	})
 	if err != nil {
 		return err

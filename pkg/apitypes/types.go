@@ -1,8 +1,9 @@
 // Package apitypes is the wire format of the mgo serve API (/api/v1 and
 // the form endpoints): every request and answer body, with explicit JSON
 // names and typed values. internal/api converts the service's records to
-// these types; pkg/client decodes them; internal/api/openapi.yaml
-// describes them and tests hold every answer to it.
+// these types, internal/dashboard builds the dashboard's views in them;
+// pkg/client decodes them; internal/api/openapi.yaml describes them and
+// tests hold every answer to it.
 package apitypes
 
 import "time"
@@ -354,4 +355,120 @@ type Status struct {
 	Status string `json:"status"`
 	Error  string `json:"error,omitempty"`
 	Event  string `json:"event,omitempty"`
+}
+
+// Health is a release's health on the dashboard: from its Helm status,
+// the kstatus of its objects and its last sync.
+type Health string
+
+const (
+	HealthHealthy     Health = "healthy"
+	HealthProgressing Health = "progressing"
+	HealthFailed      Health = "failed"
+)
+
+// Repo says where the gitops repo is, for links to its commits.
+type Repo struct {
+	URL string `json:"url,omitempty"`
+	// Forge is github or gitlab when the host is known to be one;
+	// CommitURL is then a template with {commit} in it.
+	Forge     string `json:"forge,omitempty"`
+	CommitURL string `json:"commitURL,omitempty"`
+}
+
+// ReleaseCounts are the releases of a cluster by health.
+type ReleaseCounts struct {
+	Total       int `json:"total"`
+	Healthy     int `json:"healthy"`
+	Progressing int `json:"progressing"`
+	Failed      int `json:"failed"`
+}
+
+// LastSync is a cluster's last sync: its start commit, end time and
+// result.
+type LastSync struct {
+	Commit string    `json:"commit,omitempty"`
+	Time   time.Time `json:"time,omitzero"`
+	Failed bool      `json:"failed"`
+	Error  string    `json:"error,omitempty"`
+}
+
+// ClusterSummary is one cluster of GET /api/v1/overview.
+type ClusterSummary struct {
+	Name         string        `json:"name"`
+	LastSync     LastSync      `json:"lastSync"`
+	Manual       bool          `json:"manual,omitempty"`
+	Pending      string        `json:"pending,omitempty"`
+	Drift        int           `json:"drift"`
+	DriftChecked time.Time     `json:"driftChecked,omitzero"`
+	Releases     ReleaseCounts `json:"releases"`
+	// LiveError says why the releases' live state could not be read.
+	LiveError string `json:"liveError,omitempty"`
+	// Deploys24h counts deployments (and rollbacks) asked for in the last
+	// 24 hours; FailedDeploys24h those of them that failed.
+	Deploys24h       int `json:"deploys24h"`
+	FailedDeploys24h int `json:"failedDeploys24h"`
+}
+
+// Overview is the answer of GET /api/v1/overview: every cluster the token
+// may see.
+type Overview struct {
+	Clusters []ClusterSummary `json:"clusters"`
+	Repo     Repo             `json:"repo"`
+}
+
+// LiveObject is one object of a release's installed revision with its
+// kstatus.
+type LiveObject struct {
+	Subject string       `json:"subject"`
+	Status  ObjectStatus `json:"status"`
+	Message string       `json:"message,omitempty"`
+}
+
+// Change is the commit that last changed a release's values file.
+type Change struct {
+	Commit  string    `json:"commit"`
+	Author  string    `json:"author"`
+	Email   string    `json:"email,omitempty"`
+	Time    time.Time `json:"time"`
+	Summary string    `json:"summary,omitempty"`
+}
+
+// LiveRelease is one release of GET /api/v1/clusters/{cluster}/live.
+type LiveRelease struct {
+	File      string `json:"file"`
+	Name      string `json:"name"`
+	Namespace string `json:"namespace"`
+	// Chart and Version are what the repo asks for; ChartVersion is the
+	// version the installed revision runs.
+	Chart        string `json:"chart"`
+	Version      string `json:"version,omitempty"`
+	ChartVersion string `json:"chartVersion,omitempty"`
+	AppVersion   string `json:"appVersion,omitempty"`
+	// Images are the image references of the values file's header, by
+	// trigger repo.
+	Images     map[string]string `json:"images"`
+	Installed  bool              `json:"installed"`
+	Revision   int               `json:"revision,omitempty"`
+	HelmStatus string            `json:"helmStatus,omitempty"`
+	Updated    time.Time         `json:"updated,omitzero"`
+	Health     Health            `json:"health"`
+	Reason     string            `json:"reason,omitempty"`
+	// LastAction and Error are what the cluster's last sync did to it.
+	LastAction ReleaseAction `json:"lastAction,omitempty"`
+	Error      string        `json:"error,omitempty"`
+	Objects    []LiveObject  `json:"objects"`
+	LastChange *Change       `json:"lastChange,omitempty"`
+}
+
+// LiveCluster is the answer of GET /api/v1/clusters/{cluster}/live: the
+// releases of the repo at Head with what the cluster runs, as read at
+// Read.
+type LiveCluster struct {
+	Cluster  string        `json:"cluster"`
+	Head     string        `json:"head"`
+	Read     time.Time     `json:"read"`
+	Repo     Repo          `json:"repo"`
+	Releases []LiveRelease `json:"releases"`
+	Counts   ReleaseCounts `json:"counts"`
 }

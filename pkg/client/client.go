@@ -1,7 +1,8 @@
 // Package client is a typed Go client of the mgo serve API (docs/api.md):
 // deploy (JSON or the form of POST /deploy), get, list and wait for
 // deployments, roll back, list clusters and their releases, diff and sync a
-// cluster. Its bodies are the types of pkg/apitypes.
+// cluster, and the dashboard's views (the overview, a cluster's live
+// releases). Its bodies are the types of pkg/apitypes.
 //
 // Follow deploys with an idempotency key and, when the connection breaks
 // or a gateway answers 502, 503 or 504, sends the same request again with
@@ -270,6 +271,28 @@ func (c *Client) Diff(ctx context.Context, cluster string) (*apitypes.ClusterDif
 		return nil, err
 	}
 	return &d, nil
+}
+
+// Overview returns the dashboard's summary of every cluster the token may
+// see: last sync, drift, releases by health, deploys in the last 24 hours.
+func (c *Client) Overview(ctx context.Context) (*apitypes.Overview, error) {
+	var o apitypes.Overview
+	if err := c.doJSON(ctx, http.MethodGet, "/api/v1/overview", nil, nil, &o); err != nil {
+		return nil, err
+	}
+	return &o, nil
+}
+
+// Live returns the releases of the repo at the head for the cluster with
+// what the cluster runs: Helm revision, kstatus of the objects, health
+// and the commit that last changed each values file (read at most a few
+// seconds before).
+func (c *Client) Live(ctx context.Context, cluster string) (*apitypes.LiveCluster, error) {
+	var l apitypes.LiveCluster
+	if err := c.doJSON(ctx, http.MethodGet, "/api/v1/clusters/"+url.PathEscape(cluster)+"/live", nil, nil, &l); err != nil {
+		return nil, err
+	}
+	return &l, nil
 }
 
 // Sync syncs the cluster now (full: compare every release with the live

@@ -18,9 +18,12 @@ import (
 	"github.com/mygitops/mgo/internal/api"
 	"github.com/mygitops/mgo/internal/api/apitest"
 	"github.com/mygitops/mgo/internal/auth"
+	"github.com/mygitops/mgo/internal/dashboard"
 	"github.com/mygitops/mgo/internal/deploy"
 	"github.com/mygitops/mgo/internal/gitrepo"
 	"github.com/mygitops/mgo/internal/gittest"
+	"github.com/mygitops/mgo/internal/reconcile"
+	"github.com/mygitops/mgo/internal/repo"
 	"github.com/mygitops/mgo/pkg/apitypes"
 	"github.com/mygitops/mgo/pkg/client"
 )
@@ -37,6 +40,13 @@ type server struct {
 
 func newServer(t *testing.T) *server {
 	t.Helper()
+	return newServerWith(t, nil)
+}
+
+// newServerWith is newServer with engine as the engine of cluster prod
+// (nil: none).
+func newServerWith(t *testing.T, engine deploy.ClusterSyncer) *server {
+	t.Helper()
 	files := gittest.Skeleton()
 	files["mygitops.yaml"] = "helm:\n  repositories:\n    - name: acme\n      url: https://charts.acme.io\nclusters:\n  prod:\n    sync: manual\n"
 	s := &server{remote: gittest.NewRemote(t, files)}
@@ -52,7 +62,7 @@ func newServer(t *testing.T) *server {
 	}
 	t.Cleanup(func() { s.store.Close() })
 	svc, err := deploy.New(deploy.Config{Git: git, Store: s.store, SnapshotDir: filepath.Join(t.TempDir(), "snap"),
-		Engines: map[string]deploy.ClusterSyncer{"prod": nil}})
+		Engines: map[string]deploy.ClusterSyncer{"prod": engine}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +74,11 @@ func newServer(t *testing.T) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.h, err = api.New(api.Config{Service: svc, Tokens: tokens}); err != nil {
+	dash, err := dashboard.New(svc, dashboard.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.h, err = api.New(api.Config{Service: svc, Dashboard: dash, Tokens: tokens}); err != nil {
 		t.Fatal(err)
 	}
 	return s
@@ -263,4 +277,73 @@ func TestClientCalls(t *testing.T) {
 func isStatus(err error, code int) bool {
 	var e *client.Error
 	return errors.As(err, &e) && e.StatusCode == code
+}
+
+// liveEngine is a cluster that runs every release at revision 3, ready;
+// it is never synced (cluster prod syncs manually).
+type liveEngine struct{}
+
+var _ deploy.ClusterSyncer = liveEngine{}
+
+var errNoSync = errors.New("this test's cluster is only read")
+
+func (liveEngine) Sync(context.Context, *repo.Repo, reconcile.Options) (*reconcile.Result, error) {
+	return nil, errNoSync
+}
+
+func (liveEngine) Diff(context.Context, *repo.Repo, reconcile.Options) (*reconcile.DiffResult, error) {
+	return nil, errNoSync
+}
+
+func (liveEngine) Restart(context.Context, string, string, time.Duration) ([]reconcile.ObjectResult, error) {
+	return nil, errNoSync
+}
+
+func (liveEngine) Live(_ context.Context, namespace, name string) (reconcile.LiveRelease, error) {
+	return reconcile.LiveRelease{Name: name, Namespace: namespace, Installed: true, Revision: 3, HelmStatus: "deployed",
+		ChartVersion: "1.4.0", Updated: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC),
+		Objects: []reconcile.ObjectResult{{Subject: "Deployment/" + namespace + "/" + name, Status: "Current"}}}, nil
+}
+
+// TestDashboardViews reads the overview and a cluster's live releases
+// after a deploy: the service's records, the repo at the head and its
+// history, through the dashboard's read model.
+func TestDashboardViews(t *testing.T) {
+	s := newServerWith(t, liveEngine{})
+	c := start(t, s.h)
+	ctx := t.Context()
+	req := request("3.1.0")
+	req.Wait = true
+	d, err := c.Deploy(ctx, req)
+	if err != nil || d.Status != apitypes.StatusSucceeded {
+		t.Fatalf("deploy: %+v %v", d, err)
+	}
+	lc, err := c.Live(ctx, "prod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lc.Cluster != "prod" || lc.Head != d.Commit || lc.Read.IsZero() || len(lc.Releases) != 1 ||
+		lc.Counts != (apitypes.ReleaseCounts{Total: 1, Healthy: 1}) {
+		t.Fatalf("live: %+v", lc)
+	}
+	rel := lc.Releases[0]
+	if rel.File != "installations/prod/app-values.yaml" || rel.Chart != "acme/app" || rel.Version != "1.4.0" || !rel.Installed ||
+		rel.Revision != 3 || rel.Health != apitypes.HealthHealthy || rel.Images["gitlab.com/acme/app"] != "registry.acme.io/acme/app:3.1.0" ||
+		len(rel.Objects) != 1 || rel.Objects[0].Status != apitypes.ObjectCurrent {
+		t.Errorf("release: %+v", rel)
+	}
+	if ch := rel.LastChange; ch == nil || ch.Commit != d.Commit || ch.Author != "Alice" || ch.Email != "alice@acme.io" {
+		t.Errorf("last change: %+v, want the deploy's commit %s by Alice", ch, d.Commit)
+	}
+	ov, err := c.Overview(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ov.Clusters) != 1 || ov.Clusters[0].Name != "prod" || ov.Clusters[0].Deploys24h != 1 || ov.Clusters[0].FailedDeploys24h != 0 ||
+		!ov.Clusters[0].Manual || ov.Clusters[0].Releases != lc.Counts || ov.Clusters[0].LiveError != "" {
+		t.Errorf("overview: %+v", ov)
+	}
+	if _, err := c.Live(ctx, "nowhere"); !isStatus(err, 404) {
+		t.Errorf("live of an unknown cluster: %v", err)
+	}
 }
