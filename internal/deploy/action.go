@@ -16,11 +16,16 @@ import (
 
 // DeployAction is the deploy pipeline of one request, read top to bottom:
 // check (the values files of the cluster that list the trigger repo, at
-// the remote head, and that they are valid), edit, commit (the requester
-// as author, the deployment's trailers), push, and optionally sync the
-// cluster and report the releases. mgo deploy --repo runs it; the
-// service's git worker runs the same steps (Targets, deployChange,
-// settle) for every request of a batch, so both make the same commits.
+// the remote head, and that they are valid), change (edit, commit with
+// the requester as author and the deployment's trailers), push, and
+// optionally sync the cluster and settle the deployment with its
+// releases' results.
+//
+// Its steps are the deploy pipeline of mgo: mgo deploy --repo runs them
+// all for one request (Run); the service runs the same steps (Check when
+// a request arrives, Change for each request of the git worker's batch,
+// which it pushes once, Settle when the cluster's sync answers), so both
+// make the same commits and the same deployments.
 type DeployAction struct {
 	// Git is the clone of the gitops repo.
 	Git GitWriter
@@ -34,6 +39,9 @@ type DeployAction struct {
 	SecretKeys secrets.Keys
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// Cache, when set, keeps what the values files say between checks and
+	// edits (a service loads the tree for every request).
+	Cache *repo.ParseCache
 }
 
 // Run deploys req and returns its deployment. A request refused before
@@ -53,16 +61,12 @@ func (a *DeployAction) Run(ctx context.Context, req Request) (*Deployment, error
 	if _, err := a.Git.Fetch(ctx); err != nil {
 		return nil, fmt.Errorf("fetch: %w", err)
 	}
-	var files []string
-	if err := a.Git.Read(ctx, func(dir, _ string) error {
-		var err error
-		files, err = Targets(dir, req, a.SecretKeys)
-		return err
-	}); err != nil {
+	files, err := a.Check(ctx, req)
+	if err != nil {
 		return nil, err
 	}
 	var changed []string
-	res, err := a.Git.ApplyBatch(ctx, []gitrepo.Change{deployChange(req, d.ID, files, nil, func(c []string) { changed = c }, nil)})
+	res, err := a.Git.ApplyBatch(ctx, []gitrepo.Change{a.Change(req, d.ID, files, nil, func(c []string) { changed = c })})
 	if err == nil {
 		err = res.Changes[0].Err
 	}
@@ -99,8 +103,21 @@ func (a *DeployAction) Run(ctx context.Context, req Request) (*Deployment, error
 		d.Status, d.Stage, d.Error, d.Times.Finished = Failed, StageSync, err.Error(), now()
 		return d, nil
 	}
-	settle(d, d.Files, out, now())
+	Settle(d, d.Files, out, now())
 	return d, nil
+}
+
+// Check is the pipeline's first step: the values files of req's cluster
+// that list its trigger repo, at the clone's head, refused as Targets
+// says when they are not there or not valid. Nothing is written.
+func (a *DeployAction) Check(ctx context.Context, req Request) ([]string, error) {
+	var files []string
+	err := a.Git.Read(ctx, func(dir, _ string) error {
+		var err error
+		files, err = targets(dir, req, a.SecretKeys, a.Cache)
+		return err
+	})
+	return files, err
 }
 
 // Refused reports whether err (of DeployAction.Run) refused the request
@@ -116,11 +133,12 @@ func Refused(err error) bool {
 	return false
 }
 
-// deployChange is the commit of a deploy request: its edit, run again on a
-// fresh tree after a lost push race, and its commit info. before, when
-// set, runs before each edit and may refuse it; changed receives the
-// files each run of the edit changed.
-func deployChange(req Request, id string, files []string, before func() error, changed func([]string), cache *repo.ParseCache) gitrepo.Change {
+// Change is the pipeline's commit of a deploy request, for ApplyBatch: its
+// edit of files, run again on a fresh tree after a lost push race, and its
+// commit info. before, when set, runs before each edit and may refuse it;
+// changed receives the files each run of the edit changed.
+func (a *DeployAction) Change(req Request, id string, files []string, before func() error, changed func([]string)) gitrepo.Change {
+	cache := a.Cache
 	return gitrepo.Change{
 		Func: func(dir string) (bool, error) {
 			if before != nil {
@@ -141,11 +159,11 @@ func deployChange(req Request, id string, files []string, before func() error, c
 	}
 }
 
-// settle finishes d with its releases' results in a sync result (those of
-// files): succeeded when every one of them was rolled out, else failed at
+// Settle is the pipeline's last step: it finishes d with its releases'
+// results in a sync result (those of files): succeeded when every one of them was rolled out, else failed at
 // stage rollout (a release that did not become ready) or sync (one that
 // could not be rendered or applied).
-func settle(d *Deployment, files []string, res *reconcile.Result, end time.Time) {
+func Settle(d *Deployment, files []string, res *reconcile.Result, end time.Time) {
 	d.Releases = nil
 	var failed []string
 	stage := StageRollout

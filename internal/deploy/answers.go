@@ -190,6 +190,6 @@ func (s *Service) finishSynced(j *job, out syncOutcome) {
 			d.Status, d.Stage, d.Error = Failed, StageSync, out.err.Error()
 			return
 		}
-		settle(d, j.files, out.res, end)
+		Settle(d, j.files, out.res, end)
 	})
 }

@@ -63,6 +63,9 @@ type Service struct {
 	snapshots *snapshots // of the tree, for syncs (withSnapshot)
 	// parsed keeps what the values files say between loads of the tree.
 	parsed *repo.ParseCache
+	// action is the deploy pipeline whose steps the service runs (check,
+	// change, settle), as mgo deploy --repo does.
+	action *DeployAction
 	// ctx is cancelled when Run returns: syncs in flight stop with it.
 	ctx      context.Context
 	cancel   context.CancelFunc
@@ -136,6 +139,7 @@ func New(cfg Config) (*Service, error) {
 		parsed:    repo.NewParseCache(),
 		replicas:  alone{},
 	}
+	s.action = &DeployAction{Git: cfg.Git, SecretKeys: cfg.SecretKeys, Now: cfg.Now, Cache: s.parsed}
 	// Copies left by an earlier run are stale.
 	if old, err := filepath.Glob(filepath.Join(cfg.SnapshotDir, "tree-*")); err == nil {
 		for _, d := range old {
@@ -323,13 +327,7 @@ func (s *Service) check(ctx context.Context, req Request) ([]string, error) {
 	if _, err := s.cluster(req.Cluster); err != nil {
 		return nil, err
 	}
-	var files []string
-	err := s.cfg.Git.Read(ctx, func(dir, _ string) error {
-		var err error
-		files, err = targets(dir, req, s.cfg.SecretKeys, s.parsed)
-		return err
-	})
-	return files, err
+	return s.action.Check(ctx, req)
 }
 
 // Targets returns the values files (relative to dir) of req's cluster that
@@ -566,7 +564,7 @@ func (s *Service) process(ctx context.Context, batch []*job) {
 	}
 }
 
-// change is the request's commit, as DeployAction makes it; its edit runs
+// change is the request's commit, DeployAction's Change step; its edit runs
 // again on a fresh tree after a lost push race.
 func (s *Service) change(j *job) gitrepo.Change {
 	before := func() error {
@@ -587,7 +585,7 @@ func (s *Service) change(j *job) gitrepo.Change {
 		}
 		j.d.Times.Committed = s.cfg.Now()
 	}
-	return deployChange(j.d.Request, j.d.ID, j.files, before, changed, s.parsed)
+	return s.action.Change(j.d.Request, j.d.ID, j.files, before, changed)
 }
 
 // gone reports whether the job's waiting client has left.
