@@ -3,6 +3,8 @@ package deploy
 import (
 	"context"
 	"log/slog"
+	"slices"
+	"sync"
 	"time"
 )
 
@@ -77,4 +79,55 @@ func (r *Refresher) Run(ctx context.Context) {
 			r.o.Log.Debug("refreshed: nothing changed", "after", why)
 		}
 	}
+}
+
+// Refresh fetches the repo and syncs every cluster whose files changed
+// since its last sync (a push by a person, seen by a webhook or a poll),
+// except those that sync manually. It returns the clusters it synced.
+func (s *Service) Refresh(ctx context.Context) ([]string, error) {
+	if _, err := s.cfg.Git.Fetch(ctx); err != nil {
+		return nil, err
+	}
+	var changed []string
+	err := s.cfg.Git.Read(ctx, func(dir, _ string) error {
+		for _, name := range s.Clusters() {
+			if !s.owns(name) {
+				continue // its lease holder syncs it
+			}
+			d, err := clusterInputs(dir, name)
+			if err != nil {
+				return err
+			}
+			c := s.clusters[name]
+			c.mu.Lock()
+			if d != c.state.inputs && d != c.state.skipped {
+				changed = append(changed, name)
+			}
+			c.mu.Unlock()
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var synced []string
+	for _, name := range changed {
+		wg.Go(func() {
+			out, err := s.sync(ctx, name, false, false, false)
+			if err == nil && out.notSynced != "" {
+				return
+			}
+			if ctx.Err() == nil {
+				s.notify(s.pushedChangeEvent(ctx, name, out, err))
+			}
+			mu.Lock()
+			synced = append(synced, name)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	slices.Sort(synced)
+	return synced, nil
 }

@@ -2,7 +2,9 @@ package deploy
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -173,4 +175,23 @@ func (sn *snapshot) update(src string) error {
 		delete(sn.files, rel)
 	}
 	return nil
+}
+
+// withSnapshot brings a private copy of the checked-out tree (at the last
+// fetched head) up to date (snapshots) and runs fn on it, so fn may take
+// as long as a rollout without blocking commits.
+func (s *Service) withSnapshot(ctx context.Context, fn func(dir, head string) error) error {
+	var head string
+	var sn *snapshot
+	err := s.cfg.Git.Read(ctx, func(src, h string) error {
+		head = h
+		var err error
+		sn, err = s.snapshots.take(src)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("snapshot of the repo: %w", err)
+	}
+	defer s.snapshots.give(sn)
+	return fn(sn.dir, head)
 }
