@@ -147,7 +147,7 @@ func printSync(out io.Writer, format string, res *reconcile.Result) error {
 		}
 		fmt.Fprintln(out, line)
 		for _, o := range rr.Objects {
-			if o.Action == "unchanged" && (o.Status == "" || o.Status == "Current") {
+			if o.Action == reconcile.ObjectUnchanged && (o.Status == "" || o.Status == "Current") {
 				continue
 			}
 			fmt.Fprintf(out, "    %s %s %s\n", o.Subject, o.Action, o.Status)
@@ -156,8 +156,8 @@ func printSync(out io.Writer, format string, res *reconcile.Result) error {
 	if len(res.Raw) > 0 || res.RawError != "" {
 		counts := map[string]int{}
 		for _, o := range res.Raw {
-			counts[o.Action]++
-			if o.Action != "unchanged" {
+			counts[string(o.Action)]++
+			if o.Action != reconcile.ObjectUnchanged {
 				fmt.Fprintf(out, "  raw %s %s\n", o.Subject, o.Action)
 			}
 		}

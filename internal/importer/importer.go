@@ -505,7 +505,7 @@ func (im *Importer) prove(ctx context.Context, stage string, res *Result, import
 			rr.Error = fmt.Sprintf("%s: %s", rd.Stage, rd.Error)
 		}
 		for _, o := range rd.Objects {
-			if o.Action != "unchanged" {
+			if o.Action != reconcile.ObjectUnchanged {
 				rr.Objects = append(rr.Objects, o)
 			}
 		}

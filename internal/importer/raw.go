@@ -153,7 +153,7 @@ func (im *Importer) rawDifferences(diffs []reconcile.ObjectDiff) []reconcile.Obj
 	owner := im.cluster.RawLabels(kube.DefaultRawSet, "")
 	var out []reconcile.ObjectDiff
 	for _, d := range diffs {
-		if d.Action == "unchanged" || onlyLabels(d.Diff, owner) {
+		if d.Action == reconcile.ObjectUnchanged || onlyLabels(d.Diff, owner) {
 			continue
 		}
 		out = append(out, d)

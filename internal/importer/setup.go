@@ -3,12 +3,8 @@ package importer
 import (
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 
-	"github.com/mygitops/mgo/internal/kube"
 	"github.com/mygitops/mgo/internal/reconcile"
-	"github.com/mygitops/mgo/internal/render"
 	"github.com/mygitops/mgo/internal/repo"
 )
 
@@ -23,43 +19,20 @@ type Setup struct {
 	RepoID     string // repository identity of the engine that proves the import
 }
 
-// NewFromSetup connects to the cluster and returns an importer for it.
+// NewFromSetup connects to the cluster (reconcile.Connect, with the
+// default budget: the repo may not name the cluster yet) and returns an
+// importer for it.
 func NewFromSetup(s Setup, log *slog.Logger) (*Importer, error) {
 	if s.Cluster == "" {
 		return nil, fmt.Errorf("a cluster name is required")
 	}
-	if s.Context == "" {
-		s.Context = s.Cluster
-	}
-	if s.Kubeconfig == "" {
-		s.Kubeconfig = os.Getenv("KUBECONFIG")
-	}
-	if s.Kubeconfig == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			return nil, err
-		}
-		s.Kubeconfig = filepath.Join(home, ".kube", "config")
-	}
-	if s.CacheDir == "" {
-		base, err := os.UserCacheDir()
-		if err != nil {
-			return nil, err
-		}
-		s.CacheDir = filepath.Join(base, "mgo", "charts")
-	}
-	cluster, err := kube.FromKubeconfig(s.Kubeconfig, s.Context, repo.DefaultClusterSettings().Budget)
+	rs := reconcile.Setup{Kubeconfig: s.Kubeconfig, Cluster: s.Cluster, Context: s.Context, CacheDir: s.CacheDir,
+		PlainHTTP: s.PlainHTTP, CAFile: s.CAFile, Engine: reconcile.Config{RepoID: s.RepoID}}
+	cluster, charts, err := reconcile.Connect(rs, repo.DefaultClusterSettings().Budget, log)
 	if err != nil {
 		return nil, err
 	}
-	cluster.Name = s.Cluster // the repo's name for it, whatever the context is called
-	opts := render.DefaultOptions(s.CacheDir)
-	opts.PlainHTTP, opts.CAFile = s.PlainHTTP, s.CAFile
-	charts, err := render.NewCharts(opts, log)
-	if err != nil {
-		return nil, err
-	}
-	engine, err := reconcile.NewWithConfig(cluster, charts, log, reconcile.Config{RepoID: s.RepoID})
+	engine, err := reconcile.NewWithConfig(cluster, charts, log, rs.Engine)
 	if err != nil {
 		return nil, err
 	}

@@ -41,14 +41,64 @@ type applied struct {
 	versions map[string]string
 }
 
+// applyAndWait is the apply and wait stages of a release whose state
+// calls for a Helm action: install or upgrade (apply), then the rollout of
+// every object.
+func (s *releaseSync) applyAndWait(upgrade bool) ReleaseResult {
+	e, rel, rendered := s.e, s.rel, s.rendered
+	s.rr.Revision = s.lastRevision()
+
+	// 2. Apply: install or upgrade with server-side apply.
+	a, err := e.apply(s.ctx, s.cfg, rel, s.ch, rendered, upgrade, s.cmps, s.opts.Timeout)
+	if err != nil {
+		return s.fail(atStage(StageApply, err))
+	}
+	if a.revision != nil {
+		s.rr.Revision = a.revision.Version
+	}
+	e.apisChanged(rendered)
+
+	// 3. Wait for the rollout of every object.
+	if a.err == nil {
+		if testHookBeforeWait != nil {
+			testHookBeforeWait(rel.Header.Name)
+		}
+		known := unchangedVersions(s.cmps)
+		maps.Copy(known, a.versions)
+		if werr := e.waitRollout(s.ctx, rendered, rel.Header.Namespace, s.opts.Timeout, &s.rr, known); werr != nil {
+			e.markFailed(s.cfg, a.revision, werr)
+			return s.fail(atStage(StageWait, fmt.Errorf("%s: %w", rel.File, werr)))
+		}
+	} else {
+		e.objectStatus(s.ctx, rendered, rel.Header.Namespace, &s.rr)
+	}
+	if err := a.err; err != nil {
+		if timedOut(err) {
+			return s.fail(atStage(StageWait, fmt.Errorf("%s: rollout not ready within %s: %w%s", rel.File, s.opts.Timeout, err, notReady(s.rr.Objects))))
+		}
+		return s.fail(atStage(StageApply, fmt.Errorf("%s: %w", rel.File, err)))
+	}
+	if a.upgrade {
+		s.rr.Action = Upgraded
+	} else {
+		s.rr.Action = Installed
+	}
+	s.remember()
+	s.log.Info("release synced", "action", s.rr.Action, "revision", s.rr.Revision)
+	return s.rr
+}
+
 // apply installs or upgrades a release whose plan found a change, with
-// server-side apply, recreating first the objects with immutable changes
-// that may be recreated. edits (by objectKey) keep the ignored fields of
-// the release's objects at their live values, as the plan compared them. The error is a failure before Helm acted; the
-// Helm action's own error is in applied.err, since what follows depends on
-// whether the objects were applied (rollout wait or not).
+// server-side apply. An upgrade first applies the changed
+// CustomResourceDefinitions of the chart's crds directories and recreates
+// the objects with immutable changes that may be recreated (recreate.go).
+// edits (by objectKey) keep the ignored fields of the release's objects at
+// their live values, as the plan compared them. The error is a failure
+// before Helm acted; the Helm action's own error is in applied.err, since
+// what follows depends on whether the objects were applied (rollout wait
+// or not).
 func (e *Engine) apply(ctx context.Context, cfg *action.Configuration, rel *repo.Release, ch *render.Chart, rendered *render.Rendered,
-	last *releasev1.Release, cmps []comparison, timeout time.Duration) (a applied, err error) {
+	upgrade bool, cmps []comparison, timeout time.Duration) (a applied, err error) {
 	_, immutable := changes(cmps)
 	edits := releaseEdits(cmps)
 	log := e.log.With("release", rel.Header.Name, "namespace", rel.Header.Namespace)
@@ -57,8 +107,7 @@ func (e *Engine) apply(ctx context.Context, cfg *action.Configuration, rel *repo
 		return a, err
 	}
 	labels := e.releaseLabels(rendered.Digest[:40])
-	deployed := last != nil && last.Info != nil && last.Info.Status == helmcommon.StatusDeployed
-	a.upgrade = deployed || (last != nil && hasDeployedRevision(cfg, rel.Header.Name))
+	a.upgrade = upgrade
 	if a.upgrade {
 		if err := e.applyCRDDir(ctx, rendered, cmps, timeout); err != nil {
 			return a, fmt.Errorf("%s: %w", rel.File, err)
@@ -77,7 +126,11 @@ func (e *Engine) apply(ctx context.Context, cfg *action.Configuration, rel *repo
 		cfg.KubeClient = hc
 		defer func() { a.versions = hc.appliedVersions() }()
 	}
-	a.revision, a.err = e.helmApply(ctx, cfg, rel, ch, vals, labels, a.upgrade, edits, timeout)
+	run := e.helmInstall
+	if a.upgrade {
+		run = e.helmUpgrade
+	}
+	a.revision, a.err = run(ctx, cfg, rel, ch, vals, labels, edits, timeout)
 	if a.err != nil && a.upgrade && kube.IsImmutableFieldError(a.err) {
 		// A field the API server will not update. StatefulSets are deleted
 		// without their pods and volumes and recreated; other objects only
@@ -88,78 +141,21 @@ func (e *Engine) apply(ctx context.Context, cfg *action.Configuration, rel *repo
 		}
 		if recreated > 0 {
 			log.Info("recreated objects with immutable changes", "objects", recreated)
-			a.revision, a.err = e.helmApply(ctx, cfg, rel, ch, vals, labels, true, edits, timeout)
+			a.revision, a.err = e.helmUpgrade(ctx, cfg, rel, ch, vals, labels, edits, timeout)
 		}
 	}
 	return a, nil
 }
 
-// helmApply installs or upgrades with server-side apply. Helm waits only
-// for hooks; the rollout of the release's objects is waited for by
-// waitRollout. Helm's own waiters are not used for that: its kstatus
-// watcher (github.com/fluxcd/cli-utils v1.3.0) closes a channel that a
-// status task may still send on when a wait times out (a data race, and a
-// possible panic in a long-running service), and its polling waiter checks
-// every 2 seconds, which doubles the time of a first sync.
-func (e *Engine) helmApply(ctx context.Context, cfg *action.Configuration, rel *repo.Release, ch *render.Chart,
-	vals map[string]any, labels map[string]string, upgrade bool, edits map[string][]kube.Edit, timeout time.Duration) (*releasev1.Release, error) {
-	// The objects get mgo's labels from helmClient's Build; a
-	// post-renderer (and the parsing of every manifest twice more that
-	// Helm does around one) only when ignored fields are kept.
-	var post postrenderer.PostRenderer
-	if len(edits) > 0 {
-		post = releasePostRenderer{edits: edits}
+// postRenderer is the Helm post-renderer of a release sync: the objects
+// get mgo's labels from helmClient's Build; a post-renderer (and the
+// parsing of every manifest twice more that Helm does around one) only
+// when ignored fields are kept.
+func postRenderer(edits map[string][]kube.Edit) postrenderer.PostRenderer {
+	if len(edits) == 0 {
+		return nil
 	}
-	var out any
-	var err error
-	if upgrade {
-		up := action.NewUpgrade(cfg)
-		up.Namespace = rel.Header.Namespace
-		up.ServerSideApply = "true"
-		up.ForceConflicts = true // the repo is the authority over what mgo applies
-		up.WaitStrategy = helmkube.HookOnlyStrategy
-		up.Timeout = timeout
-		up.Labels = labels
-		up.MaxHistory = maxHistory
-		up.Description = "mgo sync of " + rel.File
-		up.PostRenderer = post
-		up.PostRenderStrategy = action.PostRenderStrategyNoHooks
-		out, err = up.RunWithContext(ctx, rel.Header.Name, ch.Chart, vals)
-	} else {
-		ns := rel.Header.Namespace
-		install := func(createNamespace bool) (any, error) {
-			in := action.NewInstall(cfg)
-			in.ReleaseName = rel.Header.Name
-			in.Namespace = ns
-			in.CreateNamespace = createNamespace
-			in.Replace = true // a release whose first install failed is installed again
-			in.ServerSideApply = true
-			in.ForceConflicts = true
-			in.WaitStrategy = helmkube.HookOnlyStrategy
-			in.Timeout = timeout
-			in.Labels = labels
-			in.Description = "mgo sync of " + rel.File
-			in.PostRenderer = post
-			in.PostRenderStrategy = action.PostRenderStrategyNoHooks
-			return in.RunWithContext(ctx, ch.Chart, vals)
-		}
-		// The namespace is created (applied) by the first install into it,
-		// not by every one: a request on each install's critical path.
-		e.mu.Lock()
-		known := e.namespaces[ns]
-		e.mu.Unlock()
-		out, err = install(!known)
-		if known && namespaceNotFound(err, ns) {
-			// Deleted since: Helm stored nothing (its first write, the
-			// new revision, is in the namespace).
-			out, err = install(true)
-		}
-		e.mu.Lock()
-		e.namespaces[ns] = err == nil
-		e.mu.Unlock()
-	}
-	hr, _ := out.(*releasev1.Release)
-	return hr, err
+	return releasePostRenderer{edits: edits}
 }
 
 // namespaceNotFound reports whether err is the API server's answer that
@@ -198,21 +194,6 @@ func (e *Engine) applyCRDDir(ctx context.Context, rendered *render.Rendered, cmp
 		return fmt.Errorf("waiting for the chart's CustomResourceDefinitions: %w", err)
 	}
 	return nil
-}
-
-// recreateImmutable deletes the rendered objects of a release whose update
-// the API server refuses, so that the next apply recreates them
-// (kube.RecreateImmutable).
-func (e *Engine) recreateImmutable(ctx context.Context, rendered *render.Rendered, release, ns string) (int, error) {
-	var objs []*unstructured.Unstructured
-	for _, obj := range rendered.Objects {
-		o, err := e.prepareIn(rendered, obj, release, ns)
-		if err != nil {
-			continue
-		}
-		objs = append(objs, o)
-	}
-	return e.cluster.RecreateImmutable(ctx, objs)
 }
 
 // adopt labels the newest revision of a release an older mgo installed

@@ -19,9 +19,9 @@ import (
 
 // ObjectDiff is how one object differs between the repo and the cluster.
 type ObjectDiff struct {
-	Subject string `json:"subject"`        // Kind/namespace/name
-	Action  string `json:"action"`         // created, configured, unchanged, deleted, recreate
-	Diff    string `json:"diff,omitempty"` // unified diff, live (---) to wanted (+++); Secret values masked
+	Subject string       `json:"subject"`        // Kind/namespace/name
+	Action  ObjectAction `json:"action"`         // created, configured, unchanged, deleted, recreate
+	Diff    string       `json:"diff,omitempty"` // unified diff, live (---) to wanted (+++); Secret values masked
 }
 
 // ReleaseDiff is the diff of one release.
@@ -45,13 +45,13 @@ type DiffResult struct {
 // HasDifferences reports whether any object would change.
 func (d *DiffResult) HasDifferences() bool {
 	for _, o := range d.Raw {
-		if o.Action != string(ssa.UnchangedAction) {
+		if o.Action != ObjectUnchanged {
 			return true
 		}
 	}
 	for _, r := range d.Releases {
 		for _, o := range r.Objects {
-			if o.Action != string(ssa.UnchangedAction) {
+			if o.Action != ObjectUnchanged {
 				return true
 			}
 		}
@@ -136,9 +136,9 @@ func (e *Engine) diffRelease(ctx context.Context, r *repo.Repo, rel *repo.Releas
 		fail(StageValidate, invalidRelease(r, rel))
 		return maskDiff(rd, rel.Masker())
 	}
-	_, rendered, stage, err := e.loadAndRender(ctx, r, rel, renderer, true)
+	_, rendered, err := e.loadAndRender(ctx, r, rel, renderer, true)
 	if err != nil {
-		fail(stage, err)
+		fail(stageOf(err), err)
 		return maskDiff(rd, rel.Masker())
 	}
 	wanted := map[string]bool{}
@@ -229,14 +229,14 @@ func (e *Engine) removedFromRelease(ctx context.Context, rel *repo.Release, want
 
 // deletedDiff shows a live object that a sync will delete.
 func (e *Engine) deletedDiff(ctx context.Context, id *unstructured.Unstructured) ObjectDiff {
-	d := ObjectDiff{Subject: subject(id), Action: string(ssa.DeletedAction)}
+	d := ObjectDiff{Subject: subject(id), Action: ObjectDeleted}
 	live := &unstructured.Unstructured{}
 	live.SetGroupVersionKind(id.GroupVersionKind())
 	if m, err := e.cluster.Client.RESTMapper().RESTMapping(id.GroupVersionKind().GroupKind()); err == nil {
 		live.SetGroupVersionKind(m.GroupVersionKind)
 	}
 	if err := e.cluster.Client.Get(ctx, client.ObjectKey{Namespace: id.GetNamespace(), Name: id.GetName()}, live); err != nil {
-		d.Action = string(ssa.UnchangedAction) // already gone
+		d.Action = ObjectUnchanged // already gone
 		return d
 	}
 	d.Diff, _ = unified(d.Subject, maskSecret(live), nil)
@@ -246,7 +246,7 @@ func (e *Engine) deletedDiff(ctx context.Context, id *unstructured.Unstructured)
 // objectDiff renders a comparison as a diff: an object to be created in
 // full, a configured one as the change from its live state.
 func objectDiff(c comparison) (ObjectDiff, error) {
-	d := ObjectDiff{Subject: c.Subject, Action: string(c.Action)}
+	d := ObjectDiff{Subject: c.Subject, Action: ObjectAction(c.Action)}
 	var err error
 	switch {
 	case c.Immutable != nil:

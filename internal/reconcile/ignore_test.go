@@ -5,7 +5,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/fluxcd/pkg/ssa"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -199,7 +198,7 @@ func leftAlone(t *testing.T, g *gitops, ns string, scale func(t *testing.T, ns, 
 	}
 	for _, rd := range diff.Releases {
 		for _, o := range rd.Objects {
-			if o.Action != string(ssa.UnchangedAction) {
+			if o.Action != ObjectUnchanged {
 				t.Errorf("after the upgrade %s is %s:\n%s", o.Subject, o.Action, o.Diff)
 			}
 		}

@@ -31,24 +31,24 @@ import (
 // with the comparisons.
 
 // loadAndRender loads the chart of a release and renders it. upgrade
-// renders as Helm renders an upgrade (.Release.IsUpgrade). The stage says
-// which step failed.
-func (e *Engine) loadAndRender(ctx context.Context, r *repo.Repo, rel *repo.Release, renderer *render.Renderer, upgrade bool) (*render.Chart, *render.Rendered, Stage, error) {
+// renders as Helm renders an upgrade (.Release.IsUpgrade). The error says
+// which stage failed (StageChart or StageRender, stageOf).
+func (e *Engine) loadAndRender(ctx context.Context, r *repo.Repo, rel *repo.Release, renderer *render.Renderer, upgrade bool) (*render.Chart, *render.Rendered, error) {
 	ch, err := e.charts.Load(ctx, r.Dir, r.Config, rel.Header)
 	if err != nil {
-		return nil, nil, StageChart, err
+		return nil, nil, atStage(StageChart, err)
 	}
 	rendered, err := renderer.Render(ctx, rel, ch, upgrade)
 	if err != nil {
-		return ch, nil, StageRender, err
+		return ch, nil, atStage(StageRender, err)
 	}
-	return ch, rendered, "", nil
+	return ch, rendered, nil
 }
 
 // comparison is one object compared with the live cluster.
 type comparison struct {
 	Subject string     // Kind/namespace/name
-	Action  ssa.Action // created, configured, unchanged; "recreate" when Immutable is set
+	Action  ssa.Action // created, configured, unchanged; actionRecreate when Immutable is set
 	// Wanted is the object as it will be applied (see prepare), its
 	// ignored fields at their live values (Edits).
 	Wanted *unstructured.Unstructured
@@ -70,7 +70,7 @@ type comparison struct {
 }
 
 // actionRecreate is the action of an object with an immutable change.
-const actionRecreate ssa.Action = "recreate"
+const actionRecreate = ssa.Action(ObjectRecreate)
 
 // compare compares one rendered object of a raw manifest (release == "")
 // or of a release without rules with the live cluster (compareWith).
@@ -184,7 +184,7 @@ func changes(cs []comparison) (changed, immutable bool) {
 func objectResults(cs []comparison) []ObjectResult {
 	out := make([]ObjectResult, 0, len(cs))
 	for _, c := range cs {
-		or := ObjectResult{Subject: c.Subject, Action: string(c.Action)}
+		or := ObjectResult{Subject: c.Subject, Action: ObjectAction(c.Action)}
 		if c.Immutable != nil {
 			or.Message = c.Immutable.Error()
 		}

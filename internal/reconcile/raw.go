@@ -49,7 +49,7 @@ func (e *Engine) syncRaw(ctx context.Context, r *repo.Repo, c *repo.Cluster, opt
 				res.RawError = err.Error()
 				return
 			}
-			res.Raw = append(res.Raw, ObjectResult{Subject: cmp.Subject, Action: string(cmp.Action)})
+			res.Raw = append(res.Raw, ObjectResult{Subject: cmp.Subject, Action: ObjectAction(cmp.Action)})
 		}
 		if skipped != nil {
 			res.RawError = skipped.Error()
@@ -68,7 +68,7 @@ func (e *Engine) syncRaw(ctx context.Context, r *repo.Repo, c *repo.Cluster, opt
 			leftAlone[s] = true
 		}
 		for _, en := range raw.ChangeSet.Entries {
-			or := ObjectResult{Subject: en.Subject, Action: string(en.Action)}
+			or := ObjectResult{Subject: en.Subject, Action: ObjectAction(en.Action)}
 			if leftAlone[en.Subject] {
 				or.Message = "left alone: applied by an older mgo without cluster and repository labels and no longer in the repository; not pruned (delete it by hand if it is not another instance's)"
 			}

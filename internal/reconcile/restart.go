@@ -50,7 +50,7 @@ func (e *Engine) Restart(ctx context.Context, namespace, release string, timeout
 	}
 	results := make([]ObjectResult, len(rolled))
 	for i, obj := range rolled {
-		results[i] = ObjectResult{Subject: subject(obj), Action: "restarted"}
+		results[i] = ObjectResult{Subject: subject(obj), Action: ObjectRestarted}
 	}
 	// The rollout wait of a sync: from watch events once the patched
 	// objects are read back.

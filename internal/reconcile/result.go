@@ -40,6 +40,22 @@ const (
 	StageWait     Stage = "wait"
 )
 
+// ObjectAction is what a sync, a diff or a restart did (or would do) to
+// one object: the actions of fluxcd/pkg/ssa's change sets, and mgo's own
+// (recreate, restarted). Empty when the object was only checked (Live).
+type ObjectAction string
+
+const (
+	ObjectCreated    ObjectAction = "created"
+	ObjectConfigured ObjectAction = "configured"
+	ObjectUnchanged  ObjectAction = "unchanged"
+	ObjectDeleted    ObjectAction = "deleted"
+	ObjectSkipped    ObjectAction = "skipped"
+	ObjectUnknown    ObjectAction = "unknown"
+	ObjectRecreate   ObjectAction = "recreate" // an immutable field changed: deleted and created again
+	ObjectRestarted  ObjectAction = "restarted"
+)
+
 // Result is the outcome of a sync of one cluster.
 type Result struct {
 	Cluster  string             `json:"cluster"`
@@ -73,10 +89,10 @@ type ReleaseResult struct {
 
 // ObjectResult is one object of a release or of the raw manifests.
 type ObjectResult struct {
-	Subject string `json:"subject"`          // Kind/namespace/name
-	Action  string `json:"action,omitempty"` // created, configured, unchanged, deleted, skipped, recreate, restarted
-	Status  string `json:"status,omitempty"` // kstatus after the wait: Current, InProgress, Failed, ...
-	Message string `json:"message,omitempty"`
+	Subject string       `json:"subject"`          // Kind/namespace/name
+	Action  ObjectAction `json:"action,omitempty"` // created, configured, unchanged, deleted, skipped, recreate, restarted
+	Status  string       `json:"status,omitempty"` // kstatus after the wait: Current, InProgress, Failed, ...
+	Message string       `json:"message,omitempty"`
 }
 
 // Failed reports whether any release or the raw manifests failed.
