@@ -42,13 +42,13 @@ func (s *Service) diff(ctx context.Context, cluster string, background bool) (*r
 	now := s.cfg.Now()
 	drifted := map[string]driftMark{} // the diff lists unchanged objects too
 	for _, od := range res.Raw {
-		if od.Action != "unchanged" {
+		if od.Action != reconcile.ObjectUnchanged {
 			drifted[od.Subject] = driftMark{at: now}
 		}
 	}
 	for _, rd := range res.Releases {
 		for _, od := range rd.Objects {
-			if od.Action != "unchanged" {
+			if od.Action != reconcile.ObjectUnchanged {
 				drifted[od.Subject] = driftMark{release: rd.Namespace + "/" + rd.Name, at: now}
 			}
 		}
