@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -67,10 +68,7 @@ func buildFluxController(ctx context.Context, root, cache, module, version strin
 			return err
 		}
 		defer os.RemoveAll(src)
-		gomod := filepath.Join(src, "go.mod")
-		if err := os.Chmod(gomod, 0o644); err != nil {
-			return err
-		}
+		gomod := filepath.Join(src, "go.mod") // writable: CopyFS makes files 0666
 		b, err := os.ReadFile(gomod)
 		if err != nil {
 			return err
@@ -83,9 +81,6 @@ func buildFluxController(ctx context.Context, root, cache, module, version strin
 			out = append(out, l)
 		}
 		if err := os.WriteFile(gomod, []byte(strings.Join(out, "\n")), 0o644); err != nil {
-			return err
-		}
-		if err := os.Chmod(filepath.Join(src, "go.sum"), 0o644); err != nil {
 			return err
 		}
 		return goBuild(ctx, src, []string{"CGO_ENABLED=0", "GOFLAGS=-mod=mod"},
@@ -130,6 +125,8 @@ type fluxRun struct {
 
 	started bool
 	procs   map[string]*exec.Cmd // identity -> process
+	exited  chan string          // a controller that ended, with its error
+	waited  chan struct{}        // closed when every controller was waited for
 	srv     *http.Server
 	url     string
 	dyn     dynamic.Interface
@@ -218,6 +215,12 @@ func (f *fluxRun) serveGit(ctx context.Context, home string) error {
 
 func (f *fluxRun) startControllers(ctx context.Context, w *world) error {
 	f.procs = map[string]*exec.Cmd{}
+	f.exited = make(chan string, 2)
+	f.waited = make(chan struct{})
+	storagePath := filepath.Join(w.Home, "flux-storage")
+	if err := os.MkdirAll(storagePath, 0o755); err != nil {
+		return err
+	}
 	budget := []string{"--kube-api-qps", "50", "--kube-api-burst", "100", "--enable-leader-election=false", "--metrics-addr", "0", "--log-level", "info"}
 	storage, _ := freeAddr()
 	health1, _ := freeAddr()
@@ -242,7 +245,18 @@ func (f *fluxRun) startControllers(ctx context.Context, w *world) error {
 		f.procs[user] = cmd
 		return nil
 	}
-	if err := start(fluxSourceUser, f.source.Path, "--storage-path", filepath.Join(w.Home, "flux-storage"),
+	defer func() {
+		procs := f.procs
+		var wg sync.WaitGroup
+		for user, cmd := range procs {
+			wg.Go(func() {
+				err := cmd.Wait()
+				f.exited <- fmt.Sprintf("%s exited: %v", user, err)
+			})
+		}
+		go func() { wg.Wait(); close(f.waited) }()
+	}()
+	if err := start(fluxSourceUser, f.source.Path, "--storage-path", storagePath,
 		"--storage-addr", storage, "--storage-adv-addr", storage, "--health-addr", health1); err != nil {
 		return err
 	}
@@ -256,8 +270,8 @@ func (f *fluxRun) Close() {
 			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
 		}
 	}
-	for _, cmd := range f.procs {
-		_ = cmd.Wait()
+	if f.waited != nil {
+		<-f.waited
 	}
 	if f.srv != nil {
 		_ = f.srv.Close()
@@ -364,6 +378,11 @@ func (f *fluxRun) commit(ctx context.Context, w *world) error {
 func (f *fluxRun) waitReleases(ctx context.Context, w *world, done func(*unstructured.Unstructured) bool) error {
 	var last string
 	err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 20*time.Minute, true, func(ctx context.Context) (bool, error) {
+		select {
+		case e := <-f.exited:
+			return false, fmt.Errorf("%s", e)
+		default:
+		}
 		list, err := f.dyn.Resource(helmReleaseGVR).Namespace("").List(ctx, metav1.ListOptions{})
 		if err != nil {
 			last = err.Error()
