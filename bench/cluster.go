@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -24,17 +26,27 @@ type cluster struct {
 	Env        *testenv.Env
 	User       string // the contender's identity
 	Kubeconfig string // authenticates as User, current context = Env.Context
+	// Extra are further identities of the contender (one per process of a
+	// contender made of several controllers), each with a kubeconfig of its
+	// own; their requests count as the contender's.
+	Extra map[string]string // identity -> kubeconfig
+	// LastByUser is the split by identity of the last Requests.
+	LastByUser map[string]Requests
 	audit      auditTail
 }
 
 // startCluster starts a control plane whose context is name, with user as an extra
 // identity (cluster administrator, as the tools usually are).
-func startCluster(ctx context.Context, name, user, dir string) (*cluster, error) {
+func startCluster(ctx context.Context, name, user, dir string, extra ...string) (*cluster, error) {
+	users := []testenv.User{{Name: user, Groups: []string{"system:masters"}}}
+	for _, u := range extra {
+		users = append(users, testenv.User{Name: u, Groups: []string{"system:masters"}})
+	}
 	env, err := testenv.Start(ctx, testenv.Options{
 		Context:      name,
 		Nodes:        2,
 		AuditLog:     true,
-		Users:        []testenv.User{{Name: user, Groups: []string{"system:masters"}}},
+		Users:        users,
 		StartTimeout: 3 * time.Minute,
 	})
 	if err != nil {
@@ -45,21 +57,36 @@ func startCluster(ctx context.Context, name, user, dir string) (*cluster, error)
 		env.Stop()
 		return nil, fmt.Errorf("the control plane has no audit log")
 	}
-	cfg, err := env.UserConfig(user)
-	if err != nil {
+	if err := writeUserKubeconfig(env, user, c.Kubeconfig); err != nil {
 		env.Stop()
 		return nil, err
+	}
+	for _, u := range extra {
+		if c.Extra == nil {
+			c.Extra = map[string]string{}
+		}
+		c.Extra[u] = filepath.Join(dir, u+".kubeconfig")
+		if err := writeUserKubeconfig(env, u, c.Extra[u]); err != nil {
+			env.Stop()
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// writeUserKubeconfig writes a kubeconfig that authenticates as user, its
+// current context the cluster's.
+func writeUserKubeconfig(env *testenv.Env, user, path string) error {
+	cfg, err := env.UserConfig(user)
+	if err != nil {
+		return err
 	}
 	kc := clientcmdapi.NewConfig()
 	kc.Clusters[env.Context] = &clientcmdapi.Cluster{Server: cfg.Host, CertificateAuthorityData: cfg.CAData}
 	kc.AuthInfos[user] = &clientcmdapi.AuthInfo{Token: cfg.BearerToken}
 	kc.Contexts[env.Context] = &clientcmdapi.Context{Cluster: env.Context, AuthInfo: user}
 	kc.CurrentContext = env.Context
-	if err := clientcmd.WriteToFile(*kc, c.Kubeconfig); err != nil {
-		env.Stop()
-		return nil, err
-	}
-	return c, nil
+	return clientcmd.WriteToFile(*kc, path)
 }
 
 // Requests returns the requests of the contender's identity since the last
@@ -72,10 +99,19 @@ func (c *cluster) Requests() (Requests, error) {
 	if err != nil {
 		return nil, err
 	}
-	if r := counts[c.User]; r != nil {
-		return r, nil
+	sum := Requests{}
+	c.LastByUser = map[string]Requests{}
+	for _, u := range append([]string{c.User}, slices.Sorted(maps.Keys(c.Extra))...) {
+		r := counts[u]
+		if r == nil {
+			r = Requests{}
+		}
+		c.LastByUser[u] = r
+		for verb, n := range r {
+			sum[verb] += n
+		}
 	}
-	return Requests{}, nil
+	return sum, nil
 }
 
 // CreateNamespaces creates the release namespaces (as the administrator, not

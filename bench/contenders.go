@@ -30,6 +30,8 @@ type world struct {
 	Cluster *cluster
 	Home    string
 	Log     io.Writer
+	// Scenario is the scenario being measured.
+	Scenario string
 }
 
 // baseEnv is the environment of every contender process: nothing of the

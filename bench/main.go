@@ -55,9 +55,12 @@ const (
 	// serveResync: a periodic drift check and a sync asked through the API
 	// of a settled mgo serve, nothing having changed.
 	serveResync = "serve-resync"
+	// steadyState: requests of mgo serve and of Flux over -steady with
+	// nothing changing, their periodic checks at -flux-interval.
+	steadyState = "steady-state"
 )
 
-var allScenarios = []string{firstSync, noopSync, oneImage, tenImages, deployBurst, singleDeploy, drift, serveStartup, serveResync}
+var allScenarios = []string{firstSync, noopSync, oneImage, tenImages, deployBurst, singleDeploy, drift, serveStartup, serveResync, steadyState}
 
 // serveScenario reports whether s measures mgo serve (mgo only).
 func serveScenario(s string) bool {
@@ -65,7 +68,7 @@ func serveScenario(s string) bool {
 }
 
 // contenderNames are the contenders -contenders accepts.
-var contenderNames = []string{"mgo", "floor", "helm", "helmfile"}
+var contenderNames = []string{"mgo", "floor", "helm", "helmfile", "flux"}
 
 // Measure is one contender in one scenario.
 type Measure struct {
@@ -89,9 +92,21 @@ type Measure struct {
 	Drift           *DriftStats   `json:"drift,omitempty"`
 	Startup         *StartupStats `json:"startup,omitempty"`
 	Resync          *ResyncStats  `json:"resync,omitempty"`
+	// Parts splits a contender of several processes by identity (Flux:
+	// source-controller and helm-controller): requests, CPU in the scenario,
+	// peak RSS since the process started.
+	Parts map[string]Part `json:"parts,omitempty"`
 	// Load1 is the machine's 1-minute load average when the scenario ended:
 	// other work on the machine slows every contender down.
 	Load1 float64 `json:"load1"`
+}
+
+// Part is one process of a contender in a scenario.
+type Part struct {
+	Requests      Requests `json:"requests"`
+	RequestsTotal int      `json:"requestsTotal"`
+	Writes        int      `json:"writes"`
+	Usage         Usage    `json:"usage"`
 }
 
 func (m *Measure) setRequests(r Requests) {
@@ -138,6 +153,9 @@ type options struct {
 	resyncInterval      time.Duration
 	helmDiff            string
 	timeout             time.Duration
+	fluxConcurrent      int
+	fluxInterval        time.Duration
+	steady              time.Duration
 }
 
 func main() {
@@ -155,6 +173,9 @@ func main() {
 	flag.IntVar(&o.deploys, "deploys", 20, "deploy requests, one after the other, in the single-deploy scenario")
 	flag.DurationVar(&o.resyncInterval, "resync-interval", 15*time.Second, "mgo serve --resync-interval in the serve-resync scenario")
 	flag.StringVar(&o.helmDiff, "helm-diff", os.Getenv("MGO_BENCH_HELM_DIFF"), "a helm-diff plugin binary (built from its source) for `helmfile apply` (env MGO_BENCH_HELM_DIFF; default: try to build it, else `helmfile sync`)")
+	flag.IntVar(&o.fluxConcurrent, "flux-concurrent", 4, "helm-controller --concurrent (mgo's 4 releases at once; Flux's own benchmark uses 10)")
+	flag.DurationVar(&o.fluxInterval, "flux-interval", time.Minute, "interval of Flux's GitRepository, HelmCharts and HelmReleases (drift detection runs at the HelmRelease interval)")
+	flag.DurationVar(&o.steady, "steady", 5*time.Minute, "how long the steady-state scenario counts requests")
 	flag.DurationVar(&o.timeout, "timeout", 30*time.Minute, "give up on a contender after this long")
 	flag.Parse()
 	o.contenders = splitList(contenders)
@@ -288,6 +309,18 @@ func benchmark(ctx context.Context, o options) error {
 			} else {
 				info.Reason = "helm cannot be built: " + t.Error
 			}
+		case "flux":
+			src := buildFluxController(ctx, root, cache, sourceControllerModule, sourceControllerVersion)
+			hc := buildFluxController(ctx, root, cache, helmControllerModule, helmControllerVersion)
+			res.Tools = append(res.Tools, src.tool, hc.tool)
+			switch {
+			case !src.ok():
+				info.Reason = "source-controller cannot be built: " + src.Error
+			case !hc.ok():
+				info.Reason = "helm-controller cannot be built: " + hc.Error
+			default:
+				k = &fluxRun{source: src, helm: hc, concurrent: o.fluxConcurrent, interval: o.fluxInterval}
+			}
 		case "helmfile":
 			h := buildHelm(ctx, root, cache)
 			hf := buildHelmfile(ctx, root, cache)
@@ -377,11 +410,18 @@ func runContender(ctx context.Context, o options, k contender, mgoBin string, lo
 	}
 	const clusterName = "bench"
 	start := time.Now()
-	c, err := startCluster(ctx, clusterName, "bench-"+k.Name(), work)
+	var extra []string
+	if _, ok := k.(*fluxRun); ok {
+		extra = []string{fluxSourceUser, fluxHelmUser}
+	}
+	c, err := startCluster(ctx, clusterName, "bench-"+k.Name(), work, extra...)
 	if err != nil {
 		return nil, fmt.Errorf("control plane: %w", err)
 	}
 	defer c.Env.Stop()
+	if cl, ok := k.(interface{ Close() }); ok {
+		defer cl.Close()
+	}
 	logf("%s: control plane ready in %s", k.Name(), time.Since(start).Round(time.Millisecond))
 	g, err := newGitops(filepath.Join(work, "gitops"), clusterName, chartDir(), o.n)
 	if err != nil {
@@ -395,8 +435,13 @@ func runContender(ctx context.Context, o options, k contender, mgoBin string, lo
 
 	var out []Measure
 	failedFirst := ""
+	flux, isFlux := k.(*fluxRun)
 	for _, s := range allScenarios {
-		if serveScenario(s) {
+		if s == steadyState || (isFlux && s == drift) {
+			if !wanted(s) || (k.Name() != "mgo" && !isFlux) {
+				continue
+			}
+		} else if serveScenario(s) {
 			if !wanted(s) || k.Name() != "mgo" {
 				continue
 			}
@@ -411,7 +456,19 @@ func runContender(ctx context.Context, o options, k contender, mgoBin string, lo
 		}
 		logf("%s: %s", k.Name(), s)
 		fmt.Fprintf(log, "----- %s %s\n", k.Name(), s)
-		if s == drift {
+		if isFlux && s == drift {
+			if err := flux.drift(ctx, w, &m); err != nil {
+				m.Status, m.Error = "failed", err.Error()
+			}
+		} else if isFlux && s == steadyState {
+			if err := flux.steady(ctx, w, o.steady, &m); err != nil {
+				m.Status, m.Error = "failed", err.Error()
+			}
+		} else if s == steadyState {
+			if err := runServeSteady(ctx, w, mgoBin, o.fluxInterval, o.steady, &m); err != nil {
+				m.Status, m.Error = "failed", err.Error()
+			}
+		} else if s == drift {
 			if err := runDrift(ctx, w, mgoBin, &m); err != nil {
 				m.Status, m.Error = "failed", err.Error()
 			}
@@ -478,15 +535,32 @@ func measureSync(ctx context.Context, w *world, k contender, s string, m *Measur
 	if err != nil {
 		return err
 	}
+	w.Scenario = s
 	start := time.Now()
+	var cpuBefore map[string]Usage
+	f, isFlux := k.(*fluxRun)
+	if isFlux {
+		cpuBefore = f.Parts()
+	}
 	u, runErr := k.Sync(ctx, w)
 	m.WallSeconds = time.Since(start).Seconds()
+	if isFlux && !f.ReadyAt().IsZero() {
+		m.WallSeconds = f.ReadyAt().Sub(start).Seconds()
+	}
 	m.Usage = u
 	reqs, err := w.Cluster.Requests()
 	if err != nil {
 		return err
 	}
 	m.setRequests(reqs)
+	if isFlux {
+		m.Parts = map[string]Part{}
+		for user, pu := range f.Parts() {
+			pu.CPU -= cpuBefore[user].CPU
+			r := w.Cluster.LastByUser[user]
+			m.Parts[user] = Part{Requests: r, RequestsTotal: r.Total(), Writes: r.Writes(), Usage: pu}
+		}
+	}
 	after, err := w.Cluster.Revisions(ctx)
 	if err != nil {
 		return err

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 )
@@ -133,6 +134,15 @@ func printReport(w io.Writer, res *Results, scenarios []string) {
 		}
 	}
 	if slices.Contains(scenarios, drift) {
+		if m := find("flux", drift); m != nil {
+			fmt.Fprintf(w, "\nDrift (Flux, helm-controller driftDetection enabled, corrected at the HelmRelease interval): ")
+			if d := m.Drift; d != nil && d.Reported {
+				fmt.Fprintf(w, "%s scaled by hand, corrected after %s; %d API requests meanwhile (%s)\n",
+					d.Object, fmtSeconds(d.LatencySeconds), m.RequestsTotal, m.Requests)
+			} else {
+				fmt.Fprintf(w, "%s: %s\n", m.Status, oneLine(m.Error, 300))
+			}
+		}
 		if m := find("mgo", drift); m != nil {
 			fmt.Fprintf(w, "\nDrift (mgo serve, periodic check off): ")
 			if d := m.Drift; d != nil && d.Reported {
@@ -181,6 +191,17 @@ func printReport(w io.Writer, res *Results, scenarios []string) {
 			} else {
 				fmt.Fprintf(w, "%s: %s\n", m.Status, oneLine(m.Error, 300))
 			}
+		}
+	}
+	for _, s := range allScenarios {
+		if m := find("flux", s); m != nil && m.Status == "ok" && len(m.Parts) > 0 && slices.Contains(scenarios, s) {
+			fmt.Fprintf(w, "\nFlux %s by controller:", s)
+			for _, user := range slices.Sorted(maps.Keys(m.Parts)) {
+				p := m.Parts[user]
+				fmt.Fprintf(w, " %s %d requests (%d writes), CPU %s, peak RSS %s;", strings.TrimPrefix(user, "bench-flux-"),
+					p.RequestsTotal, p.Writes, fmtSeconds(p.Usage.CPU.Seconds()), fmtKiB(p.Usage.MaxRSSKiB))
+			}
+			fmt.Fprintln(w)
 		}
 	}
 	fmt.Fprintln(w, "\nAPI requests by verb (dryrun-* are server-side dry-runs, not writes):")
