@@ -17,6 +17,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/mygitops/mgo/internal/auth"
+	"github.com/mygitops/mgo/internal/outbound"
 	"github.com/mygitops/mgo/internal/repo"
 	"github.com/mygitops/mgo/internal/server"
 )
@@ -33,6 +34,7 @@ func newServeCommand(errOut io.Writer) *cobra.Command {
 		g                         gitFlags
 		cfg                       server.Config
 		tokensPath, logLevel      string
+		outboundLists             outboundSettings
 		ageKeyFile                string
 		auditLog                  string
 		githubSecret, gitlabToken string
@@ -92,6 +94,11 @@ Every endpoint but /healthz and /readyz needs a bearer token from
 				}
 			}
 			cfg.Credentials = &creds
+			policies, err := outboundLists.policies(cmd.Flags())
+			if err != nil {
+				return &ExitError{Code: 2, Err: err}
+			}
+			cfg.ChartsOutbound, cfg.Notify.Outbound = policies[outbound.Charts], policies[outbound.Notifications]
 			cfg.AuditLog = os.Stdout
 			if auditLog != "" && auditLog != "-" {
 				f, err := os.OpenFile(auditLog, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
@@ -148,6 +155,7 @@ Every endpoint but /healthz and /readyz needs a bearer token from
 	fs.DurationVar(&cfg.RecordMaxAge, "record-max-age", 30*24*time.Hour, "with --state kubernetes: finished deployment records older than this are deleted (0: no age limit)")
 	fs.IntVar(&cfg.RecordMaxCount, "record-max-count", 10000, "with --state kubernetes: at most this many finished deployment records are kept, the newest (0: no limit)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	outboundFlags(fs, &outboundLists)
 	registerAgeKeyFile(cmd, &ageKeyFile)
 	_ = cmd.MarkFlagRequired("repo-url")
 	bindConfig(cmd) // --config, MGO_* environment, --print-config

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mygitops/mgo/internal/outbound"
 	"github.com/mygitops/mgo/internal/repo"
 )
 
@@ -28,8 +29,15 @@ type Options struct {
 	// ExternalURL is the base URL of mgo's API, for links in messages
 	// (none when empty).
 	ExternalURL string
-	// Client sends the requests (default: a client with AttemptTimeout).
+	// Client sends the requests (default: a client with AttemptTimeout,
+	// bounded by Outbound if set).
 	Client *http.Client
+	// Outbound, if set, bounds the addresses receivers are reached at:
+	// every connection, those of redirects included, is checked after DNS
+	// resolution, and a refusal drops the delivery without retries. Chat
+	// (shoutrrr) receivers dial through their own clients, which the check
+	// cannot see: with Outbound set they are refused.
+	Outbound *outbound.Policy
 	// QueueSize bounds the events and the deliveries waiting (default 256
 	// each); beyond it, new ones are dropped.
 	QueueSize int
@@ -111,6 +119,9 @@ func New(opts Options) (*Dispatcher, error) {
 	}
 	if opts.AttemptTimeout <= 0 {
 		opts.AttemptTimeout = 10 * time.Second
+	}
+	if opts.Client == nil && opts.Outbound != nil {
+		opts.Client = opts.Outbound.Client(opts.AttemptTimeout)
 	}
 	if opts.Client == nil {
 		opts.Client = &http.Client{Timeout: opts.AttemptTimeout}
@@ -324,7 +335,12 @@ func (d *Dispatcher) attempt(ctx context.Context, dl *delivery) {
 	}
 	dl.attempt++
 	actx, cancel := context.WithTimeout(ctx, d.opts.AttemptTimeout)
-	err := dl.sender.send(actx, dl)
+	var err error
+	if _, isChat := dl.sender.(*chat); isChat && d.opts.Outbound != nil {
+		err = &permanentError{errors.New("chat receivers cannot be bounded by the outbound notifications list; use a webhook or slack receiver")}
+	} else {
+		err = dl.sender.send(actx, dl)
+	}
 	cancel()
 	m := d.opts.Metrics.Notifications
 	log := d.log.With("receiver", dl.receiver, "type", dl.kind, "event", dl.ev.Type, "cluster", dl.ev.Cluster,

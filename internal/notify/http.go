@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 
+	"github.com/mygitops/mgo/internal/outbound"
 	"github.com/mygitops/mgo/internal/version"
 )
 
@@ -53,7 +54,11 @@ func do(ctx context.Context, c *http.Client, method, target string, header http.
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return nil, fmt.Errorf("%s %s: %w", method, req.URL.Host, err)
+		err = fmt.Errorf("%s %s: %w", method, req.URL.Host, err)
+		if _, refused := errors.AsType[*outbound.RefusedError](err); refused {
+			return nil, &permanentError{err}
+		}
+		return nil, err
 	}
 	defer resp.Body.Close()
 	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))

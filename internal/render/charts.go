@@ -34,6 +34,7 @@ import (
 	"oras.land/oras-go/v2/registry/remote/auth"
 	"oras.land/oras-go/v2/registry/remote/credentials"
 
+	"github.com/mygitops/mgo/internal/outbound"
 	"github.com/mygitops/mgo/internal/repo"
 )
 
@@ -57,6 +58,10 @@ type Options struct {
 	Timeout time.Duration
 	// Credentials is what credential references in mygitops.yaml may name.
 	Credentials repo.CredentialPolicy
+	// Outbound, if set, bounds the addresses of chart repositories and OCI
+	// registries: every connection, those of redirects included, is checked
+	// after DNS resolution.
+	Outbound *outbound.Policy
 }
 
 // DefaultOptions returns the defaults for a cache directory.
@@ -97,7 +102,7 @@ func NewCharts(opts Options, log *slog.Logger) (*Charts, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	client := newHTTPClient(opts.Timeout)
+	client := newHTTPClient(opts.Timeout, opts.Outbound)
 	if opts.CAFile != "" {
 		pem, err := os.ReadFile(opts.CAFile)
 		if err != nil {
@@ -137,9 +142,13 @@ func (c *Charts) Downloads() int {
 // newHTTPClient returns the client of every request to chart repositories
 // and OCI registries: each request, its answer included, ends within
 // timeout, and so do its connection, TLS handshake and wait for headers.
-func newHTTPClient(timeout time.Duration) *http.Client {
+// With a policy, every connection is checked against it at dial time.
+func newHTTPClient(timeout time.Duration, policy *outbound.Policy) *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.DialContext = (&net.Dialer{Timeout: min(timeout, 30*time.Second), KeepAlive: 30 * time.Second}).DialContext
+	if policy != nil {
+		t = policy.Transport(t, min(timeout, 30*time.Second))
+	}
 	t.TLSHandshakeTimeout = min(timeout, 10*time.Second)
 	t.ResponseHeaderTimeout = timeout
 	t.IdleConnTimeout = 90 * time.Second

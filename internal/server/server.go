@@ -35,6 +35,7 @@ import (
 	"github.com/mygitops/mgo/internal/gitrepo"
 	"github.com/mygitops/mgo/internal/kube"
 	"github.com/mygitops/mgo/internal/notify"
+	"github.com/mygitops/mgo/internal/outbound"
 	"github.com/mygitops/mgo/internal/reconcile"
 	"github.com/mygitops/mgo/internal/render"
 	"github.com/mygitops/mgo/internal/repo"
@@ -56,7 +57,10 @@ type Config struct {
 	// ChartCAFile is a PEM bundle of extra CAs for chart repositories and
 	// OCI registries.
 	ChartCAFile string
-	PlainHTTP   bool
+	// ChartsOutbound, if set, bounds the addresses of chart repositories
+	// and OCI registries (internal/outbound).
+	ChartsOutbound *outbound.Policy
+	PlainHTTP      bool
 	// Credentials is what chart-repository credential references in
 	// mygitops.yaml may name (default: repo.DefaultCredentialPolicy).
 	Credentials *repo.CredentialPolicy
@@ -395,7 +399,7 @@ func engines(ctx context.Context, cfg Config, git *gitrepo.Repo, started time.Ti
 		cacheDir = filepath.Join(cfg.DataDir, "charts")
 	}
 	opts := render.DefaultOptions(cacheDir)
-	opts.PlainHTTP, opts.CAFile = cfg.PlainHTTP, cfg.ChartCAFile
+	opts.PlainHTTP, opts.CAFile, opts.Outbound = cfg.PlainHTTP, cfg.ChartCAFile, cfg.ChartsOutbound
 	if cfg.Credentials != nil {
 		opts.Credentials = *cfg.Credentials
 	}
