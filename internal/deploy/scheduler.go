@@ -246,15 +246,7 @@ func (c *scheduler) serve(ctx context.Context, b syncBatch) {
 		c.handBack(left, b.waiters, "its cluster's lease was lost during the sync")
 		return
 	}
-	for _, j := range jobs {
-		switch {
-		case out.notSynced != "":
-			c.s.finishNotSynced(j, out)
-		case ans.answered(j):
-		default:
-			c.s.finishSynced(j, c.restart(j, out))
-		}
-	}
+	c.finish(jobs, ans, out)
 	for _, ch := range b.waiters {
 		ch <- out
 	}
@@ -283,14 +275,20 @@ func (c *scheduler) foregroundLoop() {
 		c.mu.Lock()
 		c.flight.laneJobs = nil
 		c.mu.Unlock()
-		for _, j := range jobs {
-			switch {
-			case out.notSynced != "":
-				c.s.finishNotSynced(j, out)
-			case ans.answered(j):
-			default:
-				c.s.finishSynced(j, c.restart(j, out))
-			}
+		c.finish(jobs, ans, out)
+	}
+}
+
+// finish finishes, with the outcome of their sync, the jobs its answers
+// did not answer already.
+func (c *scheduler) finish(jobs []*job, ans *answers, out syncOutcome) {
+	for _, j := range jobs {
+		switch {
+		case out.notSynced != "":
+			c.s.finishNotSynced(j, out)
+		case ans.answered(j):
+		default:
+			c.s.finishSynced(j, c.restart(j, out))
 		}
 	}
 }
