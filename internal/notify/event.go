@@ -1,21 +1,26 @@
 package notify
 
-import "time"
+import (
+	"time"
 
-// Event types (repo.EventTypes lists them for mygitops.yaml routes).
+	"github.com/mygitops/mgo/internal/repo"
+)
+
+// Event types: those of internal/repo, which mygitops.yaml routes select
+// (repo.EventTypes lists them).
 const (
 	// DeployStarted: a deploy was accepted and queued. Forges routed the
 	// deploy's outcome show it as pending; other receivers hear of it only
 	// when a route names it.
-	DeployStarted     = "deploy.started"
-	DeploySucceeded   = "deploy.succeeded"
-	DeployFailed      = "deploy.failed"
-	RollbackSucceeded = "rollback.succeeded"
-	RollbackFailed    = "rollback.failed"
-	SyncSucceeded     = "sync.succeeded" // a sync of a change pushed to the gitops repo
-	SyncFailed        = "sync.failed"
-	DriftDetected     = "drift.detected"
-	DriftRepaired     = "drift.repaired"
+	DeployStarted     = repo.EventDeployStarted
+	DeploySucceeded   = repo.EventDeploySucceeded
+	DeployFailed      = repo.EventDeployFailed
+	RollbackSucceeded = repo.EventRollbackSucceeded
+	RollbackFailed    = repo.EventRollbackFailed
+	SyncSucceeded     = repo.EventSyncSucceeded // a sync of a change pushed to the gitops repo
+	SyncFailed        = repo.EventSyncFailed
+	DriftDetected     = repo.EventDriftDetected
+	DriftRepaired     = repo.EventDriftRepaired
 )
 
 // Event is what happened. It is the JSON body of the generic webhook

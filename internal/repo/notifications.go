@@ -26,12 +26,26 @@ const (
 // receiverTypes are the known receiver types, in the order errors list them.
 var receiverTypes = []string{ReceiverSlack, ReceiverWebhook, ReceiverGitLab, ReceiverGitHub, ReceiverShoutrrr}
 
+// The event types of notifications (internal/notify names them after
+// these, so a route and an event always agree).
+const (
+	EventDeployStarted     = "deploy.started"
+	EventDeploySucceeded   = "deploy.succeeded"
+	EventDeployFailed      = "deploy.failed"
+	EventRollbackSucceeded = "rollback.succeeded"
+	EventRollbackFailed    = "rollback.failed"
+	EventSyncSucceeded     = "sync.succeeded"
+	EventSyncFailed        = "sync.failed"
+	EventDriftDetected     = "drift.detected"
+	EventDriftRepaired     = "drift.repaired"
+)
+
 // Event types a route may select.
 var EventTypes = []string{
-	"deploy.started", "deploy.succeeded", "deploy.failed",
-	"rollback.succeeded", "rollback.failed",
-	"sync.succeeded", "sync.failed",
-	"drift.detected", "drift.repaired",
+	EventDeployStarted, EventDeploySucceeded, EventDeployFailed,
+	EventRollbackSucceeded, EventRollbackFailed,
+	EventSyncSucceeded, EventSyncFailed,
+	EventDriftDetected, EventDriftRepaired,
 }
 
 // Notifications is the notifications section of mygitops.yaml:
