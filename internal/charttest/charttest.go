@@ -7,10 +7,12 @@ import (
 	"bytes"
 	"encoding/pem"
 	"io"
+	"io/fs"
 	"log"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -195,4 +197,24 @@ func (r *Registry) Push(t testing.TB, dir, repoPath, version string) string {
 		t.Fatalf("pushing %s: %v", ref, err)
 	}
 	return "oci://" + ref
+}
+
+// AddChart copies the chart name of this package's testdata into files
+// (a gitops repo's files by path, as gittest.NewRemote takes them) under
+// charts/<name>, where a values file's ./charts/<name> finds it.
+func AddChart(t testing.TB, files map[string]string, name string) {
+	t.Helper()
+	root := ChartDir(name)
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		rel, _ := filepath.Rel(root, p)
+		files[path.Join("charts", name, filepath.ToSlash(rel))] = string(b)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }

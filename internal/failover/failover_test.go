@@ -7,11 +7,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
-	"path"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -100,19 +98,7 @@ replicaCount: 1
 `
 		}
 	}
-	root := charttest.ChartDir("hello")
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		rel, _ := filepath.Rel(root, p)
-		files[path.Join("charts/hello", filepath.ToSlash(rel))] = string(b)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	charttest.AddChart(t, files, "hello")
 	return files
 }
 

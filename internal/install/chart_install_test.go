@@ -5,13 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"io/fs"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
-	"path"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -159,19 +157,7 @@ func installChart(t *testing.T, release string, clusterWide bool) *setup {
 		"installations/" + cluster + "/in-values.yaml":  helloValues("in", s.nsIn, "1.0.0"),
 		"installations/" + cluster + "/out-values.yaml": helloValues("out", s.nsOut, "2.0.0"),
 	}
-	root := charttest.ChartDir("hello")
-	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		rel, _ := filepath.Rel(root, p)
-		files[path.Join("charts/hello", filepath.ToSlash(rel))] = string(b)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	charttest.AddChart(t, files, "hello")
 	remote := gittest.NewRemote(t, files)
 	srv := gittest.NewHTTPServer(t, remote, "mgo", "s3cret")
 	s.gitURL = srv.URL

@@ -5,12 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
-	"path"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -66,19 +64,7 @@ func seed(t *testing.T) map[string]string {
 		"installations/" + cluster + "/worker-values.yaml": values("worker", "e2e-worker", "2.0.0", ""),
 		"installations/" + cluster + "/stuck-values.yaml":  values("stuck", "e2e-stuck", "0.1.0", "nodeSelector:\n  pool: none\n"),
 	}
-	root := charttest.ChartDir("hello")
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		rel, _ := filepath.Rel(root, p)
-		files[path.Join("charts/hello", filepath.ToSlash(rel))] = string(b)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	charttest.AddChart(t, files, "hello")
 	return files
 }
 

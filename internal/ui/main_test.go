@@ -5,11 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net/http"
 	"os"
-	"path"
 	"path/filepath"
 	"testing"
 	"time"
@@ -69,19 +67,7 @@ func gitopsFiles(t *testing.T) map[string]string {
 		"installations/staging/app-values.yaml":   values("app", "ui-staging-app", "1.0.0"),
 		"installations/staging/cache-values.yaml": values("cache", "ui-staging-cache", "7.0.0"),
 	}
-	root := charttest.ChartDir("hello")
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		rel, _ := filepath.Rel(root, p)
-		files[path.Join("charts/hello", filepath.ToSlash(rel))] = string(b)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	charttest.AddChart(t, files, "hello")
 	return files
 }
 
