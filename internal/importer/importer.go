@@ -367,13 +367,13 @@ func (im *Importer) imageLinks(images map[string]string, rls *releasev1.Release,
 	for _, o := range objs {
 		collectImages(o.Object, running)
 	}
-	effective := coalesce(rls.Chart.Values, user)
+	effective := repo.MergeValues(rls.Chart.Values, user, repo.NullsDelete)
 	var links []imageLink
 	var warnings []string
 	for _, img := range sortedKeys(images) {
 		runs := false
 		for ref := range running {
-			if sameRepository(imageRepository(ref), img) {
+			if repo.SameRepository(repo.ImageRepository(ref), img) {
 				runs = true
 			}
 		}

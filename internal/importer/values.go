@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/distribution/reference"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/mygitops/mgo/internal/repo"
@@ -92,7 +91,7 @@ func findImageField(vals map[string]any, image string) ([]string, string, string
 		if !ok {
 			continue
 		}
-		if r, ok := m["repository"].(string); ok && sameRepository(r, image) {
+		if r, ok := m["repository"].(string); ok && repo.SameRepository(r, image) {
 			return []string{k}, r, scalarString(m["tag"]), true
 		}
 		if p, r, tag, ok := findImageField(m, image); ok {
@@ -115,26 +114,6 @@ func scalarString(v any) string {
 	}
 }
 
-// sameRepository compares image repositories as a deploy does
-// (nginx and docker.io/library/nginx are one).
-func sameRepository(a, b string) bool {
-	na, err1 := reference.ParseNormalizedNamed(a)
-	nb, err2 := reference.ParseNormalizedNamed(b)
-	if err1 != nil || err2 != nil {
-		return a == b
-	}
-	return reference.IsNameOnly(na) && na.Name() == nb.Name()
-}
-
-// imageRepository returns the repository of an image reference.
-func imageRepository(img string) string {
-	n, err := reference.ParseNormalizedNamed(img)
-	if err != nil {
-		return ""
-	}
-	return n.Name()
-}
-
 // deepCopy copies nested maps and lists of values.
 func deepCopy(v any) any {
 	switch x := v.(type) {
@@ -152,28 +131,6 @@ func deepCopy(v any) any {
 		return out
 	}
 	return v
-}
-
-// coalesce merges override over base (nested maps key by key), as Helm
-// merges user values over a chart's defaults; a null in override removes
-// the key.
-func coalesce(base, override map[string]any) map[string]any {
-	out := make(map[string]any, len(base))
-	maps.Copy(out, base)
-	for k, v := range override {
-		if v == nil {
-			delete(out, k)
-			continue
-		}
-		if vm, ok := v.(map[string]any); ok {
-			if bm, ok := out[k].(map[string]any); ok {
-				out[k] = coalesce(bm, vm)
-				continue
-			}
-		}
-		out[k] = v
-	}
-	return out
 }
 
 // valuesFile builds the values file of a release: the header, then the

@@ -26,7 +26,7 @@ func TestValuesFileLinksImageAndSplitsSecrets(t *testing.T) {
 	if got := strings.Join(moved, ","); got != "apiToken,db.password" {
 		t.Fatalf("moved %s", got)
 	}
-	p, r, tag, ok := findImageField(coalesce(chartDefaults, user), "registry.example.com/hello")
+	p, r, tag, ok := findImageField(repo.MergeValues(chartDefaults, user, repo.NullsDelete), "registry.example.com/hello")
 	if !ok || strings.Join(p, ".") != "image" || tag != "1.2.0" {
 		t.Fatalf("image field %v %s %s %v", p, r, tag, ok)
 	}
@@ -55,7 +55,7 @@ func TestValuesFileLinksImageAndSplitsSecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 	delete(vals, repo.HeaderKey)
-	got := coalesce(vals, sv)
+	got := repo.MergeValues(vals, sv, repo.NullsDelete)
 	// the image mapping now also carries the repository (same value as the
 	// chart default)
 	want["image"].(map[string]any)["repository"] = "registry.example.com/hello"

@@ -294,16 +294,6 @@ func checkImagePattern(pat string) string {
 	return ""
 }
 
-// imageRepository returns the repository of an image reference (its name
-// without tag or digest), as written.
-func imageRepository(image string) string {
-	ref, err := reference.ParseNormalizedNamed(image)
-	if err != nil {
-		return image
-	}
-	return reference.FamiliarName(reference.TrimNamed(ref))
-}
-
 // Budget limits the load mgo puts on one cluster's API server.
 type Budget struct {
 	QPS                   float32

@@ -287,7 +287,7 @@ func parseRelease(cluster, rel string, b []byte, cfg *Config) parsedRelease {
 		for _, img := range p.header.Images {
 			name := img.Repository
 			if img.Image != "" {
-				name = imageRepository(img.Image)
+				name = ImageRepository(img.Image)
 			}
 			if !s.ImageAllowed(name) {
 				ps.errorf(rel, img.Line, "header: images.%s: image repository %q is not allowed in cluster %s (clusters.%s.allowedImages in %s: %s)",

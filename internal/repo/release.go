@@ -35,7 +35,7 @@ func (r *Release) Values() (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return mergeValues(vals, secrets), nil
+	return MergeValues(vals, secrets, KeepNulls), nil
 }
 
 // SecretValues returns the values of the release's secrets file, decrypted
@@ -162,22 +162,4 @@ func copyValue(v any) any {
 		return out
 	}
 	return v
-}
-
-// mergeValues merges override into base as Helm merges several -f files.
-func mergeValues(base, override map[string]any) map[string]any {
-	out := make(map[string]any, len(base))
-	for k, v := range base {
-		out[k] = v
-	}
-	for k, v := range override {
-		if vm, ok := v.(map[string]any); ok {
-			if bm, ok := out[k].(map[string]any); ok {
-				out[k] = mergeValues(bm, vm)
-				continue
-			}
-		}
-		out[k] = v
-	}
-	return out
 }

@@ -81,23 +81,6 @@ func (i Image) tagValue() string {
 	return i.Tag + "@" + i.Digest
 }
 
-// sameRepository reports whether two repository names name the same
-// repository once normalized (nginx and docker.io/library/nginx do).
-func sameRepository(a, b string) bool {
-	if a == b {
-		return true
-	}
-	na, err := reference.ParseNormalizedNamed(a)
-	if err != nil || !reference.IsNameOnly(na) {
-		return false
-	}
-	nb, err := reference.ParseNormalizedNamed(b)
-	if err != nil || !reference.IsNameOnly(nb) {
-		return false
-	}
-	return na.Name() == nb.Name()
-}
-
 // repositoryOf returns the repository part of an image reference string:
 // what comes before :tag and @digest.
 func repositoryOf(ref string) string {

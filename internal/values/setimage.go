@@ -184,7 +184,7 @@ func planEntry(name string, entryF field, fs map[string]field, img Image) ([]wan
 		return nil, errorf(ErrCannotEdit, entryF.key.Line, "%s gives both image and repository/tag/digest; keep one form", name)
 	case imageF.present():
 		repository := img.Repository
-		if cur := repositoryOf(imageF.current()); sameRepository(cur, img.Repository) {
+		if cur := repositoryOf(imageF.current()); repo.SameRepository(cur, img.Repository) {
 			repository = cur // keep the spelling the file uses
 		}
 		return []wanted{{imageF, repository + img.suffix()}}, nil
@@ -194,7 +194,7 @@ func planEntry(name string, entryF field, fs map[string]field, img Image) ([]wan
 		return nil, errorf(ErrCannotEdit, entryF.key.Line, "%s has no tag; add tag: \"\" under repository", name)
 	}
 	repository := img.Repository
-	if cur := repoF.current(); sameRepository(cur, img.Repository) {
+	if cur := repoF.current(); repo.SameRepository(cur, img.Repository) {
 		repository = cur
 	}
 	want := []wanted{{repoF, repository}}
