@@ -52,6 +52,17 @@ func (c *RequestCounter) Since(before RequestCounts) RequestCounts {
 	return now
 }
 
+// Total is every request so far.
+func (c *RequestCounter) Total() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var n int64
+	for _, v := range c.counts {
+		n += int64(v)
+	}
+	return n
+}
+
 func (c *RequestCounter) add(verb, namespace string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

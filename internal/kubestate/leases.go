@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mygitops/mgo/internal/kube"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -66,7 +67,7 @@ type Leases struct {
 	opts   LeaseOptions
 	client coordclient.LeaseInterface
 	// Requests counts the API requests of the lease loop.
-	Requests *Requests
+	Requests *kube.RequestCounter
 
 	mu       sync.Mutex
 	held     map[string]time.Time // cluster -> last successful renewal
@@ -105,9 +106,9 @@ func NewLeases(cfg *rest.Config, opts LeaseOptions) (*Leases, error) {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
 	opts.Replica = labelValue(opts.Replica)
-	reqs := &Requests{}
+	reqs := &kube.RequestCounter{}
 	cfg = rest.CopyConfig(cfg)
-	cfg.Wrap(reqs.wrap)
+	cfg.Wrap(reqs.Wrap)
 	// The loop's own budget, not client-go's default of 5 per second: a
 	// round sends two requests for the heartbeat, a list and one per held
 	// lease, and a renewal that waits for a token is a renewal missed. A

@@ -4,11 +4,12 @@ import (
 	"strings"
 
 	"context"
-	"k8s.io/client-go/rest"
 	"slices"
 	"sync"
 	"testing"
 	"time"
+
+	"k8s.io/client-go/rest"
 )
 
 func leases(t *testing.T, ns, replica string, clusters []string, acquired chan<- string) *Leases {

@@ -20,12 +20,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -40,6 +38,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/mygitops/mgo/internal/deploy"
+	"github.com/mygitops/mgo/internal/kube"
 )
 
 // CRD is the CustomResourceDefinition of DeployRecord (also in
@@ -78,7 +77,7 @@ type Options struct {
 type Store struct {
 	opts     Options
 	client   dynamic.ResourceInterface
-	requests *Requests
+	requests *kube.RequestCounter
 	stop     context.CancelFunc
 	done     chan struct{}
 
@@ -113,9 +112,9 @@ func Open(ctx context.Context, cfg *rest.Config, opts Options) (*Store, error) {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	reqs := &Requests{}
+	reqs := &kube.RequestCounter{}
 	cfg = rest.CopyConfig(cfg)
-	cfg.Wrap(reqs.wrap)
+	cfg.Wrap(reqs.Wrap)
 	if cfg.QPS == 0 {
 		cfg.QPS, cfg.Burst = 50, 100
 	}
@@ -172,7 +171,7 @@ func Open(ctx context.Context, cfg *rest.Config, opts Options) (*Store, error) {
 }
 
 // Requests counts the API requests of the store.
-func (s *Store) Requests() *Requests { return s.requests }
+func (s *Store) Requests() *kube.RequestCounter { return s.requests }
 
 // Close stops the watch.
 func (s *Store) Close() error {
@@ -611,43 +610,6 @@ func copyOf(d *deploy.Deployment) *deploy.Deployment {
 	_ = json.Unmarshal(b, c)
 	return c
 }
-
-// Requests counts API requests by verb (HTTP method); the watch is one GET.
-type Requests struct {
-	get, post, put, del, other atomic.Int64
-}
-
-func (r *Requests) wrap(rt http.RoundTripper) http.RoundTripper {
-	return roundTripper(func(req *http.Request) (*http.Response, error) {
-		switch req.Method {
-		case http.MethodGet:
-			r.get.Add(1)
-		case http.MethodPost:
-			r.post.Add(1)
-		case http.MethodPut:
-			r.put.Add(1)
-		case http.MethodDelete:
-			r.del.Add(1)
-		default:
-			r.other.Add(1)
-		}
-		return rt.RoundTrip(req)
-	})
-}
-
-// Total is every request so far.
-func (r *Requests) Total() int64 {
-	return r.get.Load() + r.post.Load() + r.put.Load() + r.del.Load() + r.other.Load()
-}
-
-// String is "get=… create=… update=… delete=…".
-func (r *Requests) String() string {
-	return fmt.Sprintf("get=%d create=%d update=%d delete=%d other=%d", r.get.Load(), r.post.Load(), r.put.Load(), r.del.Load(), r.other.Load())
-}
-
-type roundTripper func(*http.Request) (*http.Response, error)
-
-func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // InstallCRD creates (or updates) the DeployRecord CRD and waits until it
 // is established. The chart installs it in production; tests and the
