@@ -1,0 +1,48 @@
+package api
+
+import (
+	"testing"
+
+	"github.com/mygitops/mgo/internal/reconcile"
+	"github.com/mygitops/mgo/pkg/apitypes"
+)
+
+// TestWireMirrorsEngineValues holds the wire format's release and object
+// actions and stages to the engine's: wire.go converts them by value, so
+// a constant added or renamed on one side only would reach clients as a
+// value the API does not document.
+func TestWireMirrorsEngineValues(t *testing.T) {
+	releases := map[reconcile.Action]apitypes.ReleaseAction{
+		reconcile.Installed: apitypes.ReleaseInstalled, reconcile.Upgraded: apitypes.ReleaseUpgraded,
+		reconcile.Unchanged: apitypes.ReleaseUnchanged, reconcile.UpToDate: apitypes.ReleaseUpToDate,
+		reconcile.Uninstalled: apitypes.ReleaseUninstalled, reconcile.LeftAlone: apitypes.ReleaseLeftAlone,
+		reconcile.WouldChange: apitypes.ReleaseWouldChange, reconcile.Failed: apitypes.ReleaseFailed,
+		reconcile.Restarted: apitypes.ReleaseRestarted,
+	}
+	for e, w := range releases {
+		if string(e) != string(w) {
+			t.Errorf("release action %q is %q on the wire", e, w)
+		}
+	}
+	stages := map[reconcile.Stage]apitypes.ReleaseStage{
+		reconcile.StageValidate: apitypes.ReleaseStageValidate, reconcile.StageChart: apitypes.ReleaseStageChart,
+		reconcile.StageRender: apitypes.ReleaseStageRender, reconcile.StageDiff: apitypes.ReleaseStageDiff,
+		reconcile.StageApply: apitypes.ReleaseStageApply, reconcile.StageWait: apitypes.ReleaseStageWait,
+	}
+	for e, w := range stages {
+		if string(e) != string(w) {
+			t.Errorf("stage %q is %q on the wire", e, w)
+		}
+	}
+	objects := map[reconcile.ObjectAction]apitypes.ObjectAction{
+		reconcile.ObjectCreated: apitypes.ObjectCreated, reconcile.ObjectConfigured: apitypes.ObjectConfigured,
+		reconcile.ObjectUnchanged: apitypes.ObjectUnchanged, reconcile.ObjectDeleted: apitypes.ObjectDeleted,
+		reconcile.ObjectSkipped: apitypes.ObjectSkipped, reconcile.ObjectUnknown: apitypes.ObjectUnknown,
+		reconcile.ObjectRecreate: apitypes.ObjectRecreate, reconcile.ObjectRestarted: apitypes.ObjectRestarted,
+	}
+	for e, w := range objects {
+		if string(e) != string(w) {
+			t.Errorf("object action %q is %q on the wire", e, w)
+		}
+	}
+}
