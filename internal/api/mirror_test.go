@@ -19,30 +19,28 @@ func TestWireMirrorsEngineValues(t *testing.T) {
 		reconcile.WouldChange: apitypes.ReleaseWouldChange, reconcile.Failed: apitypes.ReleaseFailed,
 		reconcile.Restarted: apitypes.ReleaseRestarted,
 	}
-	for e, w := range releases {
-		if string(e) != string(w) {
-			t.Errorf("release action %q is %q on the wire", e, w)
-		}
-	}
+	sameValues(t, "release action", releases)
 	stages := map[reconcile.Stage]apitypes.ReleaseStage{
 		reconcile.StageValidate: apitypes.ReleaseStageValidate, reconcile.StageChart: apitypes.ReleaseStageChart,
 		reconcile.StageRender: apitypes.ReleaseStageRender, reconcile.StageDiff: apitypes.ReleaseStageDiff,
 		reconcile.StageApply: apitypes.ReleaseStageApply, reconcile.StageWait: apitypes.ReleaseStageWait,
 	}
-	for e, w := range stages {
-		if string(e) != string(w) {
-			t.Errorf("stage %q is %q on the wire", e, w)
-		}
-	}
+	sameValues(t, "stage", stages)
 	objects := map[reconcile.ObjectAction]apitypes.ObjectAction{
 		reconcile.ObjectCreated: apitypes.ObjectCreated, reconcile.ObjectConfigured: apitypes.ObjectConfigured,
 		reconcile.ObjectUnchanged: apitypes.ObjectUnchanged, reconcile.ObjectDeleted: apitypes.ObjectDeleted,
 		reconcile.ObjectSkipped: apitypes.ObjectSkipped, reconcile.ObjectUnknown: apitypes.ObjectUnknown,
 		reconcile.ObjectRecreate: apitypes.ObjectRecreate, reconcile.ObjectRestarted: apitypes.ObjectRestarted,
 	}
-	for e, w := range objects {
+	sameValues(t, "object action", objects)
+}
+
+// sameValues fails t for each engine value whose wire value differs.
+func sameValues[E, W ~string](t *testing.T, kind string, pairs map[E]W) {
+	t.Helper()
+	for e, w := range pairs {
 		if string(e) != string(w) {
-			t.Errorf("object action %q is %q on the wire", e, w)
+			t.Errorf("%s %q is %q on the wire", kind, e, w)
 		}
 	}
 }
