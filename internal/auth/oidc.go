@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -160,8 +161,11 @@ type issuer struct {
 
 	mu       sync.Mutex
 	verifier *oidc.IDTokenVerifier
-	failedAt time.Time
-	failure  error
+	keys     *keySet
+	// keyRefetch is the least time between two fetches of its keys.
+	keyRefetch time.Duration
+	failedAt   time.Time
+	failure    error
 }
 
 // OIDCOptions are test hooks.
@@ -169,6 +173,9 @@ type OIDCOptions struct {
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	Log *slog.Logger
+	// KeyRefetch is the least time between two fetches of an issuer's
+	// keys (default DefaultKeyRefetch).
+	KeyRefetch time.Duration
 }
 
 // NewOIDC validates the configuration: unique issuer and rule names,
@@ -242,7 +249,7 @@ func NewOIDC(cfg OIDCConfig, o OIDCOptions) (*OIDC, error) {
 		if c.Kind == KindGitHub && u.Host == "token.actions.githubusercontent.com" {
 			host = "github.com"
 		}
-		is := &issuer{cfg: c, client: client, host: host, projectHost: host}
+		is := &issuer{cfg: c, client: client, host: host, projectHost: host, keyRefetch: cmp.Or(o.KeyRefetch, DefaultKeyRefetch)}
 		if c.ProjectHost != "" {
 			if strings.ContainsAny(c.ProjectHost, "/*?[ ") {
 				errs = append(errs, fmt.Errorf("%s: projectHost must be a host name such as gitlab.com", where))
@@ -357,11 +364,19 @@ func (is *issuer) getVerifier(ctx context.Context) (*oidc.IDTokenVerifier, error
 		is.failure, is.failedAt = fmt.Errorf("%w: discovery of %s: %v", ErrIssuerUnavailable, is.cfg.URL, err), time.Now()
 		return nil, is.failure
 	}
-	// The key set keeps this context for its fetches (its cancellation is
-	// ignored): the client's deadline bounds each one. Keys are fetched
-	// again whenever a token names a key id not in the cache, so an
-	// issuer's key rotation needs no restart.
-	is.verifier = p.VerifierContext(oidc.ClientContext(context.Background(), is.client), &oidc.Config{
+	// The keys are fetched on the first token and again when a token's
+	// signature matches none of them, at most every KeyRefetch (jwks.go),
+	// so an issuer's key rotation needs no restart and no caller can make
+	// mgo fetch them per request.
+	var meta struct {
+		JWKS string `json:"jwks_uri"`
+	}
+	if err := p.Claims(&meta); err != nil || meta.JWKS == "" {
+		is.failure, is.failedAt = fmt.Errorf("%w: discovery of %s: no jwks_uri", ErrIssuerUnavailable, is.cfg.URL), time.Now()
+		return nil, is.failure
+	}
+	is.keys = newKeySet(meta.JWKS, is.client, is.keyRefetch)
+	is.verifier = oidc.NewVerifier(is.cfg.URL, is.keys, &oidc.Config{
 		ClientID:             is.cfg.Audience,
 		SupportedSigningAlgs: signingAlgs,
 		SkipExpiryCheck:      true, // checked below, with the configured skew

@@ -27,7 +27,7 @@ func gitlabOIDC(t *testing.T, is *oidctest.Issuer, now func() time.Time) *auth.O
 				TriggerRepos: []string{"gitlab.com/acme/*"}},
 		},
 		ClockSkew: "30s",
-	}, auth.OIDCOptions{Now: now})
+	}, auth.OIDCOptions{Now: now, KeyRefetch: time.Nanosecond}) // keys fetched for every unknown signature, as go-oidc does
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,5 +237,51 @@ func TestAuthenticatorDispatch(t *testing.T) {
 	}
 	if _, err := (auth.Authenticator{Tokens: tokens}).Authenticate(ctx, is.Token(t, oidctest.GitLab(aud, "acme/app", "main", true, nil))); !errors.Is(err, auth.ErrUnauthenticated) {
 		t.Errorf("ID token without OIDC: %v", err)
+	}
+}
+
+// TestOIDCKeysNotFetchedPerToken: tokens that name an unknown key id or
+// carry a forged signature under a known one, sent by anyone, make at most
+// one fetch of the issuer's keys per KeyRefetch, not one per request; a
+// token of a key id not fetched yet is 503 (retry) while the fetch is not
+// due, and the rotated key is accepted once it is.
+func TestOIDCKeysNotFetchedPerToken(t *testing.T) {
+	is := oidctest.New(t)
+	v, err := auth.NewOIDC(auth.OIDCConfig{
+		Issuers: []auth.IssuerConfig{{Name: "gitlab", URL: is.URL, Audience: aud, Kind: auth.KindGitLab, CAFile: is.CAFile}},
+		Rules:   []auth.RuleConfig{{Name: "staging", Issuer: "gitlab", Claims: map[string]string{"project_path": "acme/*"}, Clusters: []string{"staging"}}},
+	}, auth.OIDCOptions{KeyRefetch: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	claims := oidctest.GitLab(aud, "acme/app", "main", true, nil)
+	unknown, forged := is.TokenWithUnknownKey(t, claims), is.TokenForgedUnderKnownKid(t, claims)
+	if _, err := v.Authenticate(ctx, is.Token(t, claims)); err != nil {
+		t.Fatal(err)
+	}
+	for range 50 {
+		if _, err := v.Authenticate(ctx, unknown); !errors.Is(err, auth.ErrIssuerUnavailable) {
+			t.Fatalf("unknown key id within the refetch time: %v, want ErrIssuerUnavailable (retry)", err)
+		}
+		if _, err := v.Authenticate(ctx, forged); !errors.Is(err, auth.ErrUnauthenticated) {
+			t.Fatalf("forged signature: %v, want ErrUnauthenticated", err)
+		}
+	}
+	if _, jwks := is.Hits(); jwks != 1 {
+		t.Fatalf("keys fetched %d times for 100 bad tokens, want 1 (the first token's)", jwks)
+	}
+
+	is.Rotate(t)
+	rotated := is.Token(t, claims)
+	time.Sleep(2100 * time.Millisecond)
+	if _, err := v.Authenticate(ctx, rotated); err != nil {
+		t.Fatalf("rotated key after the refetch time: %v", err)
+	}
+	if _, err := v.Authenticate(ctx, unknown); !errors.Is(err, auth.ErrIssuerUnavailable) {
+		t.Fatalf("unknown key id right after a fetch: %v", err)
+	}
+	if _, jwks := is.Hits(); jwks != 2 {
+		t.Fatalf("keys fetched %d times, want 2", jwks)
 	}
 }
