@@ -35,6 +35,8 @@ type deployFlags struct {
 	sync         bool
 	kubeconfig   string
 	chartCache   string
+	chartCAFile  string
+	outbound     chartsOutbound
 	timeout      time.Duration
 	pollInterval time.Duration
 	idTokenEnv   string
@@ -103,6 +105,8 @@ unknown cluster or trigger repo), 2 failure (git, sync or rollout).`,
 	fs.BoolVarP(&f.sync, "sync", "s", false, "with --repo: sync the cluster after pushing (kubeconfig context = cluster)")
 	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "with --sync: kubeconfig file (default $KUBECONFIG, then ~/.kube/config)")
 	fs.StringVar(&f.chartCache, "chart-cache", "", "with --sync: chart cache directory")
+	fs.StringVar(&f.chartCAFile, "chart-ca-file", "", "with --sync: PEM bundle of extra certificate authorities for chart repositories and OCI registries")
+	f.outbound.register(fs)
 	fs.StringVar(&f.ageKeyFile, "age-key-file", "", "age identities that decrypt SOPS-encrypted *-secrets.yaml files, checked before the commit and rendered by --sync (also read: $"+secrets.EnvAgeKeyFile+", $"+secrets.EnvAgeKey+")")
 	fs.DurationVar(&f.timeout, "timeout", 30*time.Minute, "give up after this long")
 	fs.DurationVar(&f.pollInterval, "poll-interval", time.Second, "with --server: how often to ask for progress")
@@ -141,10 +145,15 @@ func (f *deployFlags) local(ctx context.Context, out, errOut io.Writer) error {
 	if err != nil {
 		return err
 	}
+	policy, err := f.outbound.policy()
+	if err != nil {
+		return err
+	}
 	action := &deploy.DeployAction{Git: g, SecretKeys: keys}
 	if f.sync {
 		action.NewSyncer = func(r *repo.Repo) (deploy.ClusterSyncer, error) {
 			return reconcile.NewFromSetup(reconcile.Setup{Kubeconfig: f.kubeconfig, Cluster: req.Cluster, CacheDir: f.chartCache,
+				CAFile: f.chartCAFile, Outbound: policy,
 				Engine: reconcile.Config{SecretKeys: keys}}, r, log)
 		}
 	}

@@ -24,6 +24,7 @@ type importFlags struct {
 	images     []string
 	ageKeyFile string
 	output     string
+	outbound   chartsOutbound
 }
 
 func newImportCommand(out, errOut io.Writer) *cobra.Command {
@@ -73,6 +74,7 @@ would be written in clear), 2 could not run.`,
 	fs.StringVar(&f.setup.CacheDir, "chart-cache", "", "chart cache directory (default ~/.cache/mgo/charts)")
 	fs.StringVar(&f.setup.CAFile, "ca-file", "", "PEM file of extra certificate authorities for chart repositories")
 	fs.BoolVar(&f.setup.PlainHTTP, "plain-http", false, "talk to OCI registries over plain HTTP (local registries only)")
+	f.outbound.register(fs)
 	fs.StringVarP(&f.output, "output", "o", "text", "output format: text or json")
 	_ = cmd.MarkFlagRequired("cluster")
 	return cmd
@@ -109,6 +111,11 @@ func (f *importFlags) run(ctx context.Context, out, errOut io.Writer) error {
 			f.opts.Decrypt = func(path string, data []byte) ([]byte, error) { return secrets.Decrypt(path, data, keys) }
 		}
 	}
+	policy, err := f.outbound.policy()
+	if err != nil {
+		return err
+	}
+	f.setup.Outbound = policy
 	log := slog.New(slog.NewTextHandler(errOut, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	im, err := importer.NewFromSetup(f.setup, log)
 	if err != nil {

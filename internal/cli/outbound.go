@@ -46,3 +46,28 @@ func (s *outboundSettings) policies(fs *pflag.FlagSet) (map[string]*outbound.Pol
 	}
 	return out, nil
 }
+
+// chartsOutbound is --outbound-charts of the commands that fetch charts
+// themselves (sync, diff, deploy --sync, import): a gitops repo checked out
+// by a pipeline inside the cluster's network names its chart sources too.
+type chartsOutbound struct {
+	fs   *pflag.FlagSet
+	list []string
+}
+
+func (c *chartsOutbound) register(fs *pflag.FlagSet) {
+	c.fs = fs
+	fs.StringSliceVar(&c.list, "outbound-"+outbound.Charts, nil, "host names (*.example.com), IP addresses and CIDRs that chart repositories and OCI registries may be reached at, checked after DNS resolution; once set (even to \"\"), loopback and link-local addresses are refused unless listed (default: unbounded)")
+}
+
+// policy is the flag's Policy, nil when it is not set.
+func (c *chartsOutbound) policy() (*outbound.Policy, error) {
+	if c.fs == nil || !c.fs.Changed("outbound-"+outbound.Charts) {
+		return nil, nil
+	}
+	p, err := outbound.Parse(outbound.Charts, c.list)
+	if err != nil {
+		return nil, &ExitError{Code: 2, Err: fmt.Errorf("--outbound-%s: %w", outbound.Charts, err)}
+	}
+	return p, nil
+}

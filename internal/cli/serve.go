@@ -132,6 +132,10 @@ Every endpoint but /healthz and /readyz needs a bearer token from
 	fs.StringVar(&cfg.ChartCache, "chart-cache", "", "chart cache directory (default <data-dir>/charts)")
 	fs.StringVar(&cfg.ChartCAFile, "chart-ca-file", "", "PEM bundle of extra certificate authorities for chart repositories and OCI registries")
 	fs.BoolVar(&cfg.PlainHTTP, "plain-http", false, "talk to OCI registries over plain HTTP (local registries only)")
+	cfg.BudgetCap = repo.DefaultBudgetCap
+	fs.Float32Var(&cfg.BudgetCap.QPS, "budget-max-qps", cfg.BudgetCap.QPS, "the highest budget.qps mygitops.yaml may give a cluster; a higher one is capped, with a warning (0: no cap)")
+	fs.IntVar(&cfg.BudgetCap.Burst, "budget-max-burst", cfg.BudgetCap.Burst, "the highest budget.burst mygitops.yaml may give a cluster (0: no cap)")
+	fs.IntVar(&cfg.BudgetCap.MaxConcurrentReleases, "budget-max-releases", cfg.BudgetCap.MaxConcurrentReleases, "the highest budget.maxConcurrentReleases mygitops.yaml may give a cluster (0: no cap)")
 	fs.StringVar(&creds.Dir, "chart-credentials-dir", "", "the only directory whose files chart-repository and notification credentials in mygitops.yaml may name (default: none)")
 	fs.StringVar(&creds.EnvPrefix, "chart-credentials-env-prefix", creds.EnvPrefix, "the prefix of every environment variable chart-repository and notification credentials in mygitops.yaml may name (\"\": none)")
 	fs.StringVar(&tokensPath, "tokens-file", "", "YAML file: tokens: [{name, sha256, clusters, triggerRepos}], oidc: {issuers, rules} (docs/api.md)")

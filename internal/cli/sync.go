@@ -28,6 +28,8 @@ type clusterFlags struct {
 	release    string
 	cacheDir   string
 	plainHTTP  bool
+	caFile     string
+	outbound   chartsOutbound
 	output     string
 	repoID     string
 	ageKeyFile string
@@ -40,6 +42,8 @@ func (f *clusterFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.release, "release", "", "only this release (by Helm release name)")
 	cmd.Flags().StringVar(&f.cacheDir, "chart-cache", "", "chart cache directory (default ~/.cache/mgo/charts)")
 	cmd.Flags().BoolVar(&f.plainHTTP, "plain-http", false, "talk to OCI registries over plain HTTP (local registries only)")
+	cmd.Flags().StringVar(&f.caFile, "chart-ca-file", "", "PEM bundle of extra certificate authorities for chart repositories and OCI registries")
+	f.outbound.register(cmd.Flags())
 	cmd.Flags().StringVarP(&f.output, "output", "o", "text", "output format: text or json")
 	cmd.Flags().StringVar(&f.repoID, "repo-id", "", "identity of the gitops repo on the cluster: only releases and objects labelled with it are removed; give the one mgo serve logs at start to act as it does (default \"default\")")
 	registerAgeKeyFile(cmd, &f.ageKeyFile)
@@ -69,6 +73,10 @@ func (f *clusterFlags) engine(errOut io.Writer) (*repo.Repo, *reconcile.Engine, 
 	if err != nil {
 		return nil, nil, err
 	}
+	policy, err := f.outbound.policy()
+	if err != nil {
+		return nil, nil, err
+	}
 	r, err := repo.Load(f.repoDir, repo.LoadOptions{Cluster: f.cluster, Keys: keys})
 	if err != nil {
 		return nil, nil, &ExitError{Code: 2, Err: err}
@@ -79,6 +87,7 @@ func (f *clusterFlags) engine(errOut io.Writer) (*repo.Repo, *reconcile.Engine, 
 	log := slog.New(slog.NewTextHandler(errOut, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	e, err := reconcile.NewFromSetup(reconcile.Setup{
 		Kubeconfig: f.kubeconfig, Cluster: f.cluster, CacheDir: f.cacheDir, PlainHTTP: f.plainHTTP,
+		CAFile: f.caFile, Outbound: policy,
 		Engine: reconcile.Config{RepoID: f.repoID, SecretKeys: keys},
 	}, r, log)
 	if err != nil {

@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/spf13/cobra"
 
+	"github.com/mygitops/mgo/internal/outbound"
 	"github.com/mygitops/mgo/internal/repo"
 )
 
@@ -15,6 +17,10 @@ type validateOptions struct {
 	cluster string
 	output  string
 	ageKey  string
+	// outbound are mgo serve's allow lists: URLs of the repo outside them
+	// are warnings.
+	outbound    outboundSettings
+	serveConfig string
 }
 
 // validateReport is the --output json form.
@@ -46,6 +52,12 @@ decrypt or was changed after encryption is an error naming it; without keys
 each is a warning saying it was not checked. A secrets file in clear is a
 warning.
 
+Given mgo serve's outbound allow lists (--outbound-charts,
+--outbound-notifications, --outbound-checks, the MGO_OUTBOUND_* variables or
+the outbound-* keys of serve's --config file), every chart repository, OCI
+chart and notification receiver URL that mgo serve would refuse to reach is
+a warning naming the file, the line and the refused host or address.
+
 PATH is the repository's directory (default: the current one, or --repo).
 
 Exit status: 0 no errors (warnings allowed), 1 errors found, 2 could not run.`,
@@ -57,17 +69,26 @@ Exit status: 0 no errors (warnings allowed), 1 errors found, 2 could not run.`,
 				}
 				o.repoDir = args[0]
 			}
-			return o.run(out)
+			if err := outboundFromServe(cmd.Flags(), serveConfigPath(o.serveConfig), os.Environ()); err != nil {
+				return &ExitError{Code: 2, Err: err}
+			}
+			policies, err := o.outbound.policies(cmd.Flags())
+			if err != nil {
+				return &ExitError{Code: 2, Err: err}
+			}
+			return o.run(out, policies)
 		},
 	}
 	cmd.Flags().StringVar(&o.repoDir, "repo", ".", "gitops repository directory (or give it as PATH)")
 	cmd.Flags().StringVar(&o.cluster, "cluster", "", "check only this cluster (and mygitops.yaml)")
 	cmd.Flags().StringVarP(&o.output, "output", "o", "text", "output format: text or json")
 	registerAgeKeyFile(cmd, &o.ageKey)
+	outboundFlags(cmd.Flags(), &o.outbound)
+	cmd.Flags().StringVar(&o.serveConfig, "config", "", "mgo serve's config file: its outbound-* keys are read, the others ignored (default $"+envName("config")+")")
 	return cmd
 }
 
-func (o *validateOptions) run(out io.Writer) error {
+func (o *validateOptions) run(out io.Writer, policies map[string]*outbound.Policy) error {
 	if o.output != "text" && o.output != "json" {
 		return &ExitError{Code: 2, Err: fmt.Errorf("--output: unknown format %q (want text or json)", o.output)}
 	}
@@ -79,6 +100,7 @@ func (o *validateOptions) run(out io.Writer) error {
 	if err != nil {
 		return &ExitError{Code: 2, Err: err}
 	}
+	r.Problems = append(r.Problems, outboundWarnings(r, policies)...)
 	rep := validateReport{Checked: r.Summary(), Problems: r.Problems}
 	if rep.Problems == nil {
 		rep.Problems = repo.Problems{}

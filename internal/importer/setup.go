@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/mygitops/mgo/internal/outbound"
 	"github.com/mygitops/mgo/internal/reconcile"
 	"github.com/mygitops/mgo/internal/repo"
 )
@@ -17,6 +18,9 @@ type Setup struct {
 	PlainHTTP  bool   // OCI registries over plain HTTP
 	CAFile     string // extra certificate authorities for chart repositories
 	RepoID     string // repository identity of the engine that proves the import
+	// Outbound, if set, bounds the addresses chart repositories may be
+	// reached at.
+	Outbound *outbound.Policy
 }
 
 // NewFromSetup connects to the cluster (reconcile.Connect, with the
@@ -27,7 +31,7 @@ func NewFromSetup(s Setup, log *slog.Logger) (*Importer, error) {
 		return nil, fmt.Errorf("a cluster name is required")
 	}
 	rs := reconcile.Setup{Kubeconfig: s.Kubeconfig, Cluster: s.Cluster, Context: s.Context, CacheDir: s.CacheDir,
-		PlainHTTP: s.PlainHTTP, CAFile: s.CAFile, Engine: reconcile.Config{RepoID: s.RepoID}}
+		PlainHTTP: s.PlainHTTP, CAFile: s.CAFile, Outbound: s.Outbound, Engine: reconcile.Config{RepoID: s.RepoID}}
 	cluster, charts, err := reconcile.Connect(rs, repo.DefaultClusterSettings().Budget, log)
 	if err != nil {
 		return nil, err

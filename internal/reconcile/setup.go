@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/mygitops/mgo/internal/kube"
+	"github.com/mygitops/mgo/internal/outbound"
 	"github.com/mygitops/mgo/internal/render"
 	"github.com/mygitops/mgo/internal/repo"
 )
@@ -20,6 +21,9 @@ type Setup struct {
 	CacheDir   string // chart cache; default ~/.cache/mgo/charts
 	PlainHTTP  bool   // OCI registries over plain HTTP
 	CAFile     string // extra certificate authorities for chart repositories and OCI registries
+	// Outbound, if set, bounds the addresses chart repositories and OCI
+	// registries may be reached at (checked at dial time).
+	Outbound *outbound.Policy
 	// Engine configures the engine (repository identity, instance id,
 	// pending-release threshold, diff deadline); the zero value is usable.
 	Engine Config
@@ -71,7 +75,7 @@ func Connect(s Setup, budget repo.Budget, log *slog.Logger) (*kube.Cluster, *ren
 	}
 	cluster.Name = s.Cluster
 	opts := render.DefaultOptions(s.CacheDir)
-	opts.PlainHTTP, opts.CAFile = s.PlainHTTP, s.CAFile
+	opts.PlainHTTP, opts.CAFile, opts.Outbound = s.PlainHTTP, s.CAFile, s.Outbound
 	charts, err := render.NewCharts(opts, log)
 	if err != nil {
 		return nil, nil, err

@@ -118,6 +118,19 @@ func (r Receiver) Secrets(policy CredentialPolicy) (ReceiverSecrets, error) {
 	return s, nil
 }
 
+// StaticURL is the receiver's URL when the repository states it (written
+// inline, or an API's default base), "" when it comes from URLEnv or
+// URLFile and is known only to mgo serve.
+func (r Receiver) StaticURL() string {
+	if r.URLEnv != "" || r.URLFile != "" {
+		return ""
+	}
+	if r.URL != "" {
+		return r.URL
+	}
+	return r.defaultURL()
+}
+
 func (r Receiver) defaultURL() string {
 	switch r.Type {
 	case ReceiverGitLab:
