@@ -11,8 +11,14 @@ import (
 
 // Diff compares a cluster with the repo at the current head.
 func (s *Service) Diff(ctx context.Context, cluster string) (*reconcile.DiffResult, error) {
-	res, _, err := s.diff(ctx, cluster, false)
-	return res, err
+	c, err := s.cluster(cluster)
+	if err != nil {
+		return nil, err
+	}
+	return c.diffs.do(ctx, s.ctx, func(ctx context.Context) (*reconcile.DiffResult, error) {
+		res, _, err := s.diff(ctx, cluster, false)
+		return res, err
+	})
 }
 
 // diff compares a cluster with the repo and records how many objects

@@ -123,8 +123,12 @@ type fakeSyncer struct {
 	// BackgroundGate, when set, holds each background sync at its start
 	// until it is closed.
 	BackgroundGate chan struct{}
+	// DiffGate, when set, holds each Diff until it is sent to; DiffStarted
+	// is sent to when one begins (when set).
+	DiffGate, DiffStarted chan struct{}
 
 	mu         sync.Mutex
+	diffs      int
 	syncs      int
 	full       []bool
 	background []bool   // Options.Background of each Sync and Diff
@@ -215,10 +219,21 @@ func (f *fakeSyncer) Sync(ctx context.Context, r *repo.Repo, opts reconcile.Opti
 	return res, nil
 }
 
-func (f *fakeSyncer) Diff(_ context.Context, _ *repo.Repo, opts reconcile.Options) (*reconcile.DiffResult, error) {
+func (f *fakeSyncer) Diff(ctx context.Context, _ *repo.Repo, opts reconcile.Options) (*reconcile.DiffResult, error) {
 	f.mu.Lock()
 	f.background = append(f.background, opts.Background)
+	f.diffs++
 	f.mu.Unlock()
+	if f.DiffStarted != nil {
+		f.DiffStarted <- struct{}{}
+	}
+	if f.DiffGate != nil {
+		select {
+		case <-f.DiffGate:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	return &reconcile.DiffResult{}, nil
 }
 

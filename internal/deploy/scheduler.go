@@ -35,6 +35,7 @@ type scheduler struct {
 	name   string
 	engine ClusterSyncer
 	lease  leaseHold // the context of syncs while the lease is held
+	diffs  sharedDiffs
 
 	mu      sync.Mutex
 	running bool // the loop runs
