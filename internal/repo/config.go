@@ -301,6 +301,26 @@ type Budget struct {
 	MaxConcurrentReleases int
 }
 
+// DefaultBudgetCap is the largest budget mygitops.yaml may give a cluster
+// unless the operator of mgo allows more (mgo serve --budget-max-*).
+var DefaultBudgetCap = Budget{QPS: 200, Burst: 400, MaxConcurrentReleases: 16}
+
+// Capped returns b with every field at most cap's (a zero field of cap
+// caps nothing) and the names of the fields it lowered.
+func (b Budget) Capped(cap Budget) (Budget, []string) {
+	var lowered []string
+	if cap.QPS > 0 && b.QPS > cap.QPS {
+		b.QPS, lowered = cap.QPS, append(lowered, "qps")
+	}
+	if cap.Burst > 0 && b.Burst > cap.Burst {
+		b.Burst, lowered = cap.Burst, append(lowered, "burst")
+	}
+	if cap.MaxConcurrentReleases > 0 && b.MaxConcurrentReleases > cap.MaxConcurrentReleases {
+		b.MaxConcurrentReleases, lowered = cap.MaxConcurrentReleases, append(lowered, "maxConcurrentReleases")
+	}
+	return b, lowered
+}
+
 // DefaultClusterSettings are used for clusters mygitops.yaml does not
 // mention, and fill in what it leaves out.
 func DefaultClusterSettings() ClusterSettings {

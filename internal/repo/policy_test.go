@@ -157,3 +157,22 @@ func problemStrings(ps Problems) []string {
 	}
 	return out
 }
+
+// TestBudgetCapped: a budget above the operator's cap is lowered field by
+// field, and the fields lowered are named; a zero cap field caps nothing.
+func TestBudgetCapped(t *testing.T) {
+	for _, c := range []struct {
+		in, cap, want Budget
+		lowered       string
+	}{
+		{Budget{QPS: 50, Burst: 100, MaxConcurrentReleases: 4}, DefaultBudgetCap, Budget{QPS: 50, Burst: 100, MaxConcurrentReleases: 4}, ""},
+		{Budget{QPS: 100000, Burst: 100000, MaxConcurrentReleases: 1000}, DefaultBudgetCap, DefaultBudgetCap, "qps,burst,maxConcurrentReleases"},
+		{Budget{QPS: 300, Burst: 100, MaxConcurrentReleases: 4}, DefaultBudgetCap, Budget{QPS: 200, Burst: 100, MaxConcurrentReleases: 4}, "qps"},
+		{Budget{QPS: 300, Burst: 600, MaxConcurrentReleases: 40}, Budget{}, Budget{QPS: 300, Burst: 600, MaxConcurrentReleases: 40}, ""},
+	} {
+		got, lowered := c.in.Capped(c.cap)
+		if got != c.want || strings.Join(lowered, ",") != c.lowered {
+			t.Errorf("%+v capped by %+v = %+v %v, want %+v %s", c.in, c.cap, got, lowered, c.want, c.lowered)
+		}
+	}
+}

@@ -61,6 +61,10 @@ type Config struct {
 	// and OCI registries (internal/outbound).
 	ChartsOutbound *outbound.Policy
 	PlainHTTP      bool
+	// BudgetCap bounds the budget mygitops.yaml gives each cluster: whoever
+	// merges to the gitops repo must not be able to turn mgo on a
+	// cluster's API server (zero fields cap nothing).
+	BudgetCap repo.Budget
 	// Credentials is what chart-repository credential references in
 	// mygitops.yaml may name (default: repo.DefaultCredentialPolicy).
 	Credentials *repo.CredentialPolicy
@@ -428,7 +432,11 @@ func engines(ctx context.Context, cfg Config, git *gitrepo.Repo, started time.Ti
 		}
 	}()
 	for _, name := range r.ClusterNames() {
-		budget := r.Config.Cluster(name).Budget
+		budget, lowered := r.Config.Cluster(name).Budget.Capped(cfg.BudgetCap)
+		if len(lowered) > 0 {
+			log.Warn("the cluster's budget in "+repo.ConfigFile+" is above the operator's cap (--budget-max-*): capped", "cluster", name,
+				"fields", lowered, "qps", budget.QPS, "burst", budget.Burst, "maxConcurrentReleases", budget.MaxConcurrentReleases)
+		}
 		var c *kube.Cluster
 		switch {
 		case name == cfg.InCluster:
