@@ -12,9 +12,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/tools/cache"
 )
 
@@ -28,7 +29,8 @@ import (
 // trim). After a disconnect a watch resumes from the last resourceVersion
 // it saw (client-go's reflector); it lists again only when the API server
 // no longer has that version. Every request goes through the cluster's
-// budgeted clients.
+// budgeted clients; a cluster built WithMetrics counts every watch that
+// ends by itself (mgo_kube_watch_restarts_total).
 type Cache struct {
 	cluster  *Cluster
 	owner    Owner
@@ -228,9 +230,7 @@ func (ca *Cache) watch(ctx context.Context, gvk schema.GroupVersionKind) (*kindI
 	ki, ok = ca.kinds[gvr]
 	if !ok {
 		ki = &kindInformer{gvr: gvr}
-		ki.informer = dynamicinformer.NewFilteredDynamicInformer(ca.dynamic, gvr, metav1.NamespaceAll, 0,
-			cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc},
-			func(o *metav1.ListOptions) { o.LabelSelector = ca.selector }).Informer()
+		ki.informer = ca.informer(gvr)
 		_ = ki.informer.SetTransform(trim)
 		_, _ = ki.informer.AddEventHandler(cache.ResourceEventHandlerDetailedFuncs{
 			AddFunc: func(obj any, initial bool) {
@@ -271,6 +271,48 @@ func (ca *Cache) watch(ctx context.Context, gvk schema.GroupVersionKind) (*kindI
 		return nil, fmt.Errorf("cache of %s not filled: %w", gvr, context.Cause(sctx))
 	}
 	return ki, nil
+}
+
+// informer returns the informer of a kind (what dynamicinformer builds,
+// restricted to the cache's selector), whose watches count their restarts
+// in the cluster's metrics.
+func (ca *Cache) informer(gvr schema.GroupVersionResource) cache.SharedIndexInformer {
+	client := ca.dynamic.Resource(gvr)
+	metrics := ca.cluster.metrics
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			o.LabelSelector = ca.selector
+			return client.List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.LabelSelector = ca.selector
+			start := time.Now()
+			w, err := client.Watch(ctx, o)
+			if metrics == nil {
+				return w, err
+			}
+			if err != nil {
+				if ctx.Err() == nil {
+					reason := WatchError
+					if isExpired(err) {
+						reason = WatchExpired
+					}
+					metrics.watchRestarted(reason)
+				}
+				return w, err
+			}
+			var timeout time.Duration
+			if o.TimeoutSeconds != nil {
+				timeout = time.Duration(*o.TimeoutSeconds) * time.Second
+			}
+			return countWatch(w, start, timeout, metrics.watchRestarted), nil
+		},
+	}
+	return cache.NewSharedIndexInformerWithOptions(cache.ToListWatcherWithWatchListSemantics(lw, ca.dynamic),
+		&unstructured.Unstructured{}, cache.SharedIndexInformerOptions{
+			Indexers:          cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc},
+			ObjectDescription: gvr.String(),
+		})
 }
 
 func (ca *Cache) notify(t CacheEventType, old, obj any) {

@@ -44,6 +44,7 @@ type Cluster struct {
 	Requests  *RequestCounter
 	Budget    repo.Budget
 
+	metrics       *clusterMetrics // nil without WithMetrics
 	discoveryOnce sync.Once
 	discovery     discovery.CachedDiscoveryInterface
 	discoveryErr  error
@@ -65,7 +66,9 @@ type Cluster struct {
 // request but watches gets a deadline: cfg.Timeout, or
 // DefaultRequestTimeout when it is not set (Config.Timeout itself is
 // cleared, since an http.Client timeout would cut watches too).
-func NewCluster(name string, cfg *rest.Config, budget repo.Budget) (*Cluster, error) {
+// WithMetrics reports the requests, the waits for the budget and the
+// restarts of the cache's watches as Prometheus metrics.
+func NewCluster(name string, cfg *rest.Config, budget repo.Budget, opts ...ClusterOption) (*Cluster, error) {
 	if name == "" {
 		return nil, errors.New("kube: cluster name is required")
 	}
@@ -82,7 +85,12 @@ func NewCluster(name string, cfg *rest.Config, budget repo.Budget) (*Cluster, er
 	if budget.MaxConcurrentReleases <= 0 {
 		budget.MaxConcurrentReleases = def.MaxConcurrentReleases
 	}
-	c := &Cluster{Name: name, Requests: &RequestCounter{}, Budget: budget}
+	var o clusterOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	cm := o.metrics.forCluster(name, budget.QPS)
+	c := &Cluster{Name: name, Requests: &RequestCounter{metrics: cm}, Budget: budget, metrics: cm}
 	c.Config = rest.CopyConfig(cfg)
 	c.Config.QPS = budget.QPS
 	c.Config.Burst = budget.Burst
@@ -90,6 +98,9 @@ func NewCluster(name string, cfg *rest.Config, budget repo.Budget) (*Cluster, er
 	// action's, each kind's of controller-runtime, the cache's watches
 	// and their relists): without it each would get its own budget.
 	c.Config.RateLimiter = flowcontrol.NewTokenBucketRateLimiter(budget.QPS, budget.Burst)
+	if cm != nil {
+		c.Config.RateLimiter = &measuredLimiter{RateLimiter: c.Config.RateLimiter, wait: cm.wait}
+	}
 	c.Config.UserAgent = "mgo"
 	c.Config.Wrap(c.Requests.Wrap)
 	timeout := cfg.Timeout
@@ -128,7 +139,7 @@ func NewCluster(name string, cfg *rest.Config, budget repo.Budget) (*Cluster, er
 // FromKubeconfig builds a cluster from a kubeconfig file and context; the
 // context name is the cluster name mgo uses. Requests get the kubeconfig's
 // timeout, if any, or DefaultRequestTimeout (see NewCluster).
-func FromKubeconfig(path, context string, budget repo.Budget) (*Cluster, error) {
+func FromKubeconfig(path, context string, budget repo.Budget, opts ...ClusterOption) (*Cluster, error) {
 	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(
 		&clientcmd.ClientConfigLoadingRules{ExplicitPath: path},
 		&clientcmd.ConfigOverrides{CurrentContext: context},
@@ -136,5 +147,5 @@ func FromKubeconfig(path, context string, budget repo.Budget) (*Cluster, error) 
 	if err != nil {
 		return nil, fmt.Errorf("kube: context %q of %s: %w", context, path, err)
 	}
-	return NewCluster(context, cfg, budget)
+	return NewCluster(context, cfg, budget, opts...)
 }

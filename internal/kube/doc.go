@@ -13,5 +13,7 @@
 //
 // Every request a Cluster sends is counted by verb, with server-side
 // dry-runs counted apart from real writes, so a no-op sync can prove it made
-// no write.
+// no write. metrics.go exposes the same requests to Prometheus, by cluster,
+// verb and status code, with the time requests waited for the budget and
+// the restarts of the cache's watches.
 package kube

@@ -20,6 +20,7 @@ func (c RequestCounts) Writes() int {
 // RequestCounter counts the requests of one cluster client, by verb and by
 // the namespace in the request path.
 type RequestCounter struct {
+	metrics    *clusterMetrics // the cluster's, nil without metrics
 	mu         sync.Mutex
 	counts     RequestCounts
 	namespaces map[string]int
@@ -76,11 +77,15 @@ func (c *RequestCounter) add(verb, namespace string) {
 	}
 }
 
-// Wrap is a rest.Config WrapTransport that counts requests.
+// Wrap is a rest.Config WrapTransport that counts requests, and, for a
+// cluster built WithMetrics, reports each with its status code.
 func (c *RequestCounter) Wrap(rt http.RoundTripper) http.RoundTripper {
 	return roundTripperFunc(func(r *http.Request) (*http.Response, error) {
-		c.add(verbOf(r), namespaceOf(r.URL.Path))
-		return rt.RoundTrip(r)
+		verb := verbOf(r)
+		c.add(verb, namespaceOf(r.URL.Path))
+		resp, err := rt.RoundTrip(r)
+		c.metrics.request(verb, resp, err)
+		return resp, err
 	})
 }
 

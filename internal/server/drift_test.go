@@ -95,6 +95,18 @@ notifications:
 	if v := driftMetric(t, m); v != 1 {
 		t.Errorf("mgo_drift_objects{cluster=%q} = %v, want 1", cluster, v)
 	}
+	// The cluster's API cost is exposed beside it: the watch that saw the
+	// change, the waits for the budget, the budget, the watch restarts.
+	for series, atLeast := range map[string]float64{
+		`mgo_kube_requests_total{cluster="` + cluster + `",code="200",verb="watch"}`: 1,
+		`mgo_kube_throttle_wait_seconds_count{cluster="` + cluster + `"}`:            1,
+		`mgo_kube_budget_qps{cluster="` + cluster + `"}`:                             50,
+		`mgo_kube_watch_restarts_total{cluster="` + cluster + `",reason="expired"}`:  0,
+	} {
+		if v := metric(t, m, series); v < atLeast {
+			t.Errorf("%s = %v, want at least %v", series, v, atLeast)
+		}
+	}
 	if strings.Contains(m.logs.String(), "drift: the cluster differs from the repo") {
 		t.Error("the periodic drift check ran; the drift must have come from the watch")
 	}
@@ -116,6 +128,13 @@ notifications:
 // driftMetric reads mgo_drift_objects of the test's cluster from /metrics.
 func driftMetric(t *testing.T, m *mgo) float64 {
 	t.Helper()
+	return metric(t, m, `mgo_drift_objects{cluster="`+cluster+`"}`)
+}
+
+// metric reads one series from /metrics, named with its labels in
+// alphabetical order as the exposition writes them.
+func metric(t *testing.T, m *mgo, series string) float64 {
+	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, m.url+"/metrics", nil)
 	req.Header.Set("Authorization", "Bearer "+ciToken)
 	resp, err := apiClient(t).Do(req)
@@ -124,9 +143,8 @@ func driftMetric(t *testing.T, m *mgo) float64 {
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	prefix := `mgo_drift_objects{cluster="` + cluster + `"} `
 	for line := range strings.SplitSeq(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, prefix); ok {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
 			f, err := strconv.ParseFloat(v, 64)
 			if err != nil {
 				t.Fatalf("%s: %v", line, err)
@@ -134,7 +152,7 @@ func driftMetric(t *testing.T, m *mgo) float64 {
 			return f
 		}
 	}
-	t.Fatalf("no %s in /metrics (%d)", prefix, resp.StatusCode)
+	t.Fatalf("no %s in /metrics (%d)", series, resp.StatusCode)
 	return 0
 }
 

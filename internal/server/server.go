@@ -189,7 +189,9 @@ func Run(ctx context.Context, cfg Config) error {
 	head, _ := git.Head(ctx)
 	log.Info("gitops repo ready", "url", cfg.Git.URL, "branch", cfg.Git.Branch, "head", head, "duration", time.Since(start).Round(time.Millisecond))
 
-	engines, err := engines(ctx, cfg, git, start, log)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	engines, err := engines(ctx, cfg, git, start, kube.NewMetrics(reg), log)
 	if err != nil {
 		return err
 	}
@@ -205,8 +207,6 @@ func Run(ctx context.Context, cfg Config) error {
 		owner = st.leases
 	}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	notifier, err := newNotifier(cfg, git, reg, log)
 	if err != nil {
 		return err
@@ -385,7 +385,7 @@ func readiness(ctx context.Context, git *gitrepo.Repo, st *state) (map[string]an
 // engines connects to every cluster of the repo that the kubeconfig (or
 // the in-cluster config) knows. A cluster without a context is reported and
 // left out; no cluster at all is an error.
-func engines(ctx context.Context, cfg Config, git *gitrepo.Repo, started time.Time, log *slog.Logger) (map[string]*reconcile.Engine, error) {
+func engines(ctx context.Context, cfg Config, git *gitrepo.Repo, started time.Time, metrics *kube.Metrics, log *slog.Logger) (map[string]*reconcile.Engine, error) {
 	var r *repo.Repo
 	err := git.Read(ctx, func(dir, _ string) error {
 		var err error
@@ -444,12 +444,12 @@ func engines(ctx context.Context, cfg Config, git *gitrepo.Repo, started time.Ti
 			if err != nil {
 				return nil, fmt.Errorf("cluster %s (in-cluster): %w", name, err)
 			}
-			c, err = kube.NewCluster(name, rc, budget)
+			c, err = kube.NewCluster(name, rc, budget, kube.WithMetrics(metrics))
 			if err != nil {
 				return nil, err
 			}
 		case cfg.Kubeconfig != "":
-			c, err = kube.FromKubeconfig(cfg.Kubeconfig, name, budget)
+			c, err = kube.FromKubeconfig(cfg.Kubeconfig, name, budget, kube.WithMetrics(metrics))
 			if err != nil {
 				log.Warn("cluster of the repo not served: no usable kubeconfig context", "cluster", name, "error", err)
 				continue
