@@ -56,8 +56,8 @@ notifications:
 	}
 
 	wantAll := []string{
-		"mygitops.yaml:6: warning: chart repository \"meta\": mgo serve would not reach it: outbound charts: 169.254.169.254 refused: link-local",
-		"mygitops.yaml:8: warning: chart repository \"inside\": mgo serve would not reach it: outbound charts: 10.1.2.3 refused",
+		"mygitops.yaml:5: warning: chart repository \"meta\": mgo serve would not reach it: outbound charts: 169.254.169.254 refused: link-local",
+		"mygitops.yaml:7: warning: chart repository \"inside\": mgo serve would not reach it: outbound charts: 10.1.2.3 refused",
 		"installations/prod/app-values.yaml:1: warning: chart oci://registry.internal.example/charts/app: mgo serve would not reach it: outbound charts: registry.internal.example refused",
 		"mygitops.yaml:11: warning: receiver \"hook\": mgo serve would not reach it: outbound notifications: 127.0.0.1 refused: loopback",
 		"mygitops.yaml:17: warning: receiver \"chat\": mgo serve refuses shoutrrr receivers",

@@ -14,12 +14,16 @@ import (
 // short for the others.
 func TestDiffsOfACallerBurstAreShared(t *testing.T) {
 	e := &fakeSyncer{DiffGate: make(chan struct{}), DiffStarted: make(chan struct{}, 10)}
-	svc := newFakeService(t, newFakeGit(t, nil), e)
+	svc := newFakeService(t, newFakeGit(t, fakeFiles(autoConfig)), e)
 	ctx := fakeContext(t)
 
 	first := make(chan error, 1)
 	go func() { _, err := svc.Diff(ctx, "prod"); first <- err }()
-	<-e.DiffStarted // the first diff runs, held by the gate
+	select {
+	case <-e.DiffStarted: // the first diff runs, held by the gate
+	case err := <-first:
+		t.Fatalf("the first diff ended before it reached the engine: %v", err)
+	}
 
 	leaving, leave := context.WithCancel(ctx)
 	left := make(chan error, 1)
