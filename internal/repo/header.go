@@ -26,7 +26,9 @@ type Header struct {
 	Images    []ImageSource
 	// IgnoreDifferences are the release's drift ignore rules.
 	IgnoreDifferences []IgnoreDifference
-	Line              int // line of the __mygitops key
+	// DependsOn are the releases of the cluster this one is synced after.
+	DependsOn []Dependency
+	Line      int // line of the __mygitops key
 }
 
 // ImageSource is one entry of the header's images: what a deploy request for
@@ -117,7 +119,7 @@ func ParseChartRef(s string) (ChartRef, error) {
 	return ChartRef{Kind: ChartFromRepository, Repository: repoName, Name: name}, nil
 }
 
-var headerKeys = []string{"chart", "version", "name", "namespace", "images", "ignoreDifferences"}
+var headerKeys = []string{"chart", "version", "name", "namespace", "images", "ignoreDifferences", "dependsOn"}
 
 // parseHeader reads the header of a values document. It reports problems and
 // returns ok=false when the header is unusable.
@@ -144,10 +146,14 @@ func parseHeader(file string, doc *yaml.Node, cfg *Config, ps *problems) (Header
 		return h, false
 	}
 	ok := true
-	var imagesNode *yaml.Node
+	var imagesNode, dependsNode *yaml.Node
 	for _, f := range fields {
 		if f.Key == "images" {
 			imagesNode = f.Value
+			continue
+		}
+		if f.Key == "dependsOn" {
+			dependsNode = f.Value
 			continue
 		}
 		if f.Key == "ignoreDifferences" {
@@ -223,6 +229,10 @@ func parseHeader(file string, doc *yaml.Node, cfg *Config, ps *problems) (Header
 	}
 	if imagesNode != nil {
 		h.Images = parseImages(file, imagesNode, ps)
+	}
+	if dependsNode != nil {
+		deps, valid := parseDependsOn(file, dependsNode, h.Namespace, ps)
+		h.DependsOn, ok = deps, ok && valid
 	}
 	return h, ok
 }

@@ -231,6 +231,7 @@ func loadCluster(root, name string, cfg *Config, keys secrets.Keys, ps *problems
 		}
 	}
 	checkRawDuplicates(c, ps)
+	checkDependencies(c, ps)
 	return c
 }
 
