@@ -24,6 +24,7 @@ func TestWireMirrorsEngineValues(t *testing.T) {
 		reconcile.StageValidate: apitypes.ReleaseStageValidate, reconcile.StageChart: apitypes.ReleaseStageChart,
 		reconcile.StageRender: apitypes.ReleaseStageRender, reconcile.StageDiff: apitypes.ReleaseStageDiff,
 		reconcile.StageApply: apitypes.ReleaseStageApply, reconcile.StageWait: apitypes.ReleaseStageWait,
+		reconcile.StageDependency: apitypes.ReleaseStageDependency,
 	}
 	sameValues(t, "stage", stages)
 	objects := map[reconcile.ObjectAction]apitypes.ObjectAction{

@@ -60,7 +60,7 @@ func wireSyncResult(r *reconcile.Result) apitypes.SyncResult {
 		out.Releases = append(out.Releases, apitypes.ReleaseResult{File: rr.File, Name: rr.Name, Namespace: rr.Namespace,
 			Chart: rr.Chart, ChartVersion: rr.ChartVersion, Action: apitypes.ReleaseAction(rr.Action), Revision: rr.Revision,
 			Objects: wireObjects(rr.Objects), Stage: apitypes.ReleaseStage(rr.Stage), Error: rr.Error,
-			Recovered: rr.Recovered, Note: rr.Note, Seconds: rr.Duration.Seconds()})
+			Recovered: rr.Recovered, Note: rr.Note, After: rr.After, Seconds: rr.Duration.Seconds()})
 	}
 	return out
 }
@@ -69,7 +69,7 @@ func wireDiff(d *reconcile.DiffResult) apitypes.Diff {
 	out := apitypes.Diff{Releases: []apitypes.ReleaseDiff{}, Raw: wireObjectDiffs(d.Raw), RawError: d.RawError}
 	for _, r := range d.Releases {
 		out.Releases = append(out.Releases, apitypes.ReleaseDiff{File: r.File, Name: r.Name, Namespace: r.Namespace,
-			Objects: wireObjectDiffs(r.Objects), Stage: apitypes.ReleaseStage(r.Stage), Error: r.Error})
+			Objects: wireObjectDiffs(r.Objects), Stage: apitypes.ReleaseStage(r.Stage), Error: r.Error, After: r.After})
 	}
 	return out
 }

@@ -151,6 +151,9 @@ func printSync(out io.Writer, format string, res *reconcile.Result) error {
 		if rr.Revision > 0 {
 			line += fmt.Sprintf(" (revision %d)", rr.Revision)
 		}
+		if len(rr.After) > 0 {
+			line += " after " + strings.Join(rr.After, ", ")
+		}
 		if rr.Action == reconcile.Failed {
 			line += fmt.Sprintf(" at %s: %s", rr.Stage, rr.Error)
 		}
@@ -245,6 +248,9 @@ func printDiff(out io.Writer, res *reconcile.DiffResult) {
 	for _, rd := range res.Releases {
 		if rd.Error != "" {
 			fmt.Fprintf(out, "# %s/%s (%s): %s failed: %s\n", rd.Namespace, rd.Name, rd.File, rd.Stage, rd.Error)
+		}
+		if len(rd.After) > 0 && (rd.Error != "" || rd.Changes()) {
+			fmt.Fprintf(out, "# %s/%s is synced after %s\n", rd.Namespace, rd.Name, strings.Join(rd.After, ", "))
 		}
 		for _, o := range rd.Objects {
 			if o.Diff != "" {

@@ -32,6 +32,9 @@ type ReleaseDiff struct {
 	Objects   []ObjectDiff `json:"objects,omitempty"`
 	Stage     Stage        `json:"stage,omitempty"` // set when the diff failed
 	Error     string       `json:"error,omitempty"`
+	// After are the releases it depends on (dependsOn), which a sync
+	// rolls out before it.
+	After []string `json:"after,omitempty"`
 }
 
 // DiffResult is the diff of a cluster against the repo.
@@ -120,10 +123,47 @@ func (e *Engine) Diff(ctx context.Context, r *repo.Repo, opts Options) (*DiffRes
 			}
 			defer e.slots.release()
 			res.Releases[i] = e.diffRelease(ctx, r, rel, renderer)
+			res.Releases[i].After = rel.DependsOnKeys()
 		})
 	}
 	wg.Wait()
+	explainWaits(res)
 	return res, nil
+}
+
+// explainWaits adds to the error of a release that could not be compared
+// the releases it depends on that a sync would change first: a chart whose
+// objects need another's CRDs cannot be compared until those exist.
+func explainWaits(res *DiffResult) {
+	byKey := map[string]*ReleaseDiff{}
+	for i := range res.Releases {
+		byKey[res.Releases[i].Namespace+"/"+res.Releases[i].Name] = &res.Releases[i]
+	}
+	for i := range res.Releases {
+		rd := &res.Releases[i]
+		if rd.Error == "" {
+			continue
+		}
+		var first []string
+		for _, k := range rd.After {
+			if dep := byKey[k]; dep != nil && (dep.Error != "" || dep.Changes()) {
+				first = append(first, k)
+			}
+		}
+		if len(first) > 0 {
+			rd.Error += fmt.Sprintf(" (it depends on %s, which a sync changes first)", strings.Join(first, ", "))
+		}
+	}
+}
+
+// Changes reports whether a sync would change any of its objects.
+func (rd *ReleaseDiff) Changes() bool {
+	for _, o := range rd.Objects {
+		if o.Action != ObjectUnchanged {
+			return true
+		}
+	}
+	return false
 }
 
 // diffRelease compares one release with the live cluster.

@@ -91,6 +91,10 @@ type Engine struct {
 	inputsOf map[string]lastInputs
 	syncedAt map[string]time.Time // namespace/name -> when it was last synced
 	failed   map[string]failure   // namespace/name -> the last failed sync
+	// failedAt is the stage each release's last sync failed at, whatever
+	// the stage (failed keeps only those that rendered); dependants of it
+	// synced alone are not synced (order.go).
+	failedAt map[string]Stage
 	// namespaces a release was installed into by this engine: the next
 	// install there does not create (apply) the namespace again.
 	namespaces map[string]bool
@@ -203,9 +207,19 @@ func (e *Engine) Sync(ctx context.Context, r *repo.Repo, opts Options) (*Result,
 	}
 	results := make([]ReleaseResult, len(rels))
 	skipped := make([]bool, len(rels)) // Options.Superseded
+	order := newReleaseOrder(rels)     // dependsOn: order.go
 	var wg sync.WaitGroup
 	for i, rel := range rels {
 		wg.Go(func() {
+			defer order.finish(i) // last: after the slot and the release's lock are let go
+			if blocked := e.awaitDependencies(ctx, rel, order, results, skipped); blocked != nil {
+				results[i] = *blocked
+				e.recordOutcome(results[i])
+				if opts.OnRelease != nil {
+					opts.OnRelease(results[i])
+				}
+				return
+			}
 			if err := e.slots.acquire(ctx, opts.Background); err != nil {
 				results[i] = ReleaseResult{File: rel.File, Name: rel.Header.Name, Namespace: rel.Header.Namespace, Chart: rel.Header.Chart,
 					Action: Failed, Stage: StageDiff, Error: fmt.Sprintf("%s: not synced: %v", rel.File, err)}
@@ -219,6 +233,8 @@ func (e *Engine) Sync(ctx context.Context, r *repo.Repo, opts Options) (*Result,
 				return
 			}
 			results[i] = e.syncRelease(ctx, r, rel, renderer, in, opts)
+			results[i].After = rel.DependsOnKeys()
+			e.recordOutcome(results[i])
 			if opts.OnRelease != nil {
 				opts.OnRelease(results[i])
 			}

@@ -83,7 +83,10 @@ type ReleaseResult struct {
 	Recovered string `json:"recovered,omitempty"`
 	// Note explains an action that is neither a change nor a failure
 	// (LeftAlone).
-	Note     string        `json:"note,omitempty"`
+	Note string `json:"note,omitempty"`
+	// After are the releases it depends on (dependsOn), which the sync
+	// waited for before it.
+	After    []string      `json:"after,omitempty"`
 	Duration time.Duration `json:"duration"` // nanoseconds
 }
 

@@ -148,3 +148,15 @@ func dependsLine(rl *Release) int {
 	}
 	return rl.Header.Line
 }
+
+// DependsOnKeys are the namespace/name of the releases it depends on.
+func (r *Release) DependsOnKeys() []string {
+	if len(r.Header.DependsOn) == 0 {
+		return nil
+	}
+	out := make([]string, len(r.Header.DependsOn))
+	for i, d := range r.Header.DependsOn {
+		out[i] = d.Key()
+	}
+	return out
+}

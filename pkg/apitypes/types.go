@@ -66,6 +66,9 @@ const (
 	ReleaseStageDiff     ReleaseStage = "diff"
 	ReleaseStageApply    ReleaseStage = "apply"
 	ReleaseStageWait     ReleaseStage = "wait"
+	// ReleaseStageDependency: not synced, as a release it depends on
+	// (dependsOn) failed.
+	ReleaseStageDependency ReleaseStage = "dependency"
 )
 
 // ObjectAction is what a sync, a diff or a restart did (or would do) to
@@ -302,8 +305,10 @@ type ReleaseResult struct {
 	// Recovered says how a revision left pending was recovered first.
 	Recovered string `json:"recovered,omitempty"`
 	// Note explains an action that is neither a change nor a failure.
-	Note    string  `json:"note,omitempty"`
-	Seconds float64 `json:"seconds"`
+	Note string `json:"note,omitempty"`
+	// After are the releases it depends on (dependsOn), synced before it.
+	After   []string `json:"after,omitempty"`
+	Seconds float64  `json:"seconds"`
 }
 
 // SyncResult is the answer of POST /api/v1/clusters/{cluster}/sync.
@@ -334,6 +339,8 @@ type ReleaseDiff struct {
 	Objects   []ObjectDiff `json:"objects,omitempty"`
 	Stage     ReleaseStage `json:"stage,omitempty"` // set when the diff failed
 	Error     string       `json:"error,omitempty"`
+	// After are the releases it depends on (dependsOn), synced before it.
+	After []string `json:"after,omitempty"`
 }
 
 // Diff is the diff of a cluster against the repo.
