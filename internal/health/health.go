@@ -91,7 +91,38 @@ func Check(text string) error {
 	return err
 }
 
+// programs are compiled expressions by text: a sync compiles the rules of
+// every release, mostly the same few. A program is safe for concurrent
+// use.
+var programs = struct {
+	sync.Mutex
+	m map[string]cel.Program
+}{m: map[string]cel.Program{}}
+
+// maxPrograms bounds programs; when full it starts over.
+const maxPrograms = 4096
+
 func program(text string) (cel.Program, error) {
+	programs.Lock()
+	prg, ok := programs.m[text]
+	programs.Unlock()
+	if ok {
+		return prg, nil
+	}
+	prg, err := compile(text)
+	if err != nil {
+		return nil, err
+	}
+	programs.Lock()
+	if len(programs.m) >= maxPrograms {
+		clear(programs.m)
+	}
+	programs.m[text] = prg
+	programs.Unlock()
+	return prg, nil
+}
+
+func compile(text string) (cel.Program, error) {
 	if strings.TrimSpace(text) == "" {
 		return nil, errors.New("empty expression")
 	}
