@@ -21,7 +21,7 @@ import (
 //	  kind: Certificate                # required
 //	  current: "status.?conditions.orValue([]).exists(c, c.type == 'Ready' && c.status == 'True')" # required
 //	  inProgress: "..."                # optional
-//	  failed: "status.?conditions.orValue([]).exists(c, c.type == 'Ready' && c.status == 'False')" # optional
+//	  failed: "status.?conditions.orValue([]).exists(c, c.type == 'Issuing' && c.status == 'False' && c.reason == 'Failed')" # optional
 //
 // Its expressions are CEL (internal/health says what they see and how
 // they are evaluated); each is compiled when the file is loaded. A rule
