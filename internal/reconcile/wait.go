@@ -23,8 +23,8 @@ import (
 // when its objects are applied and its rollout wait begins.
 var testHookBeforeWait func(release string)
 
-// objectStatus records the kstatus of every rendered object after the
-// rollout wait, reading each from the API server.
+// objectStatus records the status of every rendered object (its health
+// rule's, else its kstatus), reading each from the API server.
 func (e *Engine) objectStatus(ctx context.Context, rendered *render.Rendered, ns string, rules *health.Rules, rr *ReleaseResult) {
 	e.probe(ctx, e.waitTargets(rendered, ns), rules, rr, nil, false)
 }
