@@ -106,6 +106,11 @@ func TestCheck(t *testing.T) {
 		{"status.conditions.filter(c, c.type == 'Ready').all(c, c.status == 'True')", ""},
 		{"status.?phase.orValue('') == 'Ready'", ""},
 		{"self.status.phase.lowerAscii() == 'ready'", ""},
+		// the examples of docs/gitops-repo.md
+		{"status.?conditions.orValue([]).exists(c, c.type == 'Ready' && c.status == 'True')", ""},
+		{"status.?conditions.orValue([]).exists(c, c.type == 'Issuing' && c.status == 'False' && c.reason == 'Failed')", ""},
+		{"status.?phase.orValue('') == 'Cluster in healthy state'", ""},
+		{"status.?observedGeneration.orValue(0) == metadata.generation", ""},
 		{"status.phase ==", "Syntax error"},
 		{"state.phase == 'Ready'", "column 1: undeclared reference to 'state'"},
 		{"'Ready'", "gives string, not a bool"},
