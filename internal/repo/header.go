@@ -26,9 +26,10 @@ type Header struct {
 	Images    []ImageSource
 	// IgnoreDifferences are the release's drift ignore rules.
 	IgnoreDifferences []IgnoreDifference
+	Line              int // line of the __mygitops key
+
 	// Health are the release's health rules (HealthRule).
 	Health []HealthRule
-	Line   int // line of the __mygitops key
 }
 
 // ImageSource is one entry of the header's images: what a deploy request for
