@@ -4,7 +4,8 @@
 //
 //	Overview   per cluster: last sync, drift, releases by health, deploys in the last 24 h
 //	Live       per release of the repo at the head: chart, images, Helm revision,
-//	           kstatus of its objects, health and the commit that last changed it
+//	           status of its objects (kstatus, or their health rule's:
+//	           internal/health), health and the commit that last changed it
 //
 // It reads the deploy service through Source (the service's records, the
 // repo at the head, a release's live state, git history), and adds what

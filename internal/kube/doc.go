@@ -2,7 +2,8 @@
 // with its own load budget (client QPS and burst) and request counter, and
 // server-side apply through fluxcd/pkg/ssa. The verbs on objects are one
 // file each, as in fluxcd/pkg/ssa: diff.go (a server-side dry-run against
-// the live object, or the Cache first), wait.go (kstatus of live objects),
+// the live object, or the Cache first), wait.go (kstatus of live objects, or
+// their health rule's status),
 // recreate.go (objects with immutable changes), raw.go (raw manifests
 // applied and pruned through an inventory kept in the cluster).
 //

@@ -9,6 +9,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/mygitops/mgo/internal/health"
 )
 
 // Status values of ObjectStatus besides kstatus's own.
@@ -23,6 +25,8 @@ const (
 type ObjectStatus struct {
 	Status  string
 	Message string
+	// ByRule is set when a health rule gave the status (StatusWith).
+	ByRule bool
 }
 
 // Current reports whether the object is rolled out.
@@ -31,13 +35,13 @@ func (s ObjectStatus) Current() bool { return s.Status == status.CurrentStatus.S
 // Status reads the live object of obj's kind at key and computes its
 // kstatus.
 func (c *Cluster) Status(ctx context.Context, obj *unstructured.Unstructured, key client.ObjectKey) ObjectStatus {
-	st, _ := c.StatusAndObject(ctx, obj, key)
+	st, _ := c.StatusAndObject(ctx, nil, obj, key)
 	return st
 }
 
-// StatusAndObject is Status, and the live object (nil when it could not be
-// read).
-func (c *Cluster) StatusAndObject(ctx context.Context, obj *unstructured.Unstructured, key client.ObjectKey) (ObjectStatus, *unstructured.Unstructured) {
+// StatusAndObject is Status with health rules (StatusWith), and the live
+// object (nil when it could not be read).
+func (c *Cluster) StatusAndObject(ctx context.Context, rules *health.Rules, obj *unstructured.Unstructured, key client.ObjectKey) (ObjectStatus, *unstructured.Unstructured) {
 	live := &unstructured.Unstructured{}
 	live.SetGroupVersionKind(obj.GroupVersionKind())
 	if err := c.Client.Get(ctx, key, live); err != nil {
@@ -47,7 +51,17 @@ func (c *Cluster) StatusAndObject(ctx context.Context, obj *unstructured.Unstruc
 		}
 		return ObjectStatus{Status: st, Message: err.Error()}, nil
 	}
-	return StatusOf(live), live
+	return StatusWith(rules, live), live
+}
+
+// StatusWith is the status of a live object by the health rule for its
+// apiVersion and kind, and its kstatus when rules have none for it (or is
+// nil).
+func StatusWith(rules *health.Rules, live *unstructured.Unstructured) ObjectStatus {
+	if st, msg, ok := rules.Status(live); ok {
+		return ObjectStatus{Status: st, Message: msg, ByRule: true}
+	}
+	return StatusOf(live)
 }
 
 // StatusOf computes the kstatus of a live object.

@@ -65,12 +65,12 @@ func (s *releaseSync) applyAndWait(upgrade bool) ReleaseResult {
 		}
 		known := unchangedVersions(s.cmps)
 		maps.Copy(known, a.versions)
-		if werr := e.waitRollout(s.ctx, rendered, rel.Header.Namespace, s.opts.Timeout, &s.rr, known); werr != nil {
+		if werr := e.waitRollout(s.ctx, rendered, rel.Header.Namespace, s.health, s.opts.Timeout, &s.rr, known); werr != nil {
 			e.markFailed(s.cfg, a.revision, werr)
 			return s.fail(atStage(StageWait, fmt.Errorf("%s: %w", rel.File, werr)))
 		}
 	} else {
-		e.objectStatus(s.ctx, rendered, rel.Header.Namespace, &s.rr)
+		e.objectStatus(s.ctx, rendered, rel.Header.Namespace, s.health, &s.rr)
 	}
 	if err := a.err; err != nil {
 		if timedOut(err) {

@@ -23,8 +23,8 @@
 //     calls for it; objects with immutable changes are recreated first
 //     when they may be (recreate.go); a pending revision no live mgo holds
 //     is recovered first (pending.go);
-//   - wait (wait.go): the rollout of every object (kstatus), reported per
-//     object.
+//   - wait (wait.go): the rollout of every object (kstatus, or the health
+//     rule of its kind: health.go), reported per object.
 //
 // A release in sync is left alone (unchanged.go). One failing release never
 // stops the others; its result names the file, the stage that failed (a

@@ -11,6 +11,7 @@ import (
 
 	helmchart "helm.sh/helm/v4/pkg/chart/common"
 
+	"github.com/mygitops/mgo/internal/health"
 	"github.com/mygitops/mgo/internal/kube"
 	"github.com/mygitops/mgo/internal/render"
 	"github.com/mygitops/mgo/internal/repo"
@@ -90,7 +91,11 @@ type Engine struct {
 	// release's last successful sync, by namespace/name.
 	inputsOf map[string]lastInputs
 	syncedAt map[string]time.Time // namespace/name -> when it was last synced
-	failed   map[string]failure   // namespace/name -> the last failed sync
+	// health are the health rules of each release's last sync, by
+	// namespace/name; healthOfCluster the cluster's, as of the last sync.
+	health          map[string]*health.Rules
+	healthOfCluster *health.Rules
+	failed          map[string]failure // namespace/name -> the last failed sync
 	// failedAt is the stage each release's last sync failed at, whatever
 	// the stage (failed keeps only those that rendered); dependants of it
 	// synced alone are not synced (order.go).
@@ -124,8 +129,8 @@ func NewWithConfig(cluster *kube.Cluster, charts *render.Charts, log *slog.Logge
 	cfg = cfg.withDefaults()
 	e := &Engine{cluster: cluster, charts: charts, log: log.With("cluster", cluster.Name), cfg: cfg, owner: cluster.OwnerFor(cfg.RepoID),
 		applied: map[string]string{}, failed: map[string]failure{}, syncedAt: map[string]time.Time{}, inputsOf: map[string]lastInputs{},
-		namespaces: map[string]bool{},
-		slots:      newSlots(cluster.Budget.MaxConcurrentReleases), releases: map[string]*sync.Mutex{}}
+		namespaces: map[string]bool{}, health: map[string]*health.Rules{},
+		slots: newSlots(cluster.Budget.MaxConcurrentReleases), releases: map[string]*sync.Mutex{}}
 	if !cfg.NoCache {
 		var err error
 		if e.cache, err = cluster.NewCache(e.owner, e.log); err != nil {
@@ -172,6 +177,7 @@ func (e *Engine) Sync(ctx context.Context, r *repo.Repo, opts Options) (*Result,
 		return nil, fmt.Errorf("%w: %s has no %s/%s", ErrUnknownCluster, r.Dir, repo.InstallationsDir, e.cluster.Name)
 	}
 	settings := r.Config.Cluster(e.cluster.Name)
+	e.clusterHealth(r)
 	if opts.Timeout <= 0 {
 		opts.Timeout = settings.Timeout
 	}

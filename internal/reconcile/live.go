@@ -26,8 +26,10 @@ type LiveRelease struct {
 }
 
 // Live reads the newest Helm revision of a release and computes the
-// kstatus of each object of its manifest (one GET per object, under the
-// cluster's request budget). It changes nothing.
+// status of each object of its manifest (one GET per object, under the
+// cluster's request budget): its kstatus, or what the health rule of its
+// kind says (the release's rules as of its last sync by this engine, else
+// its cluster's). It changes nothing.
 func (e *Engine) Live(ctx context.Context, namespace, name string) (LiveRelease, error) {
 	lr := LiveRelease{Name: name, Namespace: namespace}
 	cfg, err := e.cluster.Helm(namespace, nil)
@@ -50,7 +52,7 @@ func (e *Engine) Live(ctx context.Context, namespace, name string) (LiveRelease,
 		return lr, fmt.Errorf("release %s/%s revision %d: %w", namespace, name, last.Version, err)
 	}
 	var rr ReleaseResult
-	e.objectStatus(ctx, &render.Rendered{Release: name, Namespace: namespace, Objects: objs}, namespace, &rr)
+	e.objectStatus(ctx, &render.Rendered{Release: name, Namespace: namespace, Objects: objs}, namespace, e.liveHealth(namespace, name), &rr)
 	lr.Objects = rr.Objects
 	return lr, nil
 }

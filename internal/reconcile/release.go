@@ -10,6 +10,7 @@ import (
 	"helm.sh/helm/v4/pkg/action"
 	releasev1 "helm.sh/helm/v4/pkg/release/v1"
 
+	"github.com/mygitops/mgo/internal/health"
 	"github.com/mygitops/mgo/internal/render"
 	"github.com/mygitops/mgo/internal/repo"
 )
@@ -43,6 +44,9 @@ type releaseSync struct {
 	cfg      *action.Configuration
 	last     *releasev1.Release // Helm's newest revision (facts.Read), or nil
 	held     error              // who may hold its pending revision (stateLocked)
+
+	health    *health.Rules // its health rules (health.go)
+	healthErr error         // why they do not compile: the render fails
 }
 
 // syncRelease makes one release equal to the repo, in three stages: plan
@@ -73,6 +77,7 @@ func (e *Engine) newReleaseSync(ctx context.Context, r *repo.Repo, rel *repo.Rel
 	s.lastDigest, s.facts.Synced = e.applied[s.key]
 	s.prev = e.inputsOf[s.key]
 	e.mu.Unlock()
+	s.health, s.healthErr = e.healthFor(r, rel)
 	s.inputs = in.release(r, rel)
 	s.facts.SameInputs = s.inputs != "" && s.inputs == s.prev.inputs
 	return s
@@ -120,6 +125,9 @@ func (s *releaseSync) run() ReleaseResult {
 // render loads the chart and renders it: local work, no request to the
 // cluster.
 func (s *releaseSync) render() error {
+	if s.healthErr != nil {
+		return s.healthErr
+	}
 	ch, rendered, err := s.e.loadAndRender(s.ctx, s.r, s.rel, s.renderer, s.facts.Synced)
 	if ch != nil {
 		s.rr.ChartVersion = ch.Version

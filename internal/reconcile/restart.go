@@ -54,7 +54,7 @@ func (e *Engine) Restart(ctx context.Context, namespace, release string, timeout
 	}
 	// The rollout wait of a sync: from watch events once the patched
 	// objects are read back.
-	last, err := e.waitCurrent(ctx, &render.Rendered{Objects: rolled}, namespace, timeout, &ReleaseResult{Objects: results}, nil)
+	last, err := e.waitCurrent(ctx, &render.Rendered{Objects: rolled}, namespace, e.liveHealth(namespace, release), timeout, &ReleaseResult{Objects: results}, nil)
 	for i := range results {
 		for _, o := range last {
 			if o.Subject == results[i].Subject {

@@ -116,6 +116,7 @@ func (e *Engine) uninstallRemoved(ctx context.Context, c *repo.Cluster, opts Opt
 			e.mu.Lock()
 			delete(e.applied, hr.Namespace+"/"+hr.Name)
 			delete(e.inputsOf, hr.Namespace+"/"+hr.Name)
+			delete(e.health, hr.Namespace+"/"+hr.Name)
 			e.mu.Unlock()
 		}
 		out = append(out, rr)

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/mygitops/mgo/internal/faults"
+	"github.com/mygitops/mgo/internal/health"
 	"github.com/mygitops/mgo/internal/kube"
 	"github.com/mygitops/mgo/internal/render"
 )
@@ -22,10 +23,10 @@ import (
 // when its objects are applied and its rollout wait begins.
 var testHookBeforeWait func(release string)
 
-// objectStatus records the kstatus of every rendered object after the
-// rollout wait, reading each from the API server.
-func (e *Engine) objectStatus(ctx context.Context, rendered *render.Rendered, ns string, rr *ReleaseResult) {
-	e.probe(ctx, e.waitTargets(rendered, ns), rr, nil, false)
+// objectStatus records the status of every rendered object (its health
+// rule's, else its kstatus), reading each from the API server.
+func (e *Engine) objectStatus(ctx context.Context, rendered *render.Rendered, ns string, rules *health.Rules, rr *ReleaseResult) {
+	e.probe(ctx, e.waitTargets(rendered, ns), rules, rr, nil, false)
 }
 
 // waitTarget is one object a wait reads: its key (the release's namespace
@@ -56,16 +57,25 @@ func (e *Engine) waitTargets(rendered *render.Rendered, ns string) []waitTarget 
 	return out
 }
 
-// probe records the kstatus of every target in rr. With seen, an object
+// probe records the status of every target in rr: by the health rule
+// of its kind, else its kstatus. With seen, an object
 // whose cached copy is at least as new as the version seen[subject]
 // (answered by its apply, or read from the API server) is read from the
 // engine's cache; while patient, such an object whose cached copy is older
 // (the watch event of the apply is still on its way) is recorded as in
 // progress without a read. Any other object is read from the API server,
 // and seen records its version.
-// It returns how many objects it read from the API server.
-func (e *Engine) probe(ctx context.Context, targets []waitTarget, rr *ReleaseResult, seen map[string]string, patient bool) int {
+// It returns how many objects it read from the API server, and those a
+// health rule calls Failed (as notReady lists them).
+func (e *Engine) probe(ctx context.Context, targets []waitTarget, rules *health.Rules, rr *ReleaseResult, seen map[string]string, patient bool) (int, string) {
 	read := 0
+	var failed strings.Builder
+	record := func(i int, st kube.ObjectStatus) {
+		rr.Objects[i].Status, rr.Objects[i].Message = st.Status, st.Message
+		if st.ByRule && st.Status == health.Failed {
+			fmt.Fprintf(&failed, "; %s is %s: %s", rr.Objects[i].Subject, st.Status, st.Message)
+		}
+	}
 	byName := map[string]int{}
 	for i, o := range rr.Objects {
 		byName[o.Subject] = i
@@ -81,8 +91,7 @@ func (e *Engine) probe(ctx context.Context, targets []waitTarget, rr *ReleaseRes
 			live, err := e.cache.Get(ctx, obj.GroupVersionKind(), key.Namespace, key.Name)
 			if err == nil && live != nil {
 				if c, err := resourceversion.CompareResourceVersion(live.GetResourceVersion(), seen[s]); err == nil && c >= 0 {
-					st := kube.StatusOf(live)
-					rr.Objects[i].Status, rr.Objects[i].Message = st.Status, st.Message
+					record(i, kube.StatusWith(rules, live))
 					continue
 				}
 			}
@@ -91,25 +100,26 @@ func (e *Engine) probe(ctx context.Context, targets []waitTarget, rr *ReleaseRes
 				continue
 			}
 		}
-		st, live := e.cluster.StatusAndObject(ctx, obj, key)
+		st, live := e.cluster.StatusAndObject(ctx, rules, obj, key)
 		read++
-		rr.Objects[i].Status, rr.Objects[i].Message = st.Status, st.Message
+		record(i, st)
 		if seen != nil && live != nil && e.cache != nil {
 			seen[s] = live.GetResourceVersion()
 		}
 	}
-	return read
+	return read, failed.String()
 }
 
-// waitRollout waits until every rendered object is Current or timeout
-// passes; then the error names those that are not (waitCurrent), and
-// otherwise rr holds the objects' statuses. known are the versions (by
+// waitRollout waits until every rendered object is Current (by its health
+// rule, else kstatus), a health rule calls one Failed, or timeout passes;
+// then the error names those that are not (waitCurrent), and otherwise rr
+// holds the objects' statuses. known are the versions (by
 // subject) the objects are known at: answered by their apply, or, for those
 // the plan found unchanged and the apply did not touch, as the plan read
 // them.
-func (e *Engine) waitRollout(ctx context.Context, rendered *render.Rendered, ns string, timeout time.Duration, rr *ReleaseResult, known map[string]string) error {
+func (e *Engine) waitRollout(ctx context.Context, rendered *render.Rendered, ns string, rules *health.Rules, timeout time.Duration, rr *ReleaseResult, known map[string]string) error {
 	faults.Point(faults.RolloutWait)
-	objs, err := e.waitCurrent(ctx, rendered, ns, timeout, rr, known)
+	objs, err := e.waitCurrent(ctx, rendered, ns, rules, timeout, rr, known)
 	if err == nil {
 		rr.Objects = objs
 	}
@@ -121,7 +131,9 @@ func (e *Engine) waitRollout(ctx context.Context, rendered *render.Rendered, ns 
 const watchPatience = 2 * time.Second
 
 // waitCurrent waits until every object of rendered is Current or timeout
-// passes; then the error names those that are not. Objects whose version is
+// passes; then the error names those that are not. An object's status is
+// its health rule's (rules), else its kstatus; when a rule calls an object
+// Failed the wait ends at once, the error naming it. Objects whose version is
 // in known (answered by their apply, or found unchanged by the plan) are
 // read from the engine's cache once it holds that version, each time a
 // watch event arrives, without a request; one it does not hold at that
@@ -130,7 +142,7 @@ const watchPatience = 2 * time.Second
 // watches, from the cache at each watch event; objects the cache does not
 // hold are polled (200 ms backing off to 2 s). It returns rr's objects
 // with the status last seen; rr itself is left as it is.
-func (e *Engine) waitCurrent(ctx context.Context, rendered *render.Rendered, ns string, timeout time.Duration, rr *ReleaseResult, known map[string]string) ([]ObjectResult, error) {
+func (e *Engine) waitCurrent(ctx context.Context, rendered *render.Rendered, ns string, rules *health.Rules, timeout time.Duration, rr *ReleaseResult, known map[string]string) ([]ObjectResult, error) {
 	start := time.Now()
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -147,11 +159,16 @@ func (e *Engine) waitCurrent(ctx context.Context, rendered *render.Rendered, ns 
 			changed = e.cache.Changed() // before the probe: no event is missed
 		}
 		probe := ReleaseResult{Objects: slices.Clone(rr.Objects)}
-		read := e.probe(wctx, targets, &probe, seen, time.Since(start) < watchPatience)
+		read, failed := e.probe(wctx, targets, rules, &probe, seen, time.Since(start) < watchPatience)
 		last = probe.Objects
 		pending := notReady(probe.Objects)
 		if pending == "" {
 			return last, nil
+		}
+		if failed != "" {
+			// A health rule's failed expression holds: waiting longer
+			// would not make the object ready.
+			return last, fmt.Errorf("rollout failed%s", failed)
 		}
 		// Poll while some object is read from the API server (not in the
 		// cache, or the cache not yet as new as the apply).

@@ -236,6 +236,13 @@ type ClusterSettings struct {
 	// rule would revert what it leaves alone).
 	IgnoreInvalid bool
 	IgnoreLine    int // of the ignoreDifferences key
+	// Health are health rules for every release of the cluster; a
+	// release's rule for an apiVersion and kind replaces the cluster's.
+	// HealthInvalid is set when one has an error: the releases are then
+	// not synced (their waits would miss the rule).
+	Health        []HealthRule
+	HealthInvalid bool
+	HealthLine    int // of the health key
 	Line          int
 }
 
@@ -575,8 +582,12 @@ func parseClusters(n *yaml.Node, cfg *Config, ps *problems) {
 				s.IgnoreDifferences, valid = parseIgnoreDifferences(ConfigFile, where+".ignoreDifferences", f.Value, ps)
 				s.IgnoreInvalid = !valid
 				s.IgnoreLine = f.KeyNode.Line
+			case "health":
+				var valid bool
+				s.Health, valid = parseHealthRules(ConfigFile, where+".health", f.Value, ps)
+				s.HealthInvalid, s.HealthLine = !valid, f.KeyNode.Line
 			default:
-				ps.errorf(ConfigFile, f.KeyNode.Line, "%s: unknown key %q (known: sync, drift, timeout, budget, allowedImages, ignoreDifferences)", where, f.Key)
+				ps.errorf(ConfigFile, f.KeyNode.Line, "%s: unknown key %q (known: sync, drift, timeout, budget, allowedImages, ignoreDifferences, health)", where, f.Key)
 			}
 		}
 		cfg.Clusters[c.Key] = s

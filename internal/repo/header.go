@@ -28,7 +28,9 @@ type Header struct {
 	IgnoreDifferences []IgnoreDifference
 	// DependsOn are the releases of the cluster this one is synced after.
 	DependsOn []Dependency
-	Line      int // line of the __mygitops key
+	// Health are the release's health rules (HealthRule).
+	Health []HealthRule
+	Line   int // line of the __mygitops key
 }
 
 // ImageSource is one entry of the header's images: what a deploy request for
@@ -119,7 +121,7 @@ func ParseChartRef(s string) (ChartRef, error) {
 	return ChartRef{Kind: ChartFromRepository, Repository: repoName, Name: name}, nil
 }
 
-var headerKeys = []string{"chart", "version", "name", "namespace", "images", "ignoreDifferences", "dependsOn"}
+var headerKeys = []string{"chart", "version", "name", "namespace", "images", "ignoreDifferences", "dependsOn", "health"}
 
 // parseHeader reads the header of a values document. It reports problems and
 // returns ok=false when the header is unusable.
@@ -159,6 +161,12 @@ func parseHeader(file string, doc *yaml.Node, cfg *Config, ps *problems) (Header
 		if f.Key == "ignoreDifferences" {
 			rules, valid := parseIgnoreDifferences(file, "header: ignoreDifferences", f.Value, ps)
 			h.IgnoreDifferences = rules
+			ok = ok && valid
+			continue
+		}
+		if f.Key == "health" {
+			rules, valid := parseHealthRules(file, "header: health", f.Value, ps)
+			h.Health = rules
 			ok = ok && valid
 			continue
 		}

@@ -284,6 +284,11 @@ func parseRelease(cluster, rel string, b []byte, cfg *Config) parsedRelease {
 			cluster, ConfigFile, s.IgnoreLine)
 		p.valid = false
 	}
+	if s := cfg.Cluster(cluster); s.HealthInvalid && p.header.Line > 0 {
+		ps.errorf(rel, p.header.Line, "not synced until clusters.%s.health in %s (line %d) is fixed: a wait without its rules would call objects ready that are not",
+			cluster, ConfigFile, s.HealthLine)
+		p.valid = false
+	}
 	if s := cfg.Cluster(cluster); len(s.AllowedImages) > 0 {
 		for _, img := range p.header.Images {
 			name := img.Repository

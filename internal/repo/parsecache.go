@@ -99,5 +99,6 @@ func (lc *loadContext) chartLinks(root, path string) string {
 func (h Header) clone() Header {
 	h.Images = slices.Clone(h.Images)
 	h.IgnoreDifferences = slices.Clone(h.IgnoreDifferences)
+	h.Health = slices.Clone(h.Health)
 	return h
 }
