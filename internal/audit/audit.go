@@ -15,7 +15,7 @@ import (
 // Decisions.
 const (
 	Allowed = "allowed" // authenticated and authorized; Status says how it ended
-	Refused = "refused" // 401 or 403: Reason says why
+	Refused = "refused" // 401, 403 or 423 (a deploy freeze): Reason says why
 )
 
 // Who is the caller of a request.
@@ -44,17 +44,20 @@ type Entry struct {
 	ForwardedFor string `json:"forwardedFor,omitempty"`
 	// Route is the endpoint ("POST /deploy"); Path the request path
 	// without its query.
-	Route        string  `json:"route"`
-	Path         string  `json:"path"`
-	Cluster      string  `json:"cluster,omitempty"`
-	TriggerRepo  string  `json:"triggerRepo,omitempty"`
-	Image        string  `json:"image,omitempty"`
-	DeploymentID string  `json:"deploymentId,omitempty"`
-	RollbackOf   string  `json:"rollbackOf,omitempty"`
-	Decision     string  `json:"decision"`
-	Status       int     `json:"status"`
-	Reason       string  `json:"reason,omitempty"`
-	Seconds      float64 `json:"seconds"`
+	Route        string `json:"route"`
+	Path         string `json:"path"`
+	Cluster      string `json:"cluster,omitempty"`
+	TriggerRepo  string `json:"triggerRepo,omitempty"`
+	Image        string `json:"image,omitempty"`
+	DeploymentID string `json:"deploymentId,omitempty"`
+	RollbackOf   string `json:"rollbackOf,omitempty"`
+	// FreezeOverride is set when a deploy or rollback went through a
+	// deploy freeze: "<window> by <client>".
+	FreezeOverride string  `json:"freezeOverride,omitempty"`
+	Decision       string  `json:"decision"`
+	Status         int     `json:"status"`
+	Reason         string  `json:"reason,omitempty"`
+	Seconds        float64 `json:"seconds"`
 }
 
 // Logger writes entries as JSON lines; one Write per entry, so lines of

@@ -236,7 +236,10 @@ type ClusterSettings struct {
 	// rule would revert what it leaves alone).
 	IgnoreInvalid bool
 	IgnoreLine    int // of the ignoreDifferences key
-	Line          int
+	// Freezes are the deploy freeze windows (freezes) and what happens to
+	// pushed changes during a freeze (syncDuringFreeze); see freeze.go.
+	Freezes FreezePolicy
+	Line    int
 }
 
 // ImageAllowed reports whether a deploy may set an image of repository
@@ -555,8 +558,12 @@ func parseClusters(n *yaml.Node, cfg *Config, ps *problems) {
 				s.IgnoreDifferences, valid = parseIgnoreDifferences(ConfigFile, where+".ignoreDifferences", f.Value, ps)
 				s.IgnoreInvalid = !valid
 				s.IgnoreLine = f.KeyNode.Line
+			case "freezes":
+				parseFreezes(f.Value, where+".freezes", &s.Freezes, ps)
+			case "syncDuringFreeze":
+				parseSyncDuringFreeze(f.Value, where+".syncDuringFreeze", &s.Freezes, ps)
 			default:
-				ps.errorf(ConfigFile, f.KeyNode.Line, "%s: unknown key %q (known: sync, drift, timeout, budget, allowedImages, ignoreDifferences)", where, f.Key)
+				ps.errorf(ConfigFile, f.KeyNode.Line, "%s: unknown key %q (known: sync, drift, timeout, budget, allowedImages, ignoreDifferences, freezes, syncDuringFreeze)", where, f.Key)
 			}
 		}
 		cfg.Clusters[c.Key] = s

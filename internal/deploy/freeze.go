@@ -1,0 +1,150 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/mygitops/mgo/internal/repo"
+)
+
+// ErrFrozen: the cluster is in a deploy freeze (a deny window of its
+// freezes in mygitops.yaml, or outside its allow windows): 423. Nothing
+// was written.
+var ErrFrozen = errors.New("deploy freeze")
+
+// FrozenError refuses a deploy or rollback during a freeze: which cluster,
+// the freeze (its window) and when it ends.
+type FrozenError struct {
+	Cluster string
+	Period  repo.FreezePeriod
+}
+
+func (e *FrozenError) Error() string {
+	until := "no end within a year"
+	if !e.Period.Until.IsZero() {
+		until = "until " + e.Period.Until.UTC().Format(time.RFC3339)
+	}
+	return fmt.Sprintf("%s: cluster %s is frozen (%s, %s); nothing was written; a token with freezeOverride may deploy",
+		ErrFrozen, e.Cluster, e.Period.Describe(), until)
+}
+
+func (e *FrozenError) Unwrap() error { return ErrFrozen }
+
+// FreezeOverrideBy is the Freeze-Override trailer of a request that went
+// through a freeze: "<window> by <client>".
+func freezeOverrideBy(p repo.FreezePeriod, client string) string {
+	what := "outside the allow windows"
+	if p.Window != nil {
+		what = p.Window.Label()
+	}
+	if client == "" {
+		client = "unknown"
+	}
+	return clipTrailer(what + " by " + client)
+}
+
+func clipTrailer(s string) string {
+	if len(s) > 1000 {
+		return s[:1000]
+	}
+	return s
+}
+
+// checkFreeze is the freeze step of Check, on the tree at dir: a request
+// to a frozen cluster is a *FrozenError unless it may override the freeze
+// (Request.OverrideFreeze); then req.FreezeOverride records what it
+// overrode. A cluster whose freezes have errors takes no deploy: a freeze
+// with a typo must not lift.
+func checkFreeze(dir string, req *Request, now time.Time) error {
+	req.FreezeOverride = ""
+	cfg, _ := repo.LoadConfig(dir)
+	s := cfg.Cluster(req.Cluster)
+	if s.Freezes.Invalid {
+		return fmt.Errorf("%w: the freezes of cluster %s in %s (line %d) have errors; fix them first (mgo validate)",
+			ErrUnprocessable, req.Cluster, repo.ConfigFile, s.Freezes.Line)
+	}
+	st := s.Freeze(now, req.TriggerRepo)
+	if st.Active == nil {
+		return nil
+	}
+	if !req.OverrideFreeze {
+		return &FrozenError{Cluster: req.Cluster, Period: *st.Active}
+	}
+	req.FreezeOverride = freezeOverrideBy(*st.Active, req.Client)
+	return nil
+}
+
+// CheckFreeze refuses req as Check would for a freeze alone, at the clone's
+// head (rollbacks: they change the cluster as a deploy does).
+func (a *DeployAction) CheckFreeze(ctx context.Context, req *Request) error {
+	return a.Git.Read(ctx, func(dir, _ string) error {
+		return checkFreeze(dir, req, a.now())
+	})
+}
+
+func (a *DeployAction) now() time.Time {
+	if a.Now == nil {
+		return time.Now()
+	}
+	return a.Now()
+}
+
+// freezeOverrideKey carries a caller's freezeOverride permission to
+// RollbackBy.
+type freezeOverrideKey struct{}
+
+// WithFreezeOverride returns ctx saying whether the caller may deploy or
+// roll back during a freeze (a token or claim rule with freezeOverride).
+// Submit reads the permission from Request.OverrideFreeze, RollbackBy from
+// its context.
+func WithFreezeOverride(ctx context.Context, allowed bool) context.Context {
+	return context.WithValue(ctx, freezeOverrideKey{}, allowed)
+}
+
+func freezeOverrideOf(ctx context.Context) bool {
+	ok, _ := ctx.Value(freezeOverrideKey{}).(bool)
+	return ok
+}
+
+// FreezeStatus is the freeze of a cluster now, for the clusters' answers.
+type FreezeStatus struct {
+	repo.FreezeState
+	// Windows are the cluster's windows (those limited to trigger repos
+	// included: the state above counts only the others).
+	Windows []repo.FreezeWindow
+	// HoldPushes is syncDuringFreeze: false; Held is then set when changes
+	// pushed to git wait for the freeze to end.
+	HoldPushes, Held bool
+	// Invalid is set when a window has errors: deploys are refused.
+	Invalid bool
+}
+
+// Freeze returns the freeze of a served cluster now, by the mygitops.yaml
+// at the clone's head.
+func (s *Service) Freeze(ctx context.Context, cluster string) (FreezeStatus, error) {
+	c, err := s.cluster(cluster)
+	if err != nil {
+		return FreezeStatus{}, err
+	}
+	var st FreezeStatus
+	err = s.cfg.Git.Read(ctx, func(dir, _ string) error {
+		cfg, _ := repo.LoadConfig(dir)
+		set := cfg.Cluster(cluster)
+		st = FreezeStatus{FreezeState: set.Freeze(s.cfg.Now(), ""), Windows: set.Freezes.Windows,
+			HoldPushes: set.Freezes.HoldPushes, Invalid: set.Freezes.Invalid}
+		if st.Active == nil || !st.HoldPushes {
+			return nil
+		}
+		in, err := clusterInputs(dir, cluster)
+		if err != nil {
+			return err
+		}
+		c.mu.Lock()
+		st.Held = in != c.state.inputs
+		c.mu.Unlock()
+		return nil
+	})
+	return st, err
+}
