@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/mygitops/mgo/internal/repo"
@@ -147,4 +148,81 @@ func (s *Service) Freeze(ctx context.Context, cluster string) (FreezeStatus, err
 		return nil
 	})
 	return st, err
+}
+
+// freezeHolds are the timers of the clusters whose pushed changes a
+// freeze holds: each fires when its freeze ends and syncs what is still
+// held then (a freeze that goes on arms the timer again, so a held change
+// is never lost between windows). The poll or a webhook may sync it first.
+type freezeHolds struct {
+	mu     sync.Mutex
+	timers map[string]*heldTimer
+}
+
+type heldTimer struct {
+	t     *time.Timer
+	until time.Time
+}
+
+// holdPush reports whether the cluster's pushed changes are held now: it
+// syncs them during freezes only with syncDuringFreeze (the default); a
+// freeze counts its windows without triggerRepos. A held cluster gets a
+// timer for the freeze's end.
+func (s *Service) holdPush(cluster string, set repo.ClusterSettings) bool {
+	if !set.Freezes.HoldPushes {
+		return false
+	}
+	now := s.cfg.Now()
+	st := set.Freeze(now, "")
+	if st.Active == nil {
+		return false
+	}
+	until := st.Active.Until
+	log := s.log.With("cluster", cluster, "freeze", st.Active.Describe(), "until", until)
+	if until.IsZero() {
+		// No end within a year: the next refresh looks again.
+		log.Info("pushed change held: the cluster is frozen and syncDuringFreeze is false")
+		return true
+	}
+	h := &s.holds
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.timers == nil {
+		h.timers = map[string]*heldTimer{}
+	}
+	if prev, ok := h.timers[cluster]; ok {
+		if prev.until.Equal(until) {
+			log.Debug("pushed change still held")
+			return true
+		}
+		prev.t.Stop()
+	}
+	log.Info("pushed change held: the cluster is frozen and syncDuringFreeze is false; it syncs when the freeze ends")
+	// A second past the end: the clock's freeze has ended by then.
+	h.timers[cluster] = &heldTimer{until: until, t: time.AfterFunc(until.Sub(now)+time.Second, func() { s.releaseHeld(cluster, until) })}
+	return true
+}
+
+// releaseHeld syncs a held cluster once its freeze ended, unless it is
+// held again (a following freeze) or nothing is pending any more.
+func (s *Service) releaseHeld(cluster string, until time.Time) {
+	h := &s.holds
+	h.mu.Lock()
+	if t, ok := h.timers[cluster]; ok && t.until.Equal(until) {
+		delete(h.timers, cluster)
+	}
+	h.mu.Unlock()
+	ctx := s.ctx
+	if ctx.Err() != nil || s.isClosed() {
+		return
+	}
+	changed, err := s.changedClusters(ctx, []string{cluster})
+	if err != nil {
+		s.log.Warn("sync of a change held by a freeze failed", "cluster", cluster, "error", err)
+		return
+	}
+	if len(changed) > 0 {
+		s.log.Info("freeze ended: syncing the held change", "cluster", cluster)
+		s.syncPushed(ctx, changed)
+	}
 }

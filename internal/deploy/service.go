@@ -74,7 +74,8 @@ type Service struct {
 	// replicas is how the clusters are shared with other replicas: alone,
 	// or shared (the same value as shared) by leases.
 	replicas replicaPolicy
-	shared   *shared // nil unless the records and clusters are shared
+	shared   *shared     // nil unless the records and clusters are shared
+	holds    freezeHolds // pushed changes held by freezes (freeze.go)
 
 	mu      sync.Mutex
 	closed  bool                     // Shutdown began: no new requests or syncs
