@@ -226,3 +226,20 @@ func (s *Service) releaseHeld(cluster string, until time.Time) {
 		s.syncPushed(ctx, changed)
 	}
 }
+
+// pushesHeld reports whether the cluster holds pushed changes now: a drift
+// repair then waits too, since it would sync them.
+func (s *Service) pushesHeld(set repo.ClusterSettings) bool {
+	return set.Freezes.HoldPushes && set.Freeze(s.cfg.Now(), "").Active != nil
+}
+
+// pushesHeldAt is pushesHeld by the mygitops.yaml at the clone's head.
+func (s *Service) pushesHeldAt(ctx context.Context, cluster string) bool {
+	held := false
+	_ = s.cfg.Git.Read(ctx, func(dir, _ string) error {
+		cfg, _ := repo.LoadConfig(dir)
+		held = s.pushesHeld(cfg.Cluster(cluster))
+		return nil
+	})
+	return held
+}

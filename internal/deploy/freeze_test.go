@@ -9,6 +9,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mygitops/mgo/internal/reconcile"
+	"github.com/mygitops/mgo/internal/repo"
 )
 
 // nightFreeze freezes cluster prod every night from 22:00 to 06:00 UTC
@@ -44,6 +47,11 @@ func (c *testClock) setFunc(f func() time.Time) {
 }
 
 func newFrozenService(t *testing.T, g *fakeGit, e *fakeSyncer, clock *testClock) *Service {
+	t.Helper()
+	return newFrozenServiceOf(t, g, e, clock)
+}
+
+func newFrozenServiceOf(t *testing.T, g *fakeGit, e ClusterSyncer, clock *testClock) *Service {
 	t.Helper()
 	store, err := OpenStore(t.TempDir() + "/deployments.db")
 	if err != nil {
@@ -187,5 +195,39 @@ func TestFreezeRefusesDeploys(t *testing.T) {
 	svc2 := newFrozenService(t, broken, &fakeSyncer{}, clock)
 	if _, err := svc2.Submit(ctx, request("2.0.2", "")); !errors.Is(err, ErrUnprocessable) || !strings.Contains(err.Error(), "freezes of cluster prod") {
 		t.Fatalf("deploy with a broken freeze: %v", err)
+	}
+}
+
+// differingSyncer is a fakeSyncer whose diffs always find a changed
+// object.
+type differingSyncer struct{ *fakeSyncer }
+
+func (d differingSyncer) Diff(_ context.Context, _ *repo.Repo, _ reconcile.Options) (*reconcile.DiffResult, error) {
+	return &reconcile.DiffResult{Releases: []reconcile.ReleaseDiff{{File: valuesFile, Name: "app", Namespace: "app",
+		Objects: []reconcile.ObjectDiff{{Subject: "Deployment/app/app", Action: reconcile.ObjectConfigured}}}}}, nil
+}
+
+// TestFreezeHoldsDriftRepairs: a drift repair would sync held changes, so
+// it waits for the freeze to end too.
+func TestFreezeHoldsDriftRepairs(t *testing.T) {
+	e := &fakeSyncer{}
+	clock := &testClock{}
+	night := time.Date(2026, 12, 7, 23, 0, 0, 0, time.UTC)
+	clock.set(night)
+	svc := newFrozenServiceOf(t, newFakeGit(t, fakeFiles(strings.Replace(nightFreeze, "    syncDuringFreeze", "    drift: repair\n    syncDuringFreeze", 1))),
+		differingSyncer{e}, clock)
+	ctx := fakeContext(t)
+	if err := svc.CheckDrift(ctx, "prod"); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.count(); n != 0 {
+		t.Fatalf("%d syncs: a drift repair ran during the freeze", n)
+	}
+	clock.set(night.Add(8 * time.Hour))
+	if err := svc.CheckDrift(ctx, "prod"); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.count(); n != 1 {
+		t.Fatalf("%d syncs after the freeze, want the repair", n)
 	}
 }
