@@ -407,6 +407,9 @@ func parseFreezeWindow(n *yaml.Node, where string, ps *problems) (FreezeWindow, 
 	return w, valid
 }
 
+// neverReference is when a schedule is checked for an activation at all.
+var neverReference = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
 // parseSchedule parses a standard cron schedule in a window's time zone
 // (given by timeZone, not in the schedule).
 func parseSchedule(s string) (cron.Schedule, error) {
@@ -421,6 +424,11 @@ func parseSchedule(s string) (cron.Schedule, error) {
 	sched, err := cron.ParseStandard(s)
 	if err != nil {
 		return nil, fmt.Errorf("not a cron schedule (minute hour day-of-month month day-of-week, e.g. \"0 22 * * 5\"): %v", err)
+	}
+	// cron looks five years ahead: a schedule without an activation
+	// there (February 30) never starts its window.
+	if sched.Next(neverReference).IsZero() {
+		return nil, errors.New("never fires (no such date)")
 	}
 	return sched, nil
 }

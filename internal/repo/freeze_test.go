@@ -48,6 +48,9 @@ func TestFreezeParseErrors(t *testing.T) {
       - kind: deny
         schedule: "CRON_TZ=Europe/Berlin 0 1 * * *"
         duration: 1h
+      - kind: deny
+        schedule: "0 0 30 2 *"
+        duration: 1h
 `)
 	want := []string{
 		`mygitops.yaml:3: error: clusters.prod.syncDuringFreeze: "maybe" is not true or false`,
@@ -61,6 +64,7 @@ func TestFreezeParseErrors(t *testing.T) {
 		`mygitops.yaml:26: error: clusters.prod.freezes[5]: duration "9000h" is longer than`,
 		`mygitops.yaml:27: error: clusters.prod.freezes[5]: triggerRepos[0]: "gitlab.com/[a-" is not a valid pattern`,
 		`mygitops.yaml:29: error: clusters.prod.freezes[6]: schedule "CRON_TZ=Europe/Berlin 0 1 * * *": give the time zone with timeZone`,
+		`mygitops.yaml:32: error: clusters.prod.freezes[7]: schedule "0 0 30 2 *": never fires`,
 	}
 	got := problemStrings(ps)
 	if len(got) != len(want) {
