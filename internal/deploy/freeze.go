@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,8 +34,9 @@ func (e *FrozenError) Error() string {
 
 func (e *FrozenError) Unwrap() error { return ErrFrozen }
 
-// FreezeOverrideBy is the Freeze-Override trailer of a request that went
-// through a freeze: "<window> by <client>".
+// freezeOverrideBy is the Freeze-Override trailer of a request that went
+// through a freeze: "<window> by <client>", at most 1000 bytes (a trailer
+// holds 1024).
 func freezeOverrideBy(p repo.FreezePeriod, client string) string {
 	what := "outside the allow windows"
 	if p.Window != nil {
@@ -43,12 +45,9 @@ func freezeOverrideBy(p repo.FreezePeriod, client string) string {
 	if client == "" {
 		client = "unknown"
 	}
-	return clipTrailer(what + " by " + client)
-}
-
-func clipTrailer(s string) string {
+	s := what + " by " + client
 	if len(s) > 1000 {
-		return s[:1000]
+		s = strings.ToValidUTF8(s[:1000], "")
 	}
 	return s
 }

@@ -6,6 +6,7 @@ import (
 	"path"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/robfig/cron/v3"
 	"go.yaml.in/yaml/v3"
@@ -336,7 +337,7 @@ var freezeKeys = "name, reason, kind, schedule, duration, timeZone, triggerRepos
 
 func parseFreezeWindow(n *yaml.Node, where string, ps *problems) (FreezeWindow, bool) {
 	w := FreezeWindow{Line: n.Line}
-	if name, _ := yamlnode.Scalar(yamlnode.Lookup(n, "name")); name != "" {
+	if name, _ := yamlnode.Scalar(yamlnode.Lookup(n, "name")); name != "" && len(name) <= 200 && strings.IndexFunc(name, unicode.IsControl) < 0 {
 		where += " (" + name + ")"
 	}
 	es, ok := yamlnode.Entries(n)
@@ -361,10 +362,17 @@ func parseFreezeWindow(n *yaml.Node, where string, ps *problems) (FreezeWindow, 
 		}
 		line := e.Value.Line
 		switch e.Key {
-		case "name":
-			w.Name = v
-		case "reason":
-			w.Reason = v
+		case "name", "reason":
+			// Both go into answers and the Freeze-Override trailer: one
+			// line of text.
+			if len(v) > 200 || strings.IndexFunc(v, unicode.IsControl) >= 0 {
+				bad(line, "%s must be one line of at most 200 characters", e.Key)
+			}
+			if e.Key == "name" {
+				w.Name = v
+			} else {
+				w.Reason = v
+			}
 		case "kind":
 			if v != FreezeDeny && v != FreezeAllow {
 				bad(line, "kind %q is not a window kind (deny or allow)", v)

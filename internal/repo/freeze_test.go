@@ -51,6 +51,10 @@ func TestFreezeParseErrors(t *testing.T) {
       - kind: deny
         schedule: "0 0 30 2 *"
         duration: 1h
+      - kind: deny
+        name: "two\nlines"
+        schedule: "0 0 * * *"
+        duration: 1h
 `)
 	want := []string{
 		`mygitops.yaml:3: error: clusters.prod.syncDuringFreeze: "maybe" is not true or false`,
@@ -65,6 +69,7 @@ func TestFreezeParseErrors(t *testing.T) {
 		`mygitops.yaml:27: error: clusters.prod.freezes[5]: triggerRepos[0]: "gitlab.com/[a-" is not a valid pattern`,
 		`mygitops.yaml:29: error: clusters.prod.freezes[6]: schedule "CRON_TZ=Europe/Berlin 0 1 * * *": give the time zone with timeZone`,
 		`mygitops.yaml:32: error: clusters.prod.freezes[7]: schedule "0 0 30 2 *": never fires`,
+		`mygitops.yaml:35: error: clusters.prod.freezes[8]: name must be one line of at most 200 characters`,
 	}
 	got := problemStrings(ps)
 	if len(got) != len(want) {
