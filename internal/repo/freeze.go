@@ -27,6 +27,10 @@ const (
 // MaxFreezeDuration bounds a window's duration (a year and a day).
 const MaxFreezeDuration = 366 * 24 * time.Hour
 
+// MaxFreezeWindows bounds a cluster's windows: each deploy and each
+// cluster answer evaluates them all.
+const MaxFreezeWindows = 50
+
 // freezeHorizon bounds how far ahead the end of a freeze and the next
 // freeze are looked for.
 const freezeHorizon = 366 * 24 * time.Hour
@@ -320,6 +324,11 @@ func parseFreezes(n *yaml.Node, where string, f *FreezePolicy, ps *problems) {
 	}
 	if list.Kind != yaml.SequenceNode {
 		ps.errorf(ConfigFile, n.Line, "%s must be a list of windows, not %s", where, yamlnode.KindName(n))
+		f.Invalid = true
+		return
+	}
+	if len(list.Content) > MaxFreezeWindows {
+		ps.errorf(ConfigFile, n.Line, "%s has %d windows; at most %d are allowed", where, len(list.Content), MaxFreezeWindows)
 		f.Invalid = true
 		return
 	}

@@ -88,6 +88,13 @@ func TestFreezeParseErrors(t *testing.T) {
 	}
 }
 
+func TestFreezeTooManyWindows(t *testing.T) {
+	s, ps := freezeSettings(t, "    freezes:\n"+strings.Repeat("      - {kind: deny, schedule: \"@daily\", duration: 1h}\n", MaxFreezeWindows+1))
+	if got := problemStrings(ps); len(got) != 1 || !strings.HasPrefix(got[0], "mygitops.yaml:4: error: clusters.prod.freezes has 51 windows; at most 50") || !s.Freezes.Invalid {
+		t.Errorf("problems %v, policy %+v", got, s.Freezes)
+	}
+}
+
 func TestFreezeParseValid(t *testing.T) {
 	s, ps := freezeSettings(t, `    syncDuringFreeze: false
     freezes:
