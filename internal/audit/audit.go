@@ -44,20 +44,21 @@ type Entry struct {
 	ForwardedFor string `json:"forwardedFor,omitempty"`
 	// Route is the endpoint ("POST /deploy"); Path the request path
 	// without its query.
-	Route        string `json:"route"`
-	Path         string `json:"path"`
-	Cluster      string `json:"cluster,omitempty"`
-	TriggerRepo  string `json:"triggerRepo,omitempty"`
-	Image        string `json:"image,omitempty"`
-	DeploymentID string `json:"deploymentId,omitempty"`
-	RollbackOf   string `json:"rollbackOf,omitempty"`
+	Route        string  `json:"route"`
+	Path         string  `json:"path"`
+	Cluster      string  `json:"cluster,omitempty"`
+	TriggerRepo  string  `json:"triggerRepo,omitempty"`
+	Image        string  `json:"image,omitempty"`
+	DeploymentID string  `json:"deploymentId,omitempty"`
+	RollbackOf   string  `json:"rollbackOf,omitempty"`
+	Decision     string  `json:"decision"`
+	Status       int     `json:"status"`
+	Reason       string  `json:"reason,omitempty"`
+	Seconds      float64 `json:"seconds"`
+
 	// FreezeOverride is set when a deploy or rollback went through a
 	// deploy freeze: "<window> by <client>".
-	FreezeOverride string  `json:"freezeOverride,omitempty"`
-	Decision       string  `json:"decision"`
-	Status         int     `json:"status"`
-	Reason         string  `json:"reason,omitempty"`
-	Seconds        float64 `json:"seconds"`
+	FreezeOverride string `json:"freezeOverride,omitempty"`
 }
 
 // Logger writes entries as JSON lines; one Write per entry, so lines of

@@ -236,10 +236,11 @@ type ClusterSettings struct {
 	// rule would revert what it leaves alone).
 	IgnoreInvalid bool
 	IgnoreLine    int // of the ignoreDifferences key
+	Line          int
+
 	// Freezes are the deploy freeze windows (freezes) and what happens to
 	// pushed changes during a freeze (syncDuringFreeze); see freeze.go.
 	Freezes FreezePolicy
-	Line    int
 }
 
 // ImageAllowed reports whether a deploy may set an image of repository
