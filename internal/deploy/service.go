@@ -74,8 +74,9 @@ type Service struct {
 	// replicas is how the clusters are shared with other replicas: alone,
 	// or shared (the same value as shared) by leases.
 	replicas replicaPolicy
-	shared   *shared     // nil unless the records and clusters are shared
-	holds    freezeHolds // pushed changes held by freezes (freeze.go)
+	shared   *shared // nil unless the records and clusters are shared
+
+	holds freezeHolds // pushed changes held by freezes (freeze.go)
 
 	mu      sync.Mutex
 	closed  bool                     // Shutdown began: no new requests or syncs
@@ -607,9 +608,8 @@ func releaseName(file string) string {
 func (s *Service) revert(ctx context.Context, j *job) {
 	req := j.d.Request
 	info := gitrepo.CommitInfo{Author: req.Author, Message: gitrepo.Message{
-		Summary: fmt.Sprintf("rollback deployment %s on %s", j.d.RollbackOf, req.Cluster),
-		Trailers: gitrepo.Trailers{TriggerRepo: req.TriggerRepo, RequestedBy: req.RequestedBy(), DeploymentID: j.d.ID,
-			FreezeOverride: req.FreezeOverride},
+		Summary:  fmt.Sprintf("rollback deployment %s on %s", j.d.RollbackOf, req.Cluster),
+		Trailers: gitrepo.Trailers{TriggerRepo: req.TriggerRepo, RequestedBy: req.RequestedBy(), DeploymentID: j.d.ID, FreezeOverride: req.FreezeOverride},
 	}}
 	res, err := s.cfg.Git.Revert(ctx, j.revert, info)
 	if err != nil {
