@@ -42,6 +42,13 @@ type fixture struct {
 
 func newFixture(t *testing.T, mods ...func(*Config)) *fixture {
 	t.Helper()
+	return newFixtureFiles(t, nil, mods...)
+}
+
+// newFixtureFiles is newFixture with the gitops repo's files changed by
+// edit first.
+func newFixtureFiles(t *testing.T, edit func(files map[string]string), mods ...func(*Config)) *fixture {
+	t.Helper()
 	files := gittest.Skeleton()
 	files["mygitops.yaml"] = `helm:
   repositories:
@@ -55,6 +62,9 @@ clusters:
     sync: manual
 `
 	files["installations/secret/app-values.yaml"] = files["installations/prod/app-values.yaml"]
+	if edit != nil {
+		edit(files)
+	}
 	f := &fixture{remote: gittest.NewRemote(t, files)}
 	opts := gitrepo.DefaultOptions()
 	opts.URL = "file://" + f.remote.Dir

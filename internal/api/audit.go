@@ -64,7 +64,7 @@ func (s *Server) finishAudit(w *auditWriter, e *audit.Entry) {
 		e.Status = http.StatusOK
 	}
 	e.Decision = audit.Allowed
-	if e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden {
+	if e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden || e.Status == http.StatusLocked {
 		e.Decision = audit.Refused
 	}
 	e.Reason = clip(w.reason, 1000)

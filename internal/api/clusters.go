@@ -10,16 +10,23 @@ import (
 	"github.com/mygitops/mgo/pkg/apitypes"
 )
 
-func (s *Server) handleClusters(w http.ResponseWriter, _ *http.Request, p auth.Principal) {
+func (s *Server) handleClusters(w http.ResponseWriter, r *http.Request, p auth.Principal) {
 	out := apitypes.ClusterList{Clusters: []apitypes.Cluster{}}
 	for _, name := range s.svc.Clusters() {
 		if p.AllowCluster(name) != nil {
 			continue
 		}
 		st, err := s.svc.ClusterStatus(name)
-		if err == nil {
-			out.Clusters = append(out.Clusters, wireCluster(st))
+		if err != nil {
+			continue
 		}
+		c := wireCluster(st)
+		if fz, err := s.svc.Freeze(r.Context(), name); err == nil {
+			c.Freeze = wireFreeze(fz)
+		} else {
+			s.log.Warn("cluster freeze unknown", "cluster", name, "error", err)
+		}
+		out.Clusters = append(out.Clusters, c)
 	}
 	writeJSON(w, http.StatusOK, out)
 }

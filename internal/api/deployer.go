@@ -24,6 +24,8 @@ type Deployer interface {
 
 	Clusters() []string
 	ClusterStatus(cluster string) (deploy.ClusterStatus, error)
+	// Freeze is the cluster's deploy freeze now, by the repo's head.
+	Freeze(ctx context.Context, cluster string) (deploy.FreezeStatus, error)
 	Diff(ctx context.Context, cluster string) (*reconcile.DiffResult, error)
 	Sync(ctx context.Context, cluster string, full bool) (*reconcile.Result, error)
 }

@@ -105,6 +105,7 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request, p auth.Principal
 	}
 	req.Client = p.Name
 	req.Identity = identityOf(p)
+	req.OverrideFreeze = p.MayOverrideFreeze(strings.TrimSpace(req.Cluster), strings.TrimSpace(req.TriggerRepo))
 	submit := s.svc.Submit // detached: the request goes on when the client leaves
 	if wait {
 		submit = s.svc.SubmitWaiting // dropped when the client leaves while it is queued
@@ -116,6 +117,7 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request, p auth.Principal
 		return
 	}
 	auditOf(r).DeploymentID = d.ID
+	auditOf(r).FreezeOverride = d.Request.FreezeOverride
 	if wait {
 		if d, err = s.svc.Wait(r.Context(), d.ID); err != nil {
 			writeErr(w, fmt.Errorf("waiting for deployment: %w", err), p)
@@ -195,9 +197,10 @@ func (s *Server) handleRollback(w http.ResponseWriter, r *http.Request, p auth.P
 		writeErr(w, err, p)
 		return
 	}
-	d, err := s.svc.RollbackBy(r.Context(), orig.ID, p.Name, identityOf(p), b.Author)
+	ctx := deploy.WithFreezeOverride(r.Context(), p.MayOverrideFreeze(orig.Request.Cluster, orig.Request.TriggerRepo))
+	d, err := s.svc.RollbackBy(ctx, orig.ID, p.Name, identityOf(p), b.Author)
 	if err == nil {
-		e.DeploymentID = d.ID
+		e.DeploymentID, e.FreezeOverride = d.ID, d.Request.FreezeOverride
 	}
 	if err == nil && b.Wait {
 		d, err = s.svc.Wait(r.Context(), d.ID)

@@ -35,6 +35,8 @@ func statusOf(err error) int {
 		return http.StatusConflict
 	case errors.Is(err, deploy.ErrUnprocessable):
 		return http.StatusUnprocessableEntity
+	case errors.Is(err, deploy.ErrFrozen):
+		return http.StatusLocked // a deploy freeze: retry after freeze.until
 	case errors.As(err, &mbe):
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, deploy.ErrClosed):
@@ -87,6 +89,10 @@ func writeScopedError(w http.ResponseWriter, err error, d *deploy.Deployment, p 
 	var fe *deploy.FieldError
 	if errors.As(err, &fe) {
 		body.Field = fe.Field
+	}
+	var fz *deploy.FrozenError
+	if errors.As(err, &fz) {
+		body.Freeze = wireFreezePeriod(fz.Period)
 	}
 	status := statusOf(err)
 	if aw, ok := w.(*auditWriter); ok {

@@ -32,6 +32,8 @@ type fakeDeployer struct {
 	DiffRes  *reconcile.DiffResult
 	SyncRes  *reconcile.Result
 	ClusterE error // fails Diff and Sync
+	// Freezes are the clusters' freezes (none when absent).
+	Freezes map[string]deploy.FreezeStatus
 
 	mu        sync.Mutex
 	submitted []deploy.Request
@@ -129,6 +131,13 @@ func (f *fakeDeployer) ClusterStatus(cluster string) (deploy.ClusterStatus, erro
 		return st, &deploy.NotFoundError{What: "cluster", Name: cluster, Known: f.Clusters()}
 	}
 	return st, nil
+}
+
+func (f *fakeDeployer) Freeze(_ context.Context, cluster string) (deploy.FreezeStatus, error) {
+	if _, err := f.ClusterStatus(cluster); err != nil {
+		return deploy.FreezeStatus{}, err
+	}
+	return f.Freezes[cluster], nil
 }
 
 func (f *fakeDeployer) Diff(_ context.Context, cluster string) (*reconcile.DiffResult, error) {

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/mygitops/mgo/internal/reconcile"
+	"github.com/mygitops/mgo/internal/repo"
 	"github.com/mygitops/mgo/pkg/apitypes"
 )
 
@@ -34,6 +35,7 @@ func TestWireMirrorsEngineValues(t *testing.T) {
 		reconcile.ObjectRecreate: apitypes.ObjectRecreate, reconcile.ObjectRestarted: apitypes.ObjectRestarted,
 	}
 	sameValues(t, "object action", objects)
+	sameValues(t, "freeze kind", map[string]apitypes.FreezeKind{repo.FreezeDeny: apitypes.FreezeDeny, repo.FreezeAllow: apitypes.FreezeAllow})
 }
 
 // sameValues fails t for each engine value whose wire value differs.

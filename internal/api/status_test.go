@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/mygitops/mgo/internal/dashboard"
 	"github.com/mygitops/mgo/internal/deploy"
 	"github.com/mygitops/mgo/internal/reconcile"
+	"github.com/mygitops/mgo/internal/repo"
 	"github.com/mygitops/mgo/pkg/apitypes"
 )
 
@@ -30,6 +32,13 @@ const (
 	hubToken  = "mgo_hub"  // only POST /deploy/dockerhub
 	hookKey   = "hook-secret"
 )
+
+// freezePeriod is a weekend deny window, on from Friday 21:00 UTC to
+// Monday 08:00 UTC.
+func freezePeriod() repo.FreezePeriod {
+	w := repo.FreezeWindow{Name: "weekend", Kind: repo.FreezeDeny, Schedule: "0 22 * * 5", Duration: 59 * time.Hour, TimeZone: "Europe/Berlin"}
+	return repo.FreezePeriod{Window: &w, From: time.Date(2026, 11, 27, 21, 0, 0, 0, time.UTC), Until: time.Date(2026, 11, 30, 8, 0, 0, 0, time.UTC)}
+}
 
 // newFake returns a fake service with two clusters, prod and secret, a
 // finished deployment to each, and sync and diff results.
@@ -170,6 +179,17 @@ func TestStatusCodes(t *testing.T) {
 			body: fmt.Sprintf(deployJSON, `,"author":"`+strings.Repeat("a", api.MaxBody)+`"`), want: 413},
 		{name: "repository cannot take the edit", fake: func(f *fakeDeployer) { f.SubmitErr = fmt.Errorf("%w: values file has errors", deploy.ErrUnprocessable) },
 			method: "POST", path: "/api/v1/deployments", token: prodToken, body: fmt.Sprintf(deployJSON, ""), want: 422},
+		{name: "deploy freeze", fake: func(f *fakeDeployer) {
+			f.SubmitErr = &deploy.FrozenError{Cluster: "prod", Period: freezePeriod()}
+		},
+			method: "POST", path: "/api/v1/deployments", token: prodToken, body: fmt.Sprintf(deployJSON, ""), want: 423, wantIn: `"until": "2026-11-30T08:00:00Z"`},
+		{name: "clusters with a freeze", fake: func(f *fakeDeployer) {
+			p := freezePeriod()
+			next := p
+			next.From, next.Until = p.From.Add(7*24*time.Hour), p.Until.Add(7*24*time.Hour)
+			f.Freezes = map[string]deploy.FreezeStatus{"prod": {FreezeState: repo.FreezeState{Active: &p, Next: &next},
+				Windows: []repo.FreezeWindow{*p.Window}, HoldPushes: true, Held: true}}
+		}, method: "GET", path: "/api/v1/clusters", token: allToken, want: 200, wantIn: `"held": true`},
 		{name: "edit failed at commit", fake: func(f *fakeDeployer) { f.WaitResult = failed(deploy.StageCommit, deploy.KindDeploy) },
 			method: "POST", path: "/api/v1/deployments", token: prodToken, body: fmt.Sprintf(deployJSON, `,"wait":true`), want: 422},
 		{name: "rollout failed", fake: func(f *fakeDeployer) { f.WaitResult = failed(deploy.StageRollout, deploy.KindDeploy) },

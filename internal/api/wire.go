@@ -3,6 +3,7 @@ package api
 import (
 	"github.com/mygitops/mgo/internal/deploy"
 	"github.com/mygitops/mgo/internal/reconcile"
+	"github.com/mygitops/mgo/internal/repo"
 	"github.com/mygitops/mgo/pkg/apitypes"
 )
 
@@ -31,7 +32,7 @@ func WireDeployment(d *deploy.Deployment) *apitypes.Deployment {
 func wireRequest(r deploy.Request) apitypes.Request {
 	out := apitypes.Request{Cluster: r.Cluster, TriggerRepo: r.TriggerRepo, ImageRepo: r.ImageRepo, Tag: r.Tag,
 		Digest: r.Digest, Author: r.Author, Client: r.Client, IdempotencyKey: r.IdempotencyKey, Restart: r.Restart,
-		SourceCommit: r.SourceCommit}
+		SourceCommit: r.SourceCommit, FreezeOverride: r.FreezeOverride}
 	if r.Identity != (deploy.Identity{}) {
 		id := apitypes.Identity(r.Identity)
 		out.Identity = &id
@@ -80,4 +81,39 @@ func wireObjectDiffs(objs []reconcile.ObjectDiff) []apitypes.ObjectDiff {
 		out = append(out, apitypes.ObjectDiff{Subject: o.Subject, Action: apitypes.ObjectAction(o.Action), Diff: o.Diff})
 	}
 	return out
+}
+
+func wireFreeze(f deploy.FreezeStatus) *apitypes.Freeze {
+	if len(f.Windows) == 0 && !f.Invalid {
+		return nil
+	}
+	out := &apitypes.Freeze{Held: f.Held, SyncDuringFreeze: !f.HoldPushes, Invalid: f.Invalid, Windows: []apitypes.FreezeWindow{}}
+	if f.Active != nil {
+		out.Active = wireFreezePeriod(*f.Active)
+	}
+	if f.Next != nil {
+		out.Next = wireFreezePeriod(*f.Next)
+	}
+	for _, w := range f.Windows {
+		out.Windows = append(out.Windows, wireFreezeWindow(w))
+	}
+	return out
+}
+
+func wireFreezePeriod(p repo.FreezePeriod) *apitypes.FreezePeriod {
+	out := &apitypes.FreezePeriod{Reason: p.Describe(), From: p.From, Until: p.Until}
+	if p.Window != nil {
+		w := wireFreezeWindow(*p.Window)
+		out.Window = &w
+	}
+	return out
+}
+
+func wireFreezeWindow(w repo.FreezeWindow) apitypes.FreezeWindow {
+	tz := w.TimeZone
+	if tz == "" {
+		tz = "UTC"
+	}
+	return apitypes.FreezeWindow{Name: w.Name, Kind: apitypes.FreezeKind(w.Kind), Reason: w.Reason, Schedule: w.Schedule,
+		Duration: w.Duration.String(), TimeZone: tz, TriggerRepos: w.TriggerRepos}
 }

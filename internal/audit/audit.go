@@ -15,7 +15,7 @@ import (
 // Decisions.
 const (
 	Allowed = "allowed" // authenticated and authorized; Status says how it ended
-	Refused = "refused" // 401 or 403: Reason says why
+	Refused = "refused" // 401, 403 or 423 (a deploy freeze): Reason says why
 )
 
 // Who is the caller of a request.
@@ -55,6 +55,10 @@ type Entry struct {
 	Status       int     `json:"status"`
 	Reason       string  `json:"reason,omitempty"`
 	Seconds      float64 `json:"seconds"`
+
+	// FreezeOverride is set when a deploy or rollback went through a
+	// deploy freeze: "<window> by <client>".
+	FreezeOverride string `json:"freezeOverride,omitempty"`
 }
 
 // Logger writes entries as JSON lines; one Write per entry, so lines of

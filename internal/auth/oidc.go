@@ -107,6 +107,9 @@ type RuleConfig struct {
 	// github.com/<repository> for GitHub; the host of the issuer URL for a
 	// self-managed instance).
 	TriggerRepos []string `json:"triggerRepos,omitempty" yaml:"triggerRepos,omitempty"`
+	// FreezeOverride lets the matching tokens deploy and roll back what
+	// this rule allows during a deploy freeze.
+	FreezeOverride bool `json:"freezeOverride,omitempty" yaml:"freezeOverride,omitempty"`
 }
 
 // projectClaims are the claims of which a rule of an issuer of that kind
@@ -138,6 +141,8 @@ type Grant struct {
 	Rule         string
 	Clusters     []string
 	TriggerRepos []string
+	// FreezeOverride: the rule has freezeOverride.
+	FreezeOverride bool
 }
 
 // OIDC verifies ID tokens of the configured issuers and applies the claim
@@ -436,7 +441,7 @@ func (v *OIDC) Authenticate(ctx context.Context, raw string) (Principal, error) 
 		if r.Issuer != is.cfg.Name || !matchClaims(r.Claims, claims) {
 			continue
 		}
-		g := Grant{Rule: r.Name, Clusters: r.Clusters, TriggerRepos: r.TriggerRepos}
+		g := Grant{Rule: r.Name, Clusters: r.Clusters, TriggerRepos: r.TriggerRepos, FreezeOverride: r.FreezeOverride}
 		if len(g.TriggerRepos) == 0 {
 			if id.Project == "" {
 				continue // cannot happen for a validated rule; never grant "nothing" as "everything"

@@ -32,6 +32,10 @@ type TokenConfig struct {
 	// RouteMetrics); empty allows every route. Only a token limited to
 	// [dockerhub] may ride in a URL (?token=), as Docker Hub webhooks need.
 	Routes []string `json:"routes,omitempty" yaml:"routes,omitempty"`
+	// FreezeOverride lets the token deploy and roll back during a deploy
+	// freeze (the freezes of mygitops.yaml); the commit then carries a
+	// Freeze-Override trailer naming the window and the token.
+	FreezeOverride bool `json:"freezeOverride,omitempty" yaml:"freezeOverride,omitempty"`
 }
 
 // Routes a token can be limited to.
@@ -55,6 +59,9 @@ type Principal struct {
 	Grants []Grant
 	// Identity is set for an OIDC caller: issuer, subject, project, run.
 	Identity *Identity
+	// FreezeOverride is a static token's freezeOverride; an OIDC caller's
+	// comes from its grants (see MayOverrideFreeze).
+	FreezeOverride bool
 }
 
 // Tokens authenticates static bearer tokens.
@@ -106,7 +113,7 @@ func NewTokens(cfgs []TokenConfig) (*Tokens, error) {
 			continue
 		}
 		names[c.Name] = true
-		t.byHash[key] = Principal{Name: c.Name, Clusters: c.Clusters, TriggerRepos: c.TriggerRepos, Routes: c.Routes}
+		t.byHash[key] = Principal{Name: c.Name, Clusters: c.Clusters, TriggerRepos: c.TriggerRepos, Routes: c.Routes, FreezeOverride: c.FreezeOverride}
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -205,6 +212,22 @@ func (p Principal) AllowDeploy(cluster, triggerRepo string) error {
 		return fmt.Errorf("%w: %s may not deploy trigger repo %q", ErrForbidden, p.Name, triggerRepo)
 	}
 	return nil
+}
+
+// MayOverrideFreeze reports whether the principal may deploy triggerRepo
+// to cluster during a deploy freeze: a static token with freezeOverride,
+// or an OIDC caller with a grant of a claim rule with freezeOverride that
+// allows this cluster and trigger repo. It does not check AllowDeploy.
+func (p Principal) MayOverrideFreeze(cluster, triggerRepo string) bool {
+	if len(p.Grants) > 0 {
+		for _, g := range p.Grants {
+			if g.FreezeOverride && matchAny(g.Clusters, cluster) && matchAny(g.TriggerRepos, triggerRepo) {
+				return true
+			}
+		}
+		return false
+	}
+	return p.FreezeOverride
 }
 
 func matchAny(patterns []string, s string) bool {

@@ -67,8 +67,13 @@ identity it sends, in this order: the ID token in the variable named by
 "permissions: id-token: write", an ID token requested from the runner for
 --audience; else the static token in $MGO_TOKEN.
 
+During a deploy freeze of the cluster (the freezes of mygitops.yaml) the
+deploy is refused, unless --override-freeze (with --repo) or the token's
+freezeOverride (with --server) lets it through.
+
 Exit status: 0 success (also when nothing changed), 1 refused (bad input,
-unknown cluster or trigger repo), 2 failure (git, sync or rollout).`,
+unknown cluster or trigger repo, a deploy freeze), 2 failure (git, sync or
+rollout).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt)
@@ -79,6 +84,8 @@ unknown cluster or trigger repo), 2 failure (git, sync or rollout).`,
 			switch {
 			case f.server != "" && f.git.url != "":
 				return &ExitError{Code: 1, Err: errors.New("give --repo or --server, not both")}
+			case f.server != "" && f.req.OverrideFreeze:
+				return &ExitError{Code: 1, Err: errors.New("--override-freeze is for --repo; with --server the token's (or claim rule's) freezeOverride decides")}
 			case f.server != "":
 				return f.remote(ctx, out, errOut)
 			case f.git.url != "":
@@ -102,6 +109,7 @@ unknown cluster or trigger repo), 2 failure (git, sync or rollout).`,
 	fs.IntVar(&f.attempts, "attempts", 6, "with --server: sends of the request (same idempotency key, with backoff) when the connection breaks or a gateway answers 502, 503 or 504")
 	fs.StringVar(&f.req.SourceCommit, "source-commit", "", "with --server: the trigger repo's commit the image was built from, for its commit status (default: $CI_COMMIT_SHA, $GITHUB_SHA)")
 	fs.BoolVar(&f.req.Restart, "restart", false, "with --server: ask for a rolling restart when the image is unchanged")
+	fs.BoolVar(&f.req.OverrideFreeze, "override-freeze", false, "with --repo: deploy during a deploy freeze of the cluster (the commit's Freeze-Override trailer records it)")
 	fs.BoolVarP(&f.sync, "sync", "s", false, "with --repo: sync the cluster after pushing (kubeconfig context = cluster)")
 	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "with --sync: kubeconfig file (default $KUBECONFIG, then ~/.kube/config)")
 	fs.StringVar(&f.chartCache, "chart-cache", "", "with --sync: chart cache directory")

@@ -138,7 +138,7 @@ Every endpoint but /healthz and /readyz needs a bearer token from
 	fs.IntVar(&cfg.BudgetCap.MaxConcurrentReleases, "budget-max-releases", cfg.BudgetCap.MaxConcurrentReleases, "the highest budget.maxConcurrentReleases mygitops.yaml may give a cluster (0: no cap)")
 	fs.StringVar(&creds.Dir, "chart-credentials-dir", "", "the only directory whose files chart-repository and notification credentials in mygitops.yaml may name (default: none)")
 	fs.StringVar(&creds.EnvPrefix, "chart-credentials-env-prefix", creds.EnvPrefix, "the prefix of every environment variable chart-repository and notification credentials in mygitops.yaml may name (\"\": none)")
-	fs.StringVar(&tokensPath, "tokens-file", "", "YAML file: tokens: [{name, sha256, clusters, triggerRepos}], oidc: {issuers, rules} (docs/api.md)")
+	fs.StringVar(&tokensPath, "tokens-file", "", "YAML file: tokens: [{name, sha256, clusters, triggerRepos, routes, freezeOverride}], oidc: {issuers, rules: [{name, issuer, claims, clusters, triggerRepos, freezeOverride}]}; freezeOverride: true lets that token or rule deploy during a deploy freeze (docs/api.md, docs/gitops-repo.md)")
 	fs.StringVar(&auditLog, "audit-log", "-", "file the audit log (a JSON line per authenticated request and refusal) is appended to; \"-\": standard output")
 	fs.BoolVar(&cfg.InsecureNoAuth, "insecure-no-auth", false, "serve without authentication (local demos only)")
 	fs.StringVar(&githubSecret, "github-webhook-secret-file", "", "file holding the GitHub webhook secret (enables /hooks/github)")

@@ -1,10 +1,13 @@
 package cli
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
+	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -127,6 +130,7 @@ func (o *validateOptions) run(out io.Writer, policies map[string]*outbound.Polic
 		if len(r.Problems) > 0 {
 			fmt.Fprintln(out)
 		}
+		printFreezes(out, r, time.Now())
 		verdict := "valid"
 		if !rep.Valid {
 			verdict = "INVALID"
@@ -137,4 +141,47 @@ func (o *validateOptions) run(out io.Writer, policies map[string]*outbound.Polic
 		return &ExitError{Code: 1} // the report says it all
 	}
 	return nil
+}
+
+// printFreezes lists each checked cluster's deploy freeze windows (valid
+// ones; the problems above name the others) and its freeze at now.
+func printFreezes(out io.Writer, r *repo.Repo, now time.Time) {
+	for _, name := range r.ClusterNames() {
+		set := r.Config.Cluster(name)
+		if len(set.Freezes.Windows) == 0 {
+			continue
+		}
+		var ws []string
+		for _, w := range set.Freezes.Windows {
+			zone := cmp.Or(w.TimeZone, "UTC")
+			s := fmt.Sprintf("%s %q for %s in %s", w.Kind, w.Schedule, w.Duration, zone)
+			if w.Name != "" {
+				s = w.Name + ": " + s
+			}
+			if len(w.TriggerRepos) > 0 {
+				s += " for " + strings.Join(w.TriggerRepos, ", ")
+			}
+			ws = append(ws, s)
+		}
+		pushes := "synced"
+		if set.Freezes.HoldPushes {
+			pushes = "held"
+		}
+		st := set.Freeze(now, "")
+		state := "not frozen now"
+		if st.Active != nil {
+			state = "frozen now (" + st.Active.Describe() + ") " + until(st.Active.Until)
+		}
+		if st.Next != nil {
+			state += "; next " + st.Next.Describe() + " from " + st.Next.From.UTC().Format(time.RFC3339) + " " + until(st.Next.Until)
+		}
+		fmt.Fprintf(out, "cluster %s: freezes: %s; pushed changes are %s during a freeze; %s\n", name, strings.Join(ws, "; "), pushes, state)
+	}
+}
+
+func until(t time.Time) string {
+	if t.IsZero() {
+		return "with no end within a year"
+	}
+	return "until " + t.UTC().Format(time.RFC3339)
 }

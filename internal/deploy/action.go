@@ -61,7 +61,7 @@ func (a *DeployAction) Run(ctx context.Context, req Request) (*Deployment, error
 	if _, err := a.Git.Fetch(ctx); err != nil {
 		return nil, fmt.Errorf("fetch: %w", err)
 	}
-	files, err := a.Check(ctx, req)
+	files, err := a.Check(ctx, &req)
 	if err != nil {
 		return nil, err
 	}
@@ -109,23 +109,29 @@ func (a *DeployAction) Run(ctx context.Context, req Request) (*Deployment, error
 
 // Check is the pipeline's first step: the values files of req's cluster
 // that list its trigger repo, at the clone's head, refused as Targets
-// says when they are not there or not valid. Nothing is written.
-func (a *DeployAction) Check(ctx context.Context, req Request) ([]string, error) {
+// says when they are not there or not valid, and refused with a
+// *FrozenError while the cluster is frozen for the trigger repo (see
+// repo.FreezePolicy) unless req.OverrideFreeze: req.FreezeOverride then
+// names the freeze, for the commit's Freeze-Override trailer. Nothing is
+// written.
+func (a *DeployAction) Check(ctx context.Context, req *Request) ([]string, error) {
 	var files []string
 	err := a.Git.Read(ctx, func(dir, _ string) error {
 		var err error
-		files, err = targets(dir, req, a.SecretKeys, a.Cache)
-		return err
+		if files, err = targets(dir, *req, a.SecretKeys, a.Cache); err != nil {
+			return err
+		}
+		return checkFreeze(dir, req, a.now())
 	})
 	return files, err
 }
 
 // Refused reports whether err (of DeployAction.Run) refused the request
 // as it was: bad input, an unknown cluster or trigger repo, a values file
-// with errors, an image outside allowedImages. Sending it again does not
-// help.
+// with errors, an image outside allowedImages, a freeze. Sending it again
+// does not help (until the freeze ends).
 func Refused(err error) bool {
-	for _, target := range []error{ErrInvalid, ErrNotFound, ErrForbidden, ErrUnprocessable, gitrepo.ErrChange, gitrepo.ErrInvalidAuthor} {
+	for _, target := range []error{ErrInvalid, ErrNotFound, ErrForbidden, ErrUnprocessable, ErrFrozen, gitrepo.ErrChange, gitrepo.ErrInvalidAuthor} {
 		if errors.Is(err, target) {
 			return true
 		}

@@ -96,6 +96,15 @@ func (s *Service) CheckDrift(ctx context.Context, cluster string) error {
 	n := s.clusters[cluster].Status().Drift
 	ev := notify.Event{Type: notify.DriftDetected, Cluster: cluster, Objects: n,
 		Summary: fmt.Sprintf("%d objects in %s differ from the repo", n, cluster)}
+	if policy == repo.DriftRepair && s.pushesHeldAt(ctx, cluster) {
+		s.log.Warn("drift: the cluster differs from the repo; not repaired during a freeze that holds pushed changes",
+			"cluster", cluster, "objects", n)
+		ev.Summary += "; not repaired during a freeze (syncDuringFreeze: false)"
+		if n != prev {
+			s.notify(ev)
+		}
+		return nil
+	}
 	if policy == repo.DriftRepair {
 		s.log.Info("drift: repairing", "cluster", cluster)
 		out, err := s.sync(ctx, cluster, true, false, true)

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/mygitops/mgo/internal/repo"
 )
 
 // RefresherOptions configure a Refresher.
@@ -83,14 +85,27 @@ func (r *Refresher) Run(ctx context.Context) {
 
 // Refresh fetches the repo and syncs every cluster whose files changed
 // since its last sync (a push by a person, seen by a webhook or a poll),
-// except those that sync manually. It returns the clusters it synced.
+// except those that sync manually and those held by a freeze
+// (syncDuringFreeze: false in mygitops.yaml, see holdPush): their sync
+// runs when the freeze ends. It returns the clusters it synced.
 func (s *Service) Refresh(ctx context.Context) ([]string, error) {
 	if _, err := s.cfg.Git.Fetch(ctx); err != nil {
 		return nil, err
 	}
+	changed, err := s.changedClusters(ctx, s.Clusters())
+	if err != nil {
+		return nil, err
+	}
+	return s.syncPushed(ctx, changed), nil
+}
+
+// changedClusters returns those of names whose inputs at the clone's head
+// differ from their last sync and that no freeze holds.
+func (s *Service) changedClusters(ctx context.Context, names []string) ([]string, error) {
 	var changed []string
 	err := s.cfg.Git.Read(ctx, func(dir, _ string) error {
-		for _, name := range s.Clusters() {
+		cfg, _ := repo.LoadConfig(dir)
+		for _, name := range names {
 			if !s.owns(name) {
 				continue // its lease holder syncs it
 			}
@@ -100,16 +115,20 @@ func (s *Service) Refresh(ctx context.Context) ([]string, error) {
 			}
 			c := s.clusters[name]
 			c.mu.Lock()
-			if d != c.state.inputs && d != c.state.skipped {
+			differs := d != c.state.inputs && d != c.state.skipped
+			c.mu.Unlock()
+			if differs && !s.holdPush(name, cfg.Cluster(name)) {
 				changed = append(changed, name)
 			}
-			c.mu.Unlock()
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
+	return changed, err
+}
+
+// syncPushed syncs the clusters and notifies each outcome as a sync of
+// the pushed change; it returns the clusters synced.
+func (s *Service) syncPushed(ctx context.Context, changed []string) []string {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var synced []string
@@ -129,5 +148,5 @@ func (s *Service) Refresh(ctx context.Context) ([]string, error) {
 	}
 	wg.Wait()
 	slices.Sort(synced)
-	return synced, nil
+	return synced
 }

@@ -148,6 +148,10 @@ func (c *scheduler) repairReleases(pending map[string]repairRequest) {
 				"drift", settings.Drift, "sync", settings.Sync)
 			return nil
 		}
+		if s.pushesHeld(settings) {
+			s.log.Info("drift: not repaired during a freeze that holds pushed changes (syncDuringFreeze: false)", "cluster", c.name)
+			return nil
+		}
 		files := map[string]string{} // release key -> values file
 		if rc, ok := r.Clusters[c.name]; ok {
 			for _, rel := range rc.Releases {

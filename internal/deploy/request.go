@@ -114,6 +114,13 @@ type Request struct {
 	// Identity is the CI identity of a caller with an OIDC ID token; set
 	// by the API, not by the body.
 	Identity Identity `json:"identity,omitzero"`
+	// OverrideFreeze is the caller's freezeOverride permission (a token or
+	// claim rule); set by the API, never by the body, and not recorded.
+	OverrideFreeze bool `json:"-"`
+	// FreezeOverride, set by DeployAction.Check, is the freeze the request
+	// went through: "<window> by <client>", the commit's Freeze-Override
+	// trailer.
+	FreezeOverride string `json:"freezeOverride,omitempty"`
 }
 
 // Identity is who an OIDC ID token said the caller was: kept in the
@@ -285,9 +292,10 @@ func (r Request) CommitInfo(id string, files []string) gitrepo.CommitInfo {
 		Message: gitrepo.Message{
 			Summary: fmt.Sprintf("deploy %s to %s/%s", r.Ref(), r.Cluster, strings.Join(names, ",")),
 			Trailers: gitrepo.Trailers{
-				TriggerRepo:  r.TriggerRepo,
-				RequestedBy:  r.RequestedBy(),
-				DeploymentID: id,
+				TriggerRepo:    r.TriggerRepo,
+				RequestedBy:    r.RequestedBy(),
+				DeploymentID:   id,
+				FreezeOverride: r.FreezeOverride,
 			},
 		},
 	}

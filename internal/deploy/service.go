@@ -76,6 +76,8 @@ type Service struct {
 	replicas replicaPolicy
 	shared   *shared // nil unless the records and clusters are shared
 
+	holds freezeHolds // pushed changes held by freezes (freeze.go)
+
 	mu      sync.Mutex
 	closed  bool                     // Shutdown began: no new requests or syncs
 	stopped bool                     // Run returned: nothing starts any more
@@ -308,7 +310,7 @@ func (s *Service) submit(ctx context.Context, req Request, client context.Contex
 		s.cfg.Metrics.Deploys.WithLabelValues("refused").Inc()
 		return nil, err
 	}
-	files, err := s.check(ctx, req)
+	files, err := s.check(ctx, &req)
 	if err != nil {
 		s.cfg.Metrics.Deploys.WithLabelValues("refused").Inc()
 		return nil, err
@@ -323,7 +325,7 @@ func (s *Service) submit(ctx context.Context, req Request, client context.Contex
 
 // check finds the values files of req's cluster that list its trigger repo,
 // at the last fetched head.
-func (s *Service) check(ctx context.Context, req Request) ([]string, error) {
+func (s *Service) check(ctx context.Context, req *Request) ([]string, error) {
 	if _, err := s.cluster(req.Cluster); err != nil {
 		return nil, err
 	}
@@ -452,6 +454,8 @@ func sameRequest(a, b Request) bool {
 	// client: its identity may differ in detail.
 	a.Author, b.Author = "", ""
 	a.Identity, b.Identity = Identity{}, Identity{}
+	// The freeze it went through is the check's, not the request's.
+	a.OverrideFreeze, b.OverrideFreeze, a.FreezeOverride, b.FreezeOverride = false, false, "", ""
 	return a == b
 }
 
@@ -512,6 +516,10 @@ func (s *Service) RollbackBy(ctx context.Context, id, client string, identity Id
 		req.Author = client
 	}
 	if err := CheckAuthor(strings.TrimSpace(req.Author)); err != nil {
+		return nil, err
+	}
+	req.OverrideFreeze = freezeOverrideOf(ctx) // a rollback changes the cluster as a deploy does
+	if err := s.action.CheckFreeze(ctx, &req); err != nil {
 		return nil, err
 	}
 	d := &Deployment{ID: newID(s.cfg.Now()), Kind: KindRollback, Request: req, RollbackOf: id, Status: Queued}
@@ -601,7 +609,7 @@ func (s *Service) revert(ctx context.Context, j *job) {
 	req := j.d.Request
 	info := gitrepo.CommitInfo{Author: req.Author, Message: gitrepo.Message{
 		Summary:  fmt.Sprintf("rollback deployment %s on %s", j.d.RollbackOf, req.Cluster),
-		Trailers: gitrepo.Trailers{TriggerRepo: req.TriggerRepo, RequestedBy: req.RequestedBy(), DeploymentID: j.d.ID},
+		Trailers: gitrepo.Trailers{TriggerRepo: req.TriggerRepo, RequestedBy: req.RequestedBy(), DeploymentID: j.d.ID, FreezeOverride: req.FreezeOverride},
 	}}
 	res, err := s.cfg.Git.Revert(ctx, j.revert, info)
 	if err != nil {

@@ -14,6 +14,9 @@ const (
 	TrailerRequestedBy  = "Requested-By"
 	TrailerDeploymentID = "Deployment-Id"
 	TrailerReverts      = "Reverts"
+	// TrailerFreezeOverride names the deploy freeze a change went through
+	// and who was allowed to: "<window> by <client>".
+	TrailerFreezeOverride = "Freeze-Override"
 )
 
 const (
@@ -38,6 +41,8 @@ type Trailers struct {
 	DeploymentID string `json:"deploymentId,omitempty"`
 	// Reverts is the commit a revert undoes.
 	Reverts string `json:"reverts,omitempty"`
+	// FreezeOverride is the freeze the change was made through.
+	FreezeOverride string `json:"freezeOverride,omitempty"`
 }
 
 func (t Trailers) list() [][2]string {
@@ -47,6 +52,7 @@ func (t Trailers) list() [][2]string {
 		{TrailerRequestedBy, t.RequestedBy},
 		{TrailerDeploymentID, t.DeploymentID},
 		{TrailerReverts, t.Reverts},
+		{TrailerFreezeOverride, t.FreezeOverride},
 	} {
 		if kv[1] != "" {
 			out = append(out, kv)
@@ -65,6 +71,8 @@ func (t *Trailers) set(key, value string) bool {
 		t.DeploymentID = value
 	case strings.ToLower(TrailerReverts):
 		t.Reverts = value
+	case strings.ToLower(TrailerFreezeOverride):
+		t.FreezeOverride = value
 	default:
 		return false
 	}

@@ -244,6 +244,10 @@ type ClusterSettings struct {
 	HealthInvalid bool
 	HealthLine    int // of the health key
 	Line          int
+
+	// Freezes are the deploy freeze windows (freezes) and what happens to
+	// pushed changes during a freeze (syncDuringFreeze); see freeze.go.
+	Freezes FreezePolicy
 }
 
 // ImageAllowed reports whether a deploy may set an image of repository
@@ -586,8 +590,12 @@ func parseClusters(n *yaml.Node, cfg *Config, ps *problems) {
 				var valid bool
 				s.Health, valid = parseHealthRules(ConfigFile, where+".health", f.Value, ps)
 				s.HealthInvalid, s.HealthLine = !valid, f.KeyNode.Line
+			case "freezes":
+				parseFreezes(f.Value, where+".freezes", &s.Freezes, ps)
+			case "syncDuringFreeze":
+				parseSyncDuringFreeze(f.Value, where+".syncDuringFreeze", &s.Freezes, ps)
 			default:
-				ps.errorf(ConfigFile, f.KeyNode.Line, "%s: unknown key %q (known: sync, drift, timeout, budget, allowedImages, ignoreDifferences, health)", where, f.Key)
+				ps.errorf(ConfigFile, f.KeyNode.Line, "%s: unknown key %q (known: sync, drift, timeout, budget, allowedImages, ignoreDifferences, health, freezes, syncDuringFreeze)", where, f.Key)
 			}
 		}
 		cfg.Clusters[c.Key] = s

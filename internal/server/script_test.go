@@ -59,6 +59,7 @@ import (
 //	replicas NS RELEASE     the replicas of the release's Deployment
 //	mgo ARGS...             run the mgo command line (token: the ci token); stdout is
 //	                        its output and "exit <code>"
+//	sleep DURATION          wait, before checking that something did not happen
 func TestScenarios(t *testing.T) {
 	// mgo deploy --server (the mgo command) reads its token here.
 	prev, had := os.LookupEnv("MGO_TOKEN")
@@ -80,7 +81,7 @@ func TestScenarios(t *testing.T) {
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"serve": cmdServe, "stop": cmdStop, "start": cmdStart, "api": cmdAPI, "hook": cmdHook,
 			"push": cmdPush, "git": cmdGit, "image": cmdImage, "waitfor": cmdWaitFor,
-			"await": cmdAwait, "scale": cmdScale, "replicas": cmdReplicas, "mgo": cmdMgo,
+			"await": cmdAwait, "scale": cmdScale, "replicas": cmdReplicas, "mgo": cmdMgo, "sleep": cmdSleep,
 		},
 	})
 }
@@ -158,6 +159,7 @@ func startScenario(ts *testscript.TestScript, s *scenario) {
 			{Name: "ci", SHA256: auth.Hash(ciToken), Clusters: []string{cluster}, TriggerRepos: []string{"gitlab.com/acme/*"}},
 			{Name: "other", SHA256: auth.Hash(otherToken), Clusters: []string{"staging"}, TriggerRepos: []string{"*"}},
 			{Name: "hub", SHA256: auth.Hash(hubToken), Clusters: []string{cluster}, TriggerRepos: []string{"gitlab.com/acme/*"}, Routes: []string{auth.RouteDockerHub}},
+			{Name: "release", SHA256: auth.Hash(releaseToken), Clusters: []string{cluster}, TriggerRepos: []string{"gitlab.com/acme/*"}, FreezeOverride: true},
 		},
 		GitLabToken: []byte(gitlabHook), GitHubSecret: []byte(githubSecret),
 		ShutdownTimeout: time.Minute, ResyncInterval: 3 * time.Second,
@@ -198,7 +200,10 @@ func cmdStart(ts *testscript.TestScript, neg bool, args []string) {
 	startScenario(ts, state(ts))
 }
 
-var tokens = map[string]string{"ci": ciToken, "other": otherToken, "hub": hubToken, "wrong": "wrong-token", "none": ""}
+// releaseToken may deploy during deploy freezes (freezeOverride).
+const releaseToken = "mgo_release_token_for_tests"
+
+var tokens = map[string]string{"ci": ciToken, "other": otherToken, "hub": hubToken, "release": releaseToken, "wrong": "wrong-token", "none": ""}
 
 // call sends one request, validates the answer against the OpenAPI
 // document and returns "HTTP <code>\n<body>".
@@ -338,6 +343,15 @@ func cmdReplicas(ts *testscript.TestScript, neg bool, args []string) {
 	d, err := env.Client.AppsV1().Deployments(args[0]).Get(context.Background(), args[1]+"-hello", metav1.GetOptions{})
 	ts.Check(err)
 	_, _ = fmt.Fprintf(ts.Stdout(), "%d\n", *d.Spec.Replicas)
+}
+
+func cmdSleep(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: sleep DURATION")
+	}
+	d, err := time.ParseDuration(args[0])
+	ts.Check(err)
+	time.Sleep(d)
 }
 
 func cmdMgo(ts *testscript.TestScript, neg bool, args []string) {

@@ -480,6 +480,8 @@ func TestDashboard(t *testing.T) {
 		if strings.Contains(s.text(), "prod") {
 			t.Errorf("the overview mentions prod:\n%s", s.text())
 		}
+		// staging's deploy freeze: on now (on New Year's Day) or next.
+		s.wait("the deploy freeze", `[...document.querySelectorAll('[data-cluster="staging"] .freeze')].some(e => e.textContent.includes('new-year'))`, time.Minute)
 		s.shoot("overview-staging")
 		s.open("#/deployments")
 		s.wait("the deployment list", `document.querySelector('#updated').textContent.includes('updated')`, time.Minute)

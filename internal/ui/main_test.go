@@ -61,7 +61,8 @@ replicaCount: 1
 // gitopsFiles is the repo the browser tests start from.
 func gitopsFiles(t *testing.T) map[string]string {
 	files := map[string]string{
-		"mygitops.yaml":                           "clusters:\n  prod:\n    timeout: 30s\n  staging:\n    timeout: 30s\n",
+		"mygitops.yaml": "clusters:\n  prod:\n    timeout: 30s\n  staging:\n    timeout: 30s\n" +
+			"    freezes:\n      - {name: new-year, reason: new year, kind: deny, schedule: \"0 0 1 1 *\", duration: 24h}\n",
 		"installations/prod/app-values.yaml":      values("app", "ui-prod-app", "1.0.0"),
 		"installations/prod/worker-values.yaml":   values("worker", "ui-prod-worker", "2.0.0"),
 		"installations/staging/app-values.yaml":   values("app", "ui-staging-app", "1.0.0"),

@@ -144,6 +144,9 @@ type Request struct {
 	Restart        bool      `json:"restart,omitempty"`
 	SourceCommit   string    `json:"sourceCommit,omitempty"`
 	Identity       *Identity `json:"identity,omitempty"` // callers with an OIDC ID token
+	// FreezeOverride is set when the request went through a deploy freeze
+	// with the freezeOverride permission: "<window> by <client>".
+	FreezeOverride string `json:"freezeOverride,omitempty"`
 }
 
 // Ref is the requested image reference: repo:tag, repo@digest or both.
@@ -243,6 +246,9 @@ type Error struct {
 	Field string `json:"field,omitempty"`
 	// Deployment is the deployment that failed (deploy answers).
 	Deployment *Deployment `json:"deployment,omitempty"`
+	// Freeze is the freeze that refused a deploy or rollback (423):
+	// its window and when it ends.
+	Freeze *FreezePeriod `json:"freeze,omitempty"`
 }
 
 // Cluster is what mgo knows of a served cluster.
@@ -261,6 +267,62 @@ type Cluster struct {
 	// automatic sync skipped.
 	Manual  bool   `json:"manual,omitempty"`
 	Pending string `json:"pending,omitempty"`
+	// Freeze is the cluster's deploy freeze now and next; absent when its
+	// mygitops.yaml settings have no freezes.
+	Freeze *Freeze `json:"freeze,omitempty"`
+}
+
+// FreezeKind is a freeze window's kind.
+type FreezeKind string
+
+const (
+	FreezeDeny  FreezeKind = "deny"  // deploys are refused while it is active
+	FreezeAllow FreezeKind = "allow" // deploys are refused while no allow window is active
+)
+
+// FreezeWindow is one window of a cluster's freezes in mygitops.yaml.
+type FreezeWindow struct {
+	Name     string     `json:"name,omitempty"`
+	Kind     FreezeKind `json:"kind"`
+	Reason   string     `json:"reason,omitempty"`
+	Schedule string     `json:"schedule"` // cron, in TimeZone
+	Duration string     `json:"duration"` // Go duration: 60h0m0s
+	TimeZone string     `json:"timeZone"`
+	// TriggerRepos limits the window to deploys of these trigger repos
+	// (patterns); absent: every deploy and pushed change.
+	TriggerRepos []string `json:"triggerRepos,omitempty"`
+}
+
+// FreezePeriod is a time during which deploys to a cluster are refused.
+type FreezePeriod struct {
+	// Window is the deny window that freezes; absent when the cluster is
+	// frozen because none of its allow windows is active.
+	Window *FreezeWindow `json:"window,omitempty"`
+	// Reason says what freezes, in words.
+	Reason string `json:"reason"`
+	// From is when the period began or begins (absent for a freeze
+	// outside the allow windows that is on now); Until when it ends
+	// (absent: not within a year).
+	From  time.Time `json:"from,omitzero"`
+	Until time.Time `json:"until,omitzero"`
+}
+
+// Freeze is a cluster's deploy freeze: the current and the next period,
+// for the cluster as a whole (windows limited to trigger repos are listed
+// in Windows but not counted here).
+type Freeze struct {
+	Active *FreezePeriod `json:"active,omitempty"`
+	Next   *FreezePeriod `json:"next,omitempty"`
+	// Held: changes pushed to git wait for the freeze to end
+	// (syncDuringFreeze: false).
+	Held bool `json:"held,omitempty"`
+	// SyncDuringFreeze is the cluster's setting: pushed changes are synced
+	// during a freeze (true) or held until it ends (false).
+	SyncDuringFreeze bool `json:"syncDuringFreeze"`
+	// Invalid: a window has errors (mgo validate names them); deploys are
+	// refused until it is fixed.
+	Invalid bool           `json:"invalid,omitempty"`
+	Windows []FreezeWindow `json:"windows"`
 }
 
 // ClusterList is the answer of GET /api/v1/clusters.

@@ -178,21 +178,41 @@ async function overviewPage() {
     let ov;
     try { ov = await api('/api/v1/overview'); } catch (e) { status.replaceChildren(errorBox(e, 'reading the overview') || ''); throw e; }
     repo = ov.repo || {};
-    cards.replaceChildren(...ov.clusters.map(clusterCard));
+    // Deploy freezes come with the clusters' answer; without it the cards
+    // show none.
+    const freezes = {};
+    try { for (const c of (await api('/api/v1/clusters')).clusters) if (c.freeze) freezes[c.name] = c.freeze; } catch (e) { if (e instanceof AuthError) throw e; }
+    cards.replaceChildren(...ov.clusters.map(c => clusterCard(c, freezes[c.name])));
     if (!ov.clusters.length) cards.append(h('p', {}, 'This token may see no cluster.'));
     status.textContent = plural(ov.clusters.length, 'cluster') + ' · updated ' + new Date().toLocaleTimeString();
   });
 }
 
-function clusterCard(c) {
+function when(t) { return t ? new Date(t).toLocaleString() : 'no end within a year'; }
+
+// freezeRow is a cluster's deploy freeze: the one on now, else the next.
+function freezeRow(fz) {
+  if (!fz) return null;
+  const held = fz.held ? [' ', badge('pushed changes held', 'warn')] : null;
+  if (fz.active) {
+    return [h('dt', {}, 'Freeze'), h('dd', { class: 'freeze' }, badge('frozen', 'bad'), ' ', fz.active.reason,
+      fz.active.until ? ' until ' + when(fz.active.until) : ', no end within a year', held)];
+  }
+  if (fz.invalid) return [h('dt', {}, 'Freeze'), h('dd', { class: 'freeze' }, badge('windows with errors: deploys refused', 'bad'))];
+  if (!fz.next) return null;
+  return [h('dt', {}, 'Next freeze'), h('dd', { class: 'freeze' }, fz.next.reason, ' from ', when(fz.next.from), ' until ', when(fz.next.until))];
+}
+
+function clusterCard(c, fz) {
   const ls = c.lastSync || {};
   const r = c.releases || {};
   const sync = ls.time ? [ls.failed ? badge('failed', 'bad') : badge('succeeded', 'ok'), ' ', ago(ls.time), ' at ', commitLink(ls.commit)]
     : [badge('not synced yet', 'none')];
   return h('section', { class: 'card', 'aria-labelledby': 'c-' + c.name, 'data-cluster': c.name },
     h('h2', { id: 'c-' + c.name }, h('a', { href: '#/clusters/' + encodeURIComponent(c.name) }, c.name),
-      c.manual ? [' ', badge('manual sync', 'info')] : null),
+      c.manual ? [' ', badge('manual sync', 'info')] : null, fz && fz.active ? [' ', badge('frozen', 'bad')] : null),
     h('dl', {},
+      freezeRow(fz),
       h('dt', {}, 'Last sync'), h('dd', {}, sync),
       ls.error ? [h('dt', {}, 'Sync error'), h('dd', { class: 'muted' }, ls.error)] : null,
       c.pending ? [h('dt', {}, 'Pending'), h('dd', {}, commitLink(c.pending), ' not synced (manual)')] : null,
