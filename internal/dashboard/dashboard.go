@@ -221,7 +221,7 @@ func (d *Dashboard) read(ctx context.Context, cluster string) (apitypes.LiveClus
 func (d *Dashboard) release(ctx context.Context, cluster string, src deploy.ReleaseSource, last reconcile.ReleaseResult,
 	changes map[string]gitrepo.FileChange) apitypes.LiveRelease {
 	rel := apitypes.LiveRelease{File: src.File, Name: src.Name, Namespace: src.Namespace, Chart: src.Chart, Version: src.Version,
-		Images: src.Images, LastAction: apitypes.ReleaseAction(last.Action), Error: last.Error, Objects: []apitypes.LiveObject{}}
+		Images: src.Images, DependsOn: src.DependsOn, LastAction: apitypes.ReleaseAction(last.Action), Error: last.Error, Objects: []apitypes.LiveObject{}}
 	if c, ok := changes[src.File]; ok {
 		rel.LastChange = &apitypes.Change{Commit: c.Commit, Author: c.AuthorName, Email: c.AuthorEmail, Time: c.Time, Summary: c.Summary}
 	}

@@ -165,7 +165,8 @@ func twoClusters() *fakeSource {
 		Releases: map[string][]deploy.ReleaseSource{"prod": {
 			{File: "installations/prod/app-values.yaml", Name: "app", Namespace: "app", Chart: "acme/app", Version: "1.4.0", Valid: true,
 				Images: map[string]string{"gitlab.com/acme/app": "registry.acme.io/acme/app:1.4.2"}},
-			{File: "installations/prod/web-values.yaml", Name: "web", Namespace: "web", Chart: "acme/web", Valid: true, Images: map[string]string{}},
+			{File: "installations/prod/web-values.yaml", Name: "web", Namespace: "web", Chart: "acme/web", Valid: true, Images: map[string]string{},
+				DependsOn: []string{"app/app"}},
 			{File: "installations/prod/bad-values.yaml", Name: "bad", Namespace: "bad", Chart: "acme/bad", Images: map[string]string{}},
 		}},
 		Live: map[string]reconcile.LiveRelease{
@@ -206,7 +207,8 @@ func TestLive(t *testing.T) {
 		t.Errorf("app's last change: %+v", c)
 	}
 	// Its objects are progressing, but its last sync failed.
-	if web.Health != apitypes.HealthFailed || web.Error != "wait: timed out" || web.LastChange != nil || web.Objects[0].Status != apitypes.ObjectInProgress {
+	if web.Health != apitypes.HealthFailed || web.Error != "wait: timed out" || web.LastChange != nil || web.Objects[0].Status != apitypes.ObjectInProgress ||
+		len(web.DependsOn) != 1 || web.DependsOn[0] != "app/app" {
 		t.Errorf("web: %+v", web)
 	}
 	if bad.Health != apitypes.HealthFailed || !strings.Contains(bad.Reason, "mgo validate") || bad.Installed || bad.Objects == nil {

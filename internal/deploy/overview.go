@@ -25,6 +25,8 @@ type ReleaseSource struct {
 	Valid       bool
 	// Images are the image references of the header, by trigger repo.
 	Images map[string]string
+	// DependsOn are the releases it is synced after (namespace/name).
+	DependsOn []string
 }
 
 // RepoReleases loads the releases the repo defines for a cluster at the
@@ -46,7 +48,7 @@ func (s *Service) RepoReleases(ctx context.Context, cluster string) (string, []R
 			return nil
 		}
 		for _, rel := range c.Releases {
-			rs := ReleaseSource{File: rel.File, SecretsFile: rel.SecretsFile, Name: rel.Header.Name, Namespace: rel.Header.Namespace,
+			rs := ReleaseSource{File: rel.File, SecretsFile: rel.SecretsFile, Name: rel.Header.Name, Namespace: rel.Header.Namespace, DependsOn: rel.DependsOnKeys(),
 				Chart: rel.Header.Chart, Version: rel.Header.Version, Valid: rel.Valid, Images: map[string]string{}}
 			for _, im := range rel.Header.Images {
 				rs.Images[im.TriggerRepo] = im.Reference()

@@ -523,6 +523,9 @@ type LiveRelease struct {
 	Updated    time.Time         `json:"updated,omitzero"`
 	Health     Health            `json:"health"`
 	Reason     string            `json:"reason,omitempty"`
+	// DependsOn are the releases it is synced after (its header's
+	// dependsOn, namespace/name).
+	DependsOn []string `json:"dependsOn,omitempty"`
 	// LastAction and Error are what the cluster's last sync did to it.
 	LastAction ReleaseAction `json:"lastAction,omitempty"`
 	Error      string        `json:"error,omitempty"`

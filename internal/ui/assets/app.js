@@ -277,7 +277,8 @@ function releaseRow(r) {
     h('td', { 'data-label': 'Revision' }, r.installed ? String(r.revision) : h('span', { class: 'muted' }, 'not installed'),
       r.helmStatus ? h('span', { class: 'sub' }, r.helmStatus) : null),
     h('td', { 'data-label': 'Health' }, statusBadge(r.health), r.reason ? h('span', { class: 'sub' }, r.reason) : null,
-      r.error ? h('span', { class: 'sub' }, 'last sync: ' + r.error) : null),
+      r.error ? h('span', { class: 'sub' }, 'last sync: ' + r.error) : null,
+      r.dependsOn && r.dependsOn.length ? h('span', { class: 'sub', 'data-depends-on': '' }, 'synced after ' + r.dependsOn.join(', ')) : null),
     h('td', { 'data-label': 'Objects' }, objs.length > 4 ? h('details', {}, h('summary', {}, objs.length + ' objects, ' +
       objs.filter(o => o.status === 'Current').length + ' current'), list) : list),
     h('td', { 'data-label': 'Last change' }, lc ? [commitLink(lc.commit), ' ', ago(lc.time), h('span', { class: 'sub' }, lc.author),
