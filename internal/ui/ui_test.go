@@ -98,3 +98,28 @@ func TestAssetsAreSelfContained(t *testing.T) {
 	}
 	t.Logf("the dashboard ships %d files, %d bytes (uncompressed)", files, bytes)
 }
+
+// TestAssetsNeverParseHTML: the dashboard shows what callers, committers
+// and charts wrote (release names, commit summaries, authors, errors)
+// through DOM text only: no asset hands a string to an HTML parser or to
+// eval, so none of it can run as script (the CSP forbids inline script
+// besides).
+func TestAssetsNeverParseHTML(t *testing.T) {
+	sinks := regexp.MustCompile(`\.(innerHTML|outerHTML|insertAdjacentHTML)\b|document\.write|\beval\(|new Function\(|setTimeout\(\s*["'` + "`" + `]`)
+	err := fs.WalkDir(ui.Assets(), ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".js") {
+			return err
+		}
+		b, err := fs.ReadFile(ui.Assets(), p)
+		if err != nil {
+			return err
+		}
+		if m := sinks.Find(b); m != nil {
+			t.Errorf("%s passes a string to an HTML or script sink: %q", p, m)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
