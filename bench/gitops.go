@@ -11,6 +11,9 @@ type release struct {
 	Name      string
 	Namespace string
 	Tag       string
+	// DependsOn is the release (namespace/name) it is synced after, "" for
+	// none (-depends-on-layers).
+	DependsOn string
 }
 
 // gitops is the benchmark's gitops repo on disk (DESIGN.md section 2): the
@@ -35,8 +38,10 @@ func namespaceCount(n int) int { return max(1, min(10, n)) }
 func namespaceName(i int) string { return fmt.Sprintf("bench-%02d", i) }
 
 // newGitops writes a repo of n releases of chartDir over namespaceCount(n)
-// namespaces into dir.
-func newGitops(dir, cluster, chartDir string, n int) (*gitops, error) {
+// namespaces into dir. With layers > 1, the releases form that many layers
+// of dependsOn: release i depends on release i-n/layers (mgo only reads
+// it; the other contenders install in their own order).
+func newGitops(dir, cluster, chartDir string, n, layers int) (*gitops, error) {
 	g := &gitops{Dir: dir, Cluster: cluster}
 	if err := os.CopyFS(filepath.Join(dir, "charts", chartName), os.DirFS(chartDir)); err != nil {
 		return nil, fmt.Errorf("copying the chart: %w", err)
@@ -50,6 +55,10 @@ func newGitops(dir, cluster, chartDir string, n int) (*gitops, error) {
 	nss := namespaceCount(n)
 	for i := range n {
 		r := release{Name: fmt.Sprintf("svc%03d", i), Namespace: namespaceName(i % nss), Tag: initialTag}
+		if width := n / max(layers, 1); layers > 1 && i >= width {
+			dep := g.Releases[i-width]
+			r.DependsOn = dep.Namespace + "/" + dep.Name
+		}
 		g.Releases = append(g.Releases, r)
 		if err := g.write(r); err != nil {
 			return nil, err
@@ -82,11 +91,15 @@ func TriggerRepo(r release) string { return "gitlab.com/acme/" + r.Name }
 func ImageRepo(r release) string { return "registry.example.com/acme/" + r.Name }
 
 func (g *gitops) write(r release) error {
+	deps := ""
+	if r.DependsOn != "" {
+		deps = "\n  dependsOn: [" + r.DependsOn + "]"
+	}
 	body := fmt.Sprintf(`# %[1]s: one release of the benchmark.
 __mygitops:
   chart: ./charts/%[4]s
   name: %[1]s
-  namespace: %[2]s
+  namespace: %[2]s%[8]s
   images:
     %[5]s: &img
       repository: %[6]s
@@ -97,7 +110,7 @@ image:
   pullPolicy: IfNotPresent
 replicaCount: %[7]d
 greeting: hello from %[1]s
-`, r.Name, r.Namespace, r.Tag, chartName, TriggerRepo(r), ImageRepo(r), replicas)
+`, r.Name, r.Namespace, r.Tag, chartName, TriggerRepo(r), ImageRepo(r), replicas, deps)
 	p := g.ValuesFile(r)
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return err

@@ -141,6 +141,7 @@ type Results struct {
 
 type options struct {
 	n                   int
+	dependsOnLayers     int
 	contenders          []string
 	scenarios           []string
 	out                 string
@@ -162,6 +163,7 @@ func main() {
 	var o options
 	var contenders, scenarios string
 	flag.IntVar(&o.n, "n", 100, "number of Helm releases in the gitops repo (e.g. 1000)")
+	flag.IntVar(&o.dependsOnLayers, "depends-on-layers", 0, "chain the releases into this many layers of dependsOn (release i after release i-n/layers), read by mgo only")
 	flag.StringVar(&contenders, "contenders", strings.Join(contenderNames, ","), "contenders to run, comma-separated: "+strings.Join(contenderNames, ", "))
 	flag.StringVar(&scenarios, "scenarios", strings.Join(allScenarios, ","), "scenarios to report, comma-separated (a first sync always runs: the others need it)")
 	flag.StringVar(&o.out, "out", "", "JSON results file (default bench/results/bench-n<N>-<time>.json; a .log beside it keeps the contenders' output)")
@@ -423,7 +425,7 @@ func runContender(ctx context.Context, o options, k contender, mgoBin string, lo
 		defer cl.Close()
 	}
 	logf("%s: control plane ready in %s", k.Name(), time.Since(start).Round(time.Millisecond))
-	g, err := newGitops(filepath.Join(work, "gitops"), clusterName, chartDir(), o.n)
+	g, err := newGitops(filepath.Join(work, "gitops"), clusterName, chartDir(), o.n, o.dependsOnLayers)
 	if err != nil {
 		return nil, err
 	}
