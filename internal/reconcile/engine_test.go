@@ -339,27 +339,7 @@ func TestInstallOfACustomResourceWithItsDefinition(t *testing.T) {
 	group := ns + ".example.com"
 	g := newGitops(t)
 	g.write("charts/widgets/Chart.yaml", "apiVersion: v2\nname: widgets\nversion: 1.0.0\n")
-	g.write("charts/widgets/crds/widgets.yaml", `apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata:
-  name: widgets.`+group+`
-spec:
-  group: `+group+`
-  names: {kind: Widget, plural: widgets, singular: widget, listKind: WidgetList}
-  scope: Namespaced
-  versions:
-  - name: v1
-    served: true
-    storage: true
-    schema:
-      openAPIV3Schema:
-        type: object
-        properties:
-          spec:
-            type: object
-            properties:
-              size: {type: integer}
-`)
+	g.write("charts/widgets/crds/widgets.yaml", crdYAML(group, "Widget", false))
 	g.write("charts/widgets/templates/widget.yaml", `apiVersion: `+group+`/v1
 kind: Widget
 metadata:

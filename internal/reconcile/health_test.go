@@ -19,32 +19,7 @@ import (
 // and whose template is one Database named after the release.
 func databaseChart(g *gitops, group string) {
 	g.write("charts/databases/Chart.yaml", "apiVersion: v2\nname: databases\nversion: 1.0.0\n")
-	g.write("charts/databases/crds/databases.yaml", `apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata:
-  name: databases.`+group+`
-spec:
-  group: `+group+`
-  names: {kind: Database, plural: databases, singular: database, listKind: DatabaseList}
-  scope: Namespaced
-  versions:
-  - name: v1
-    served: true
-    storage: true
-    subresources: {status: {}}
-    schema:
-      openAPIV3Schema:
-        type: object
-        properties:
-          spec:
-            type: object
-            properties:
-              size: {type: integer}
-          status:
-            type: object
-            properties:
-              phase: {type: string}
-`)
+	g.write("charts/databases/crds/databases.yaml", crdYAML(group, "Database", true))
 	g.write("charts/databases/templates/database.yaml", `apiVersion: `+group+`/v1
 kind: Database
 metadata:

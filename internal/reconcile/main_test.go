@@ -165,3 +165,43 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// crdYAML is a namespaced CustomResourceDefinition of kind in group, version
+// v1, whose spec has an integer size and, with status, a status
+// subresource with a string phase. No controller serves it.
+func crdYAML(group, kind string, status bool) string {
+	plural := strings.ToLower(kind) + "s"
+	out := `apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: ` + plural + `.` + group + `
+spec:
+  group: ` + group + `
+  names: {kind: ` + kind + `, plural: ` + plural + `, singular: ` + strings.ToLower(kind) + `, listKind: ` + kind + `List}
+  scope: Namespaced
+  versions:
+  - name: v1
+    served: true
+    storage: true
+`
+	if status {
+		out += "    subresources: {status: {}}\n"
+	}
+	out += `    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              size: {type: integer}
+`
+	if status {
+		out += `          status:
+            type: object
+            properties:
+              phase: {type: string}
+`
+	}
+	return out
+}

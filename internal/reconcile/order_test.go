@@ -26,27 +26,7 @@ func TestDependsOnOrdersASync(t *testing.T) {
 	group := ns + ".example.com"
 	g := newGitops(t)
 	g.write("charts/defs/Chart.yaml", "apiVersion: v2\nname: defs\nversion: 1.0.0\n")
-	g.write("charts/defs/templates/crd.yaml", `apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata:
-  name: gizmos.`+group+`
-spec:
-  group: `+group+`
-  names: {kind: Gizmo, plural: gizmos, singular: gizmo, listKind: GizmoList}
-  scope: Namespaced
-  versions:
-  - name: v1
-    served: true
-    storage: true
-    schema:
-      openAPIV3Schema:
-        type: object
-        properties:
-          spec:
-            type: object
-            properties:
-              size: {type: integer}
-`)
+	g.write("charts/defs/templates/crd.yaml", crdYAML(group, "Gizmo", false))
 	g.write("charts/gizmo/Chart.yaml", "apiVersion: v2\nname: gizmo\nversion: 1.0.0\n")
 	g.write("charts/gizmo/templates/gizmo.yaml", `apiVersion: `+group+`/v1
 kind: Gizmo
