@@ -14,7 +14,7 @@ import (
 func TestValidateDependsOnCycle(t *testing.T) {
 	dir := t.TempDir()
 	for name, body := range map[string]string{
-		"mygitops.yaml": "{}\n",
+		"mygitops.yaml":                    "{}\n",
 		"installations/prod/a-values.yaml": "__mygitops:\n  chart: ./charts/x\n  name: a\n  namespace: app\n  dependsOn: [b]\n",
 		"installations/prod/b-values.yaml": "__mygitops:\n  chart: ./charts/x\n  name: b\n  namespace: app\n  dependsOn: [app/a]\n",
 		"installations/prod/c-values.yaml": "__mygitops:\n  chart: ./charts/x\n  name: c\n  namespace: app\n  dependsOn: [web/site]\n",
