@@ -100,6 +100,9 @@ type Engine struct {
 	// the stage (failed keeps only those that rendered); dependants of it
 	// synced alone are not synced (order.go).
 	failedAt map[string]Stage
+	// dependsOf is each release's dependsOn as the repo last had it, for
+	// uninstalling removed releases dependants first (order.go).
+	dependsOf map[string][]string
 	// namespaces a release was installed into by this engine: the next
 	// install there does not create (apply) the namespace again.
 	namespaces map[string]bool
@@ -253,8 +256,9 @@ func (e *Engine) Sync(ctx context.Context, r *repo.Repo, opts Options) (*Result,
 		}
 	}
 
-	// 3. Releases whose values file is gone.
+	// 3. Releases whose values file is gone, dependants first.
 	if opts.Release == "" {
+		e.rememberDependencies(c)
 		res.Releases = append(res.Releases, e.uninstallRemoved(ctx, c, opts, start)...)
 	}
 	e.log.Info("sync done", "releases", len(res.Releases), "failed", res.Failed(), "duration", time.Since(start))

@@ -3,7 +3,10 @@ package reconcile
 import (
 	"context"
 	"fmt"
+	"maps"
 	"time"
+
+	releasev1 "helm.sh/helm/v4/pkg/release/v1"
 
 	"github.com/mygitops/mgo/internal/repo"
 )
@@ -92,4 +95,55 @@ func (e *Engine) recordOutcome(rr ReleaseResult) {
 	} else {
 		delete(e.failedAt, key)
 	}
+}
+
+// rememberDependencies records the dependsOn of a cluster's releases as
+// the repo has them now, for uninstalling them in reverse order once
+// their values files are gone.
+func (e *Engine) rememberDependencies(c *repo.Cluster) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.dependsOf == nil {
+		e.dependsOf = map[string][]string{}
+	}
+	for _, rel := range c.Releases {
+		if rel.Header.Name != "" && rel.Header.Namespace != "" {
+			e.dependsOf[rel.Key()] = rel.DependsOnKeys()
+		}
+	}
+}
+
+// dependantsFirst orders Helm releases so that each comes after every
+// release of the list that depends on it (as last seen in the repo): the
+// removed releases are uninstalled in the reverse of their install order,
+// an operator's resources before the operator and its CRDs. Releases this
+// engine never saw in the repo keep their order.
+func (e *Engine) dependantsFirst(rels []*releasev1.Release) []*releasev1.Release {
+	e.mu.Lock()
+	deps := maps.Clone(e.dependsOf)
+	e.mu.Unlock()
+	key := func(hr *releasev1.Release) string { return hr.Namespace + "/" + hr.Name }
+	dependants := map[string][]*releasev1.Release{}
+	for _, hr := range rels {
+		for _, d := range deps[key(hr)] {
+			dependants[d] = append(dependants[d], hr)
+		}
+	}
+	out := make([]*releasev1.Release, 0, len(rels))
+	seen := map[string]bool{}
+	var visit func(hr *releasev1.Release)
+	visit = func(hr *releasev1.Release) {
+		if seen[key(hr)] {
+			return
+		}
+		seen[key(hr)] = true
+		for _, d := range dependants[key(hr)] {
+			visit(d)
+		}
+		out = append(out, hr)
+	}
+	for _, hr := range rels {
+		visit(hr)
+	}
+	return out
 }

@@ -112,4 +112,20 @@ spec:
 	if rr := mustRelease(t, res, ns, "waiter"); rr.Stage != StageDependency || !strings.Contains(rr.Error, "which failed at chart in its last sync") {
 		t.Fatalf("waiter alone: %+v", rr)
 	}
+
+	// Every values file removed: the releases are uninstalled dependants
+	// first, the reverse of their install order.
+	for _, f := range []string{"a-app", "b-gizmo", "c-defs", "d-broken", "e-waiter"} {
+		g.remove("installations/" + clusterName + "/" + f + "-values.yaml")
+	}
+	res = syncOnce(t, e, g.load(), Options{})
+	var uninstalled []string
+	for _, rr := range res.Releases {
+		if rr.Action == Uninstalled {
+			uninstalled = append(uninstalled, rr.Name)
+		}
+	}
+	if !slices.Equal(uninstalled, []string{"app", "gizmo", "defs"}) {
+		t.Errorf("uninstalled in the order %v, want app, gizmo, defs (results %v)", uninstalled, res)
+	}
 }

@@ -66,7 +66,7 @@ func (e *Engine) uninstallRemoved(ctx context.Context, c *repo.Cluster, opts Opt
 			e.mu.Unlock()
 		}
 	}()
-	for _, hr := range rels {
+	for _, hr := range e.dependantsFirst(rels) {
 		if want[hr.Namespace+"/"+hr.Name] {
 			continue
 		}
@@ -117,6 +117,7 @@ func (e *Engine) uninstallRemoved(ctx context.Context, c *repo.Cluster, opts Opt
 			delete(e.applied, hr.Namespace+"/"+hr.Name)
 			delete(e.inputsOf, hr.Namespace+"/"+hr.Name)
 			delete(e.health, hr.Namespace+"/"+hr.Name)
+			delete(e.dependsOf, hr.Namespace+"/"+hr.Name)
 			e.mu.Unlock()
 		}
 		out = append(out, rr)
