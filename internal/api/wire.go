@@ -24,7 +24,7 @@ func WireDeployment(d *deploy.Deployment) *apitypes.Deployment {
 	for _, r := range d.Releases {
 		out.Releases = append(out.Releases, apitypes.ReleaseOutcome{File: r.File, Name: r.Name, Namespace: r.Namespace,
 			Action: apitypes.ReleaseAction(r.Action), Revision: r.Revision, Stage: apitypes.ReleaseStage(r.Stage),
-			Error: r.Error, Objects: wireObjects(r.Objects)})
+			Error: r.Error, Objects: wireObjects(r.Objects), After: r.After})
 	}
 	return out
 }

@@ -245,6 +245,9 @@ func printDeployment(out io.Writer, format string, d *apitypes.Deployment) error
 		if r.Revision > 0 {
 			line += fmt.Sprintf(" (revision %d)", r.Revision)
 		}
+		if len(r.After) > 0 {
+			line += " after " + strings.Join(r.After, ", ")
+		}
 		if r.Error != "" {
 			line += ": " + r.Error
 		}

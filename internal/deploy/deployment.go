@@ -81,12 +81,14 @@ type ReleaseOutcome struct {
 	Stage     reconcile.Stage          `json:"stage,omitempty"`
 	Error     string                   `json:"error,omitempty"`
 	Objects   []reconcile.ObjectResult `json:"objects,omitempty"`
+	// After are the releases it depends on (dependsOn), synced before it.
+	After []string `json:"after,omitempty"`
 }
 
 // Outcome is the deployment's view of a release's sync result.
 func Outcome(rr reconcile.ReleaseResult) ReleaseOutcome {
 	return ReleaseOutcome{File: rr.File, Name: rr.Name, Namespace: rr.Namespace,
-		Action: rr.Action, Revision: rr.Revision, Stage: rr.Stage, Error: rr.Error, Objects: rr.Objects}
+		Action: rr.Action, Revision: rr.Revision, Stage: rr.Stage, Error: rr.Error, Objects: rr.Objects, After: rr.After}
 }
 
 // Deployment is the record of one request: what was asked, what happened.

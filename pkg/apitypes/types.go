@@ -209,6 +209,8 @@ type ReleaseOutcome struct {
 	Stage     ReleaseStage  `json:"stage,omitempty"`
 	Error     string        `json:"error,omitempty"`
 	Objects   []Object      `json:"objects,omitempty"`
+	// After are the releases it depends on (dependsOn), synced before it.
+	After []string `json:"after,omitempty"`
 }
 
 // Deployment is the record of one deploy or rollback request.
