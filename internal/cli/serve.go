@@ -150,6 +150,7 @@ Every endpoint but /healthz and /readyz needs a bearer token from
 	fs.StringVar(&cfg.RepoID, "repo-id", "", "identity of the gitops repo on the clusters: mgo removes only releases and objects labelled with it (default: a hash of --repo-url and --branch)")
 	fs.DurationVar(&cfg.PendingTimeout, "pending-timeout", 5*time.Minute, "a Helm release left pending this long by another mgo is taken as abandoned and recovered")
 	fs.DurationVar(&cfg.DiffTimeout, "diff-timeout", 2*time.Minute, "deadline of a diff or drift check of one cluster")
+	fs.DurationVar(&cfg.OIDCKeyRefetch, "oidc-key-refetch", auth.DefaultKeyRefetch, "least time between two fetches of an OIDC issuer's keys: a token of a key id not fetched yet is answered 503 (retry) until the next fetch is due, so no caller can make mgo fetch them per request")
 	fs.StringVar(&cfg.ExternalURL, "external-url", "", "base URL of this mgo as people reach it, for links to its dashboard in notifications (e.g. https://mgo.acme.io)")
 	fs.StringVar(&cfg.State, "state", server.StateBolt, "where deployment records live: bolt (a file in --data-dir; one replica) or kubernetes (DeployRecords and Leases in --namespace; several replicas share the clusters, docs/operations.md)")
 	fs.StringVar(&cfg.Namespace, "namespace", "", "with --state kubernetes: the namespace of mgo's records and leases (default $POD_NAMESPACE)")

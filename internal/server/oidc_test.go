@@ -154,6 +154,7 @@ func TestOIDCServe(t *testing.T) {
 	m := startMgo(t, gitSrv.URL, pw, t.TempDir(), func(c *server.Config) {
 		c.Kubeconfig = twoClusters(t)
 		c.OIDC = oidcCfg
+		c.OIDCKeyRefetch = time.Nanosecond // keys fetched for every unknown signature: the unknown key is 401, the rotated one accepted at once
 		c.AuditLog = auditLog
 		c.Tokens = append(c.Tokens, auth.TokenConfig{Name: "ops", SHA256: auth.Hash(opsToken), Clusters: []string{"prod", "staging"}, TriggerRepos: []string{"gitlab.com/acme/*"}})
 	})

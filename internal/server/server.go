@@ -73,7 +73,10 @@ type Config struct {
 	// OIDC trusts ID tokens of CI jobs (GitLab, GitHub Actions) under its
 	// claim rules; AuditLog receives one JSON line per authenticated
 	// request and per refusal (nil: no audit log).
-	OIDC           auth.OIDCConfig
+	OIDC auth.OIDCConfig
+	// OIDCKeyRefetch is the least time between two fetches of an issuer's
+	// keys (default auth.DefaultKeyRefetch).
+	OIDCKeyRefetch time.Duration
 	AuditLog       io.Writer
 	InsecureNoAuth bool
 	GitHubSecret   []byte
@@ -162,7 +165,7 @@ func Run(ctx context.Context, cfg Config) error {
 	var oidcV *auth.OIDC
 	if cfg.OIDC.Enabled() || len(cfg.OIDC.Rules) > 0 {
 		var err error
-		if oidcV, err = auth.NewOIDC(cfg.OIDC, auth.OIDCOptions{Log: log}); err != nil {
+		if oidcV, err = auth.NewOIDC(cfg.OIDC, auth.OIDCOptions{Log: log, KeyRefetch: cfg.OIDCKeyRefetch}); err != nil {
 			return fmt.Errorf("oidc: %w", err)
 		}
 		go oidcV.Warm(ctx)
