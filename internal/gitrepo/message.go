@@ -14,6 +14,11 @@ const (
 	TrailerRequestedBy  = "Requested-By"
 	TrailerDeploymentID = "Deployment-Id"
 	TrailerReverts      = "Reverts"
+	// TrailerRevertsDeployment and TrailerRevertReason mark the commit mgo
+	// makes itself to undo a deploy whose rollout failed (onFailure:
+	// revert): the failed deployment and why.
+	TrailerRevertsDeployment = "Reverts-Deployment"
+	TrailerRevertReason      = "Revert-Reason"
 )
 
 const (
@@ -38,6 +43,10 @@ type Trailers struct {
 	DeploymentID string `json:"deploymentId,omitempty"`
 	// Reverts is the commit a revert undoes.
 	Reverts string `json:"reverts,omitempty"`
+	// RevertsDeployment is the deployment whose failed rollout mgo undoes.
+	RevertsDeployment string `json:"revertsDeployment,omitempty"`
+	// RevertReason is why: the failed stage and its error's first line.
+	RevertReason string `json:"revertReason,omitempty"`
 }
 
 func (t Trailers) list() [][2]string {
@@ -47,6 +56,8 @@ func (t Trailers) list() [][2]string {
 		{TrailerRequestedBy, t.RequestedBy},
 		{TrailerDeploymentID, t.DeploymentID},
 		{TrailerReverts, t.Reverts},
+		{TrailerRevertsDeployment, t.RevertsDeployment},
+		{TrailerRevertReason, t.RevertReason},
 	} {
 		if kv[1] != "" {
 			out = append(out, kv)
@@ -65,6 +76,10 @@ func (t *Trailers) set(key, value string) bool {
 		t.DeploymentID = value
 	case strings.ToLower(TrailerReverts):
 		t.Reverts = value
+	case strings.ToLower(TrailerRevertsDeployment):
+		t.RevertsDeployment = value
+	case strings.ToLower(TrailerRevertReason):
+		t.RevertReason = value
 	default:
 		return false
 	}
