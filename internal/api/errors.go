@@ -55,7 +55,7 @@ func deploymentStatus(d *deploy.Deployment) int {
 	}
 	switch d.Stage {
 	case deploy.StageCommit, deploy.StageValidate:
-		if d.Kind == deploy.KindRollback {
+		if d.Kind == deploy.KindRollback || d.Kind == deploy.KindRevert {
 			return http.StatusConflict // the revert conflicts with later changes
 		}
 		return http.StatusUnprocessableEntity // the repo cannot take this edit

@@ -3,6 +3,7 @@ package api
 import (
 	"testing"
 
+	"github.com/mygitops/mgo/internal/deploy"
 	"github.com/mygitops/mgo/internal/reconcile"
 	"github.com/mygitops/mgo/internal/repo"
 	"github.com/mygitops/mgo/pkg/apitypes"
@@ -36,6 +37,15 @@ func TestWireMirrorsEngineValues(t *testing.T) {
 	}
 	sameValues(t, "object action", objects)
 	sameValues(t, "freeze kind", map[string]apitypes.FreezeKind{repo.FreezeDeny: apitypes.FreezeDeny, repo.FreezeAllow: apitypes.FreezeAllow})
+	statuses := map[deploy.Status]apitypes.DeploymentStatus{
+		deploy.Queued: apitypes.StatusQueued, deploy.Pushed: apitypes.StatusPushed, deploy.Reverting: apitypes.StatusReverting,
+		deploy.Succeeded: apitypes.StatusSucceeded, deploy.Failed: apitypes.StatusFailed,
+	}
+	sameValues(t, "deployment status", statuses)
+	kinds := map[deploy.Kind]apitypes.DeploymentKind{
+		deploy.KindDeploy: apitypes.KindDeploy, deploy.KindRollback: apitypes.KindRollback, deploy.KindRevert: apitypes.KindRevert,
+	}
+	sameValues(t, "deployment kind", kinds)
 }
 
 // sameValues fails t for each engine value whose wire value differs.

@@ -19,6 +19,7 @@ func WireDeployment(d *deploy.Deployment) *apitypes.Deployment {
 		ID: d.ID, Kind: apitypes.DeploymentKind(d.Kind), Request: wireRequest(d.Request), RollbackOf: d.RollbackOf,
 		Status: apitypes.DeploymentStatus(d.Status), Changed: d.Changed, Commit: d.Commit, Files: d.Files,
 		Stage: apitypes.DeploymentStage(d.Stage), Error: d.Error, Synced: d.Synced, Message: d.Message,
+		Reverted: d.Reverted, RevertedBy: d.RevertedBy, RevertCommit: d.RevertCommit, RevertReason: d.RevertReason, RevertError: d.RevertError,
 		Times: apitypes.Times(d.Times), Seconds: apitypes.Seconds(d.Seconds),
 	}
 	for _, r := range d.Releases {

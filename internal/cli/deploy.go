@@ -253,5 +253,11 @@ func printDeployment(out io.Writer, format string, d *apitypes.Deployment) error
 		}
 		fmt.Fprintln(out, line)
 	}
+	switch {
+	case d.Reverted:
+		fmt.Fprintf(out, "  reverted by mgo: deployment %s, commit %s (onFailure: revert)\n", d.RevertedBy, d.RevertCommit)
+	case d.RevertError != "":
+		fmt.Fprintf(out, "  not reverted: %s\n", d.RevertError)
+	}
 	return nil
 }

@@ -30,6 +30,7 @@ type answers struct {
 	jobs     []*job
 	results  map[string]reconcile.ReleaseResult // by values file
 	finished map[*job]bool
+	revert   map[string]bool // values files whose failure policy is revert
 }
 
 // newAnswers starts the answerer of a sync serving jobs.
@@ -38,6 +39,14 @@ func newAnswers(s *Service, jobs []*job) *answers {
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	go a.run()
 	return a
+}
+
+// setRevert records the values files whose failure policy is revert in
+// the tree the sync read, before it syncs them.
+func (a *answers) setRevert(files map[string]bool) {
+	a.mu.Lock()
+	a.revert = files
+	a.mu.Unlock()
 }
 
 // onRelease records a release's result (reconcile.Options.OnRelease); it
@@ -122,9 +131,10 @@ func (a *answers) answer() {
 	for _, r := range a.results {
 		res.Releases = append(res.Releases, r)
 	}
+	revert := a.revert
 	a.mu.Unlock()
 	for _, j := range ready {
-		a.s.finishSynced(j, syncOutcome{res: res, started: a.started})
+		a.s.finishSynced(j, syncOutcome{res: res, started: a.started, revert: revert})
 	}
 }
 
@@ -184,6 +194,9 @@ func (s *Service) finishNotSynced(j *job, out syncOutcome) {
 // results of the job's releases, failed when any of them failed.
 func (s *Service) finishSynced(j *job, out syncOutcome) {
 	end := s.cfg.Now()
+	if s.revertFailed(j, out, end) {
+		return // finished when its revert is
+	}
 	s.finish(j, func(d *Deployment) {
 		d.Times.Synced, d.Synced = out.started, new(true)
 		if out.err != nil {

@@ -34,6 +34,9 @@ type syncOutcome struct {
 	// notSynced says why an automatic sync did not run (the cluster syncs
 	// manually); res is nil then.
 	notSynced string
+	// revert are the values files whose failure policy, in the synced
+	// tree, is revert (revert.go).
+	revert map[string]bool
 }
 
 // ClusterStatus is what mgo knows of a cluster.
@@ -63,7 +66,7 @@ type ClusterStatus struct {
 // slots bound them, before any background sync's releases). onRelease is
 // called with each release's result as soon as it is synced, so that a
 // job is answered when its own releases are.
-func (c *scheduler) syncReleases(jobs []*job, onRelease func(reconcile.ReleaseResult)) syncOutcome {
+func (c *scheduler) syncReleases(jobs []*job, onRelease func(reconcile.ReleaseResult), onPolicies func(map[string]bool)) syncOutcome {
 	ctx := c.s.ctx
 	out := syncOutcome{started: c.s.cfg.Now()}
 	err := c.s.withSnapshot(ctx, func(dir, head string) error {
@@ -75,6 +78,10 @@ func (c *scheduler) syncReleases(jobs []*job, onRelease func(reconcile.ReleaseRe
 		settings := r.Config.Cluster(c.name)
 		out.timeout = settings.Timeout
 		c.setPolicy(settings)
+		out.revert = revertPolicies(r, c.name)
+		if onPolicies != nil {
+			onPolicies(out.revert)
+		}
 		if settings.Sync == repo.SyncManual {
 			out.notSynced = notSyncedManual(c.name)
 			return nil
@@ -135,7 +142,7 @@ func (c *scheduler) syncReleases(jobs []*job, onRelease func(reconcile.ReleaseRe
 // sync syncs the cluster from a snapshot of the tree at the current head.
 // Unless force is set, a cluster whose sync policy at that head is manual
 // is not synced: the outcome says so in notSynced.
-func (c *scheduler) sync(ctx context.Context, full, force, background bool, onRelease func(reconcile.ReleaseResult), onHead func(string)) syncOutcome {
+func (c *scheduler) sync(ctx context.Context, full, force, background bool, onRelease func(reconcile.ReleaseResult), onHead func(string), onPolicies func(map[string]bool)) syncOutcome {
 	out := syncOutcome{started: c.s.cfg.Now()}
 	var inputs string
 	manual := false
@@ -156,6 +163,10 @@ func (c *scheduler) sync(ctx context.Context, full, force, background bool, onRe
 		out.timeout = settings.Timeout
 		manual = settings.Sync == repo.SyncManual
 		c.setPolicy(settings)
+		out.revert = revertPolicies(r, c.name)
+		if onPolicies != nil {
+			onPolicies(out.revert)
+		}
 		if manual && !force {
 			out.notSynced = notSyncedManual(c.name)
 			return nil

@@ -14,6 +14,7 @@ type Status string
 const (
 	Queued    Status = "queued"    // validated, waiting for the git worker
 	Pushed    Status = "pushed"    // committed and pushed (or already there), waiting for the sync
+	Reverting Status = "reverting" // its rollout failed; mgo reverts its commit (onFailure: revert), then it is failed
 	Succeeded Status = "succeeded" // synced and rolled out (or nothing to do)
 	Failed    Status = "failed"    // see Error and Stage
 )
@@ -27,6 +28,7 @@ type Kind string
 const (
 	KindDeploy   Kind = "deploy"   // set an image
 	KindRollback Kind = "rollback" // revert an earlier deployment's commit
+	KindRevert   Kind = "revert"   // mgo reverting a deploy whose rollout failed (onFailure: revert)
 )
 
 // Stage names the step a deployment failed in.
@@ -115,10 +117,22 @@ type Deployment struct {
 	// Synced reports whether the cluster was synced for the deployment;
 	// false when it syncs manually (Message says so). Unset until it
 	// finished, and in records of older versions.
-	Synced  *bool     `json:"synced,omitempty"`
-	Message string    `json:"message,omitempty"`
-	Times   Times     `json:"times"`
-	Seconds Durations `json:"seconds"`
+	Synced  *bool  `json:"synced,omitempty"`
+	Message string `json:"message,omitempty"`
+	// Reverted reports that mgo reverted the commit of this deploy after
+	// its rollout failed (onFailure: revert) and synced its releases back:
+	// RevertedBy is that revert deployment and RevertCommit its commit.
+	// RevertError says why a revert that was tried failed (RevertCommit is
+	// set when its commit was pushed but its sync failed).
+	Reverted     bool   `json:"reverted,omitempty"`
+	RevertedBy   string `json:"revertedBy,omitempty"`
+	RevertCommit string `json:"revertCommit,omitempty"`
+	// RevertReason is why a deploy was reverted (set on it and on its
+	// revert): the failed stage and its error's first line.
+	RevertReason string    `json:"revertReason,omitempty"`
+	RevertError  string    `json:"revertError,omitempty"`
+	Times        Times     `json:"times"`
+	Seconds      Durations `json:"seconds"`
 }
 
 // newID returns a time-ordered id: 20261125T174501Z-4f2a9c1e.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -26,11 +27,23 @@ type fakeGit struct {
 	// Applying is sent the batch size first.
 	Hold     chan struct{}
 	Applying chan int
+	// RevertErr fails every Revert.
+	RevertErr error
 
 	mu      sync.Mutex
 	head    string
 	commits int
 	batches []int // the size of each batch, in order
+	// before holds, per commit, the content its change replaced of each
+	// file it changed; Revert puts it back.
+	before  map[string]map[string][]byte
+	reverts []fakeRevert
+}
+
+// fakeRevert is a Revert that was asked for.
+type fakeRevert struct {
+	commit string
+	info   gitrepo.CommitInfo
 }
 
 var _ GitWriter = (*fakeGit)(nil)
@@ -80,6 +93,7 @@ func (g *fakeGit) ApplyBatch(ctx context.Context, changes []gitrepo.Change) (git
 	}
 	res := gitrepo.BatchResult{Attempts: 1, Changes: make([]gitrepo.ChangeResult, len(changes))}
 	for i, c := range changes {
+		prev := g.files()
 		changed, err := c.Func(g.dir)
 		if err != nil {
 			res.Changes[i].Err = fmt.Errorf("%w: %w", gitrepo.ErrChange, err)
@@ -89,17 +103,67 @@ func (g *fakeGit) ApplyBatch(ctx context.Context, changes []gitrepo.Change) (git
 			g.commits++
 			g.head = fmt.Sprintf("c%d", g.commits)
 			res.Changes[i] = gitrepo.ChangeResult{Changed: true, Commit: g.head}
+			now, was := g.files(), map[string][]byte{}
+			for name, b := range prev {
+				if string(now[name]) != string(b) {
+					was[name] = b
+				}
+			}
+			if g.before == nil {
+				g.before = map[string]map[string][]byte{}
+			}
+			g.before[g.head] = was
 		}
 	}
 	res.Head = g.head
 	return res, nil
 }
 
-func (g *fakeGit) Revert(_ context.Context, commit string, _ gitrepo.CommitInfo) (gitrepo.Result, error) {
+// files reads every file of the tree, by slash path.
+func (g *fakeGit) files() map[string][]byte {
+	out := map[string][]byte{}
+	_ = filepath.WalkDir(g.dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			b, _ := os.ReadFile(p)
+			rel, _ := filepath.Rel(g.dir, p)
+			out[filepath.ToSlash(rel)] = b
+		}
+		return nil
+	})
+	return out
+}
+
+// Revert puts back the files commit changed (when ApplyBatch made it),
+// and fails as gitrepo's does when a later commit changed them again.
+func (g *fakeGit) Revert(_ context.Context, commit string, info gitrepo.CommitInfo) (gitrepo.Result, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	g.reverts = append(g.reverts, fakeRevert{commit: commit, info: info})
+	if g.RevertErr != nil {
+		return gitrepo.Result{Head: g.head}, g.RevertErr
+	}
+	var n int
+	fmt.Sscanf(commit, "c%d", &n)
+	for later := n + 1; later <= g.commits; later++ {
+		for name := range g.before[fmt.Sprintf("c%d", later)] {
+			if _, ok := g.before[commit][name]; ok {
+				return gitrepo.Result{Head: g.head}, &gitrepo.RevertConflictError{Commit: commit, Files: []string{name}}
+			}
+		}
+	}
+	was := map[string][]byte{}
+	for name, b := range g.before[commit] {
+		was[name], _ = os.ReadFile(filepath.Join(g.dir, filepath.FromSlash(name)))
+		if err := os.WriteFile(filepath.Join(g.dir, filepath.FromSlash(name)), b, 0o644); err != nil {
+			return gitrepo.Result{}, err
+		}
+	}
 	g.commits++
 	g.head = fmt.Sprintf("c%d", g.commits)
+	if g.before == nil {
+		g.before = map[string]map[string][]byte{}
+	}
+	g.before[g.head] = was
 	return gitrepo.Result{Changed: true, Commit: g.head, Head: g.head}, nil
 }
 
@@ -116,6 +180,9 @@ type fakeSyncer struct {
 	// stage.
 	Err  error
 	Fail map[string]reconcile.Stage
+	// FailTag fails, at a stage, every release whose values file holds
+	// tag: "<key>" (the fake's image tags are quoted).
+	FailTag map[string]reconcile.Stage
 	// Gates hold the result of a values file until a value arrives.
 	Gates map[string]chan struct{}
 	// Started is sent to when a sync starts (when set).
@@ -209,6 +276,17 @@ func (f *fakeSyncer) Sync(ctx context.Context, r *repo.Repo, opts reconcile.Opti
 				Objects: []reconcile.ObjectResult{{Subject: "Deployment/" + rel.Header.Namespace + "/" + rel.Header.Name, Action: "configured", Status: "Current"}}}
 			if stage, ok := f.Fail[rel.File]; ok {
 				rr.Action, rr.Stage, rr.Error = reconcile.Failed, stage, string(stage)+" failed"
+			}
+			if len(f.FailTag) > 0 {
+				b, err := os.ReadFile(filepath.Join(r.Dir, filepath.FromSlash(rel.File)))
+				if err != nil {
+					return nil, err
+				}
+				for tag, stage := range f.FailTag {
+					if strings.Contains(string(b), `tag: "`+tag+`"`) {
+						rr.Action, rr.Stage, rr.Error = reconcile.Failed, stage, string(stage)+" failed for tag "+tag
+					}
+				}
 			}
 			if opts.OnRelease != nil {
 				opts.OnRelease(rr)

@@ -33,13 +33,14 @@ func deploymentEvent(d *Deployment) notify.Event {
 	typ := map[[2]bool]string{
 		{false, true}: notify.DeploySucceeded, {false, false}: notify.DeployFailed,
 		{true, true}: notify.RollbackSucceeded, {true, false}: notify.RollbackFailed,
-	}[[2]bool{d.Kind == KindRollback, ok}]
+	}[[2]bool{d.Kind == KindRollback || d.Kind == KindRevert, ok}]
 	req := d.Request
 	ev := notify.Event{
 		Type: typ, Time: d.Times.Finished.UTC(), Cluster: req.Cluster, Success: ok,
 		DeploymentID: d.ID, RollbackOf: d.RollbackOf, TriggerRepo: req.TriggerRepo, Image: req.Ref(),
 		Commit: d.Commit, SourceCommit: req.SourceCommit, Project: project(req),
 		Author: req.Author, Requester: req.RequestedBy(), Stage: string(d.Stage), Error: d.Error,
+		Reverted: d.Reverted, RevertCommit: d.RevertCommit, RevertReason: d.RevertReason, RevertError: d.RevertError,
 	}
 	var names []string
 	for _, r := range d.Releases {
@@ -52,6 +53,10 @@ func deploymentEvent(d *Deployment) notify.Event {
 		where += "/" + strings.Join(names, ",")
 	}
 	switch {
+	case d.Kind == KindRevert && ok:
+		ev.Summary = fmt.Sprintf("reverted deployment %s on %s after its rollout failed", d.RollbackOf, where)
+	case d.Kind == KindRevert:
+		ev.Summary = fmt.Sprintf("revert of deployment %s on %s failed at %s", d.RollbackOf, where, d.Stage)
 	case d.Kind == KindRollback && ok:
 		ev.Summary = fmt.Sprintf("rolled back deployment %s on %s", d.RollbackOf, where)
 	case d.Kind == KindRollback:
@@ -61,7 +66,12 @@ func deploymentEvent(d *Deployment) notify.Event {
 	default:
 		ev.Summary = fmt.Sprintf("deploy of %s to %s failed at %s", req.Ref(), where, d.Stage)
 	}
-	if d.Message != "" {
+	switch {
+	case d.Reverted:
+		ev.Summary += fmt.Sprintf("; reverted by commit %s", short(d.RevertCommit))
+	case d.RevertError != "":
+		ev.Summary += "; " + d.RevertError
+	case d.Message != "":
 		ev.Summary += " (" + d.Message + ")"
 	}
 	du := d.Times.Durations()

@@ -230,7 +230,7 @@ func (c *scheduler) serve(ctx context.Context, b syncBatch) {
 			c.mu.Unlock()
 		}
 	}
-	out := c.sync(ctx, b.full, b.force, b.background, ans.onRelease, onHead)
+	out := c.sync(ctx, b.full, b.force, b.background, ans.onRelease, onHead, ans.setRevert)
 	c.mu.Lock()
 	c.lane.background, c.lane.ahead = false, nil
 	c.flight.jobs, c.flight.answers, c.flight.head = nil, nil, ""
@@ -271,7 +271,7 @@ func (c *scheduler) foregroundLoop() {
 		}
 		c.mu.Unlock()
 		ans := newAnswers(c.s, jobs)
-		out := c.syncReleases(jobs, ans.onRelease)
+		out := c.syncReleases(jobs, ans.onRelease, ans.setRevert)
 		ans.close()
 		c.mu.Lock()
 		c.flight.laneJobs = nil
@@ -319,6 +319,7 @@ func (c *scheduler) lost() { c.lease.release() }
 func (c *scheduler) handBack(jobs []*job, waiters []chan syncOutcome, why string) {
 	for _, j := range jobs {
 		c.s.replicas.leave(j, why)
+		c.s.revertLeft(j)
 	}
 	for _, ch := range waiters {
 		ch <- syncOutcome{err: notOwned(c.name)}

@@ -51,6 +51,10 @@ type Config struct {
 	// Owner, with a Store that is a Watcher, shares the clusters with other
 	// replicas: only the clusters it holds are synced here (nil: all).
 	Owner Owner
+	// Committer is mgo's own git identity ("Name <email>"), the author of
+	// the reverts it makes of deploys whose rollout failed (onFailure:
+	// revert); gitrepo.DefaultOptions' committer when empty.
+	Committer string
 	// SyncStopTimeout bounds how long Run waits, once its context ended,
 	// for the cancelled cluster syncs to return (default 30s).
 	SyncStopTimeout time.Duration
@@ -103,6 +107,9 @@ type job struct {
 	files []string
 	// revert is the commit a rollback reverts.
 	revert string
+	// revertOf is the deploy whose failed rollout a revert job undoes: it
+	// is finished when the revert is (revert.go).
+	revertOf *job
 	// head is the branch head its push left (the tip of its batch).
 	head string
 }
@@ -124,6 +131,12 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Committer == "" {
+		cfg.Committer = gitrepo.DefaultOptions().Committer.String()
+	}
+	if _, err := gitrepo.ParseAuthor(cfg.Committer); err != nil {
+		return nil, fmt.Errorf("deploy: committer: %w", err)
 	}
 	if cfg.SyncStopTimeout <= 0 {
 		cfg.SyncStopTimeout = 30 * time.Second
@@ -535,7 +548,7 @@ func (s *Service) process(ctx context.Context, batch []*job) {
 			s.fail(j, StageCommit, errClientGone)
 			continue
 		}
-		if j.d.Kind == KindRollback {
+		if j.d.Kind == KindRollback || j.d.Kind == KindRevert {
 			s.revert(ctx, j)
 		} else {
 			deploys = append(deploys, j)
@@ -611,6 +624,10 @@ func (s *Service) revert(ctx context.Context, j *job) {
 		Summary:  fmt.Sprintf("rollback deployment %s on %s", j.d.RollbackOf, req.Cluster),
 		Trailers: gitrepo.Trailers{TriggerRepo: req.TriggerRepo, RequestedBy: req.RequestedBy(), DeploymentID: j.d.ID, FreezeOverride: req.FreezeOverride},
 	}}
+	if j.d.Kind == KindRevert {
+		info.Message.Summary = fmt.Sprintf("revert deployment %s on %s: its rollout failed", j.d.RollbackOf, req.Cluster)
+		info.Message.Trailers.RevertsDeployment, info.Message.Trailers.RevertReason = j.d.RollbackOf, j.d.RevertReason
+	}
 	res, err := s.cfg.Git.Revert(ctx, j.revert, info)
 	if err != nil {
 		stage := StagePush
@@ -645,6 +662,7 @@ func (s *Service) pushed(j *job, changed bool, commit, head string, now time.Tim
 	s.log.Info("deployment pushed", "id", j.d.ID, "changed", changed, "commit", j.d.Commit)
 	faults.Point(faults.AfterPush)
 	if s.handOff(j) {
+		s.revertLeft(j)
 		return
 	}
 	if !s.clusters[j.d.Request.Cluster].add(j) {
@@ -689,6 +707,9 @@ func (s *Service) finish(j *job, set func(*Deployment)) {
 		}
 	}
 	s.running.Done()
+	if j.revertOf != nil {
+		s.reverted(j)
+	}
 }
 
 func clone(d *Deployment) *Deployment {

@@ -17,6 +17,11 @@ const (
 	// TrailerFreezeOverride names the deploy freeze a change went through
 	// and who was allowed to: "<window> by <client>".
 	TrailerFreezeOverride = "Freeze-Override"
+	// TrailerRevertsDeployment and TrailerRevertReason mark the commit mgo
+	// makes itself to undo a deploy whose rollout failed (onFailure:
+	// revert): the failed deployment and why.
+	TrailerRevertsDeployment = "Reverts-Deployment"
+	TrailerRevertReason      = "Revert-Reason"
 )
 
 const (
@@ -43,6 +48,10 @@ type Trailers struct {
 	Reverts string `json:"reverts,omitempty"`
 	// FreezeOverride is the freeze the change was made through.
 	FreezeOverride string `json:"freezeOverride,omitempty"`
+	// RevertsDeployment is the deployment whose failed rollout mgo undoes.
+	RevertsDeployment string `json:"revertsDeployment,omitempty"`
+	// RevertReason is why: the failed stage and its error's first line.
+	RevertReason string `json:"revertReason,omitempty"`
 }
 
 func (t Trailers) list() [][2]string {
@@ -53,6 +62,8 @@ func (t Trailers) list() [][2]string {
 		{TrailerDeploymentID, t.DeploymentID},
 		{TrailerReverts, t.Reverts},
 		{TrailerFreezeOverride, t.FreezeOverride},
+		{TrailerRevertsDeployment, t.RevertsDeployment},
+		{TrailerRevertReason, t.RevertReason},
 	} {
 		if kv[1] != "" {
 			out = append(out, kv)
@@ -73,6 +84,10 @@ func (t *Trailers) set(key, value string) bool {
 		t.Reverts = value
 	case strings.ToLower(TrailerFreezeOverride):
 		t.FreezeOverride = value
+	case strings.ToLower(TrailerRevertsDeployment):
+		t.RevertsDeployment = value
+	case strings.ToLower(TrailerRevertReason):
+		t.RevertReason = value
 	default:
 		return false
 	}

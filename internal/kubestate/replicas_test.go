@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -116,8 +117,9 @@ func TestWatchAcrossReplicas(t *testing.T) {
 	}
 }
 
-// The queued records of a replica that is gone are failed by Interrupted
-// on another one; those of a live replica and pushed ones are left alone.
+// The queued and reverting records of a replica that is gone are failed
+// by Interrupted on another one; those of a live replica and pushed ones
+// are left alone.
 func TestInterruptedOnlyForGoneReplicas(t *testing.T) {
 	crd(t)
 	ns := env.Namespace(t)
@@ -130,6 +132,7 @@ func TestInterruptedOnlyForGoneReplicas(t *testing.T) {
 		return d
 	}
 	ql, qg, pg := mk(live, "a", deploy.Queued), mk(gone, "b", deploy.Queued), mk(gone, "c", deploy.Pushed)
+	rl, rg := mk(live, "d", deploy.Reverting), mk(gone, "e", deploy.Reverting)
 	third, err := Open(context.Background(), env.Config, Options{Namespace: ns, Replica: "third",
 		Live: func(r string) bool { return r == "live" }})
 	if err != nil {
@@ -137,13 +140,16 @@ func TestInterruptedOnlyForGoneReplicas(t *testing.T) {
 	}
 	defer third.Close()
 	n, err := third.Interrupted(time.Now())
-	if err != nil || n != 1 {
-		t.Fatalf("interrupted: %d %v, want 1", n, err)
+	if err != nil || n != 2 {
+		t.Fatalf("interrupted: %d %v, want 2", n, err)
+	}
+	if got, _ := third.Get(rg.ID); !strings.Contains(got.RevertError, "the mgo replica gone stopped while it reverted the deployment") {
+		t.Errorf("reverting record of a gone replica: %+v", got)
 	}
 	for _, c := range []struct {
 		d    *deploy.Deployment
 		want deploy.Status
-	}{{ql, deploy.Queued}, {qg, deploy.Failed}, {pg, deploy.Pushed}} {
+	}{{ql, deploy.Queued}, {qg, deploy.Failed}, {pg, deploy.Pushed}, {rl, deploy.Reverting}, {rg, deploy.Failed}} {
 		if got, _ := third.Get(c.d.ID); got.Status != c.want {
 			t.Errorf("%s: %s, want %s", c.d.Request.IdempotencyKey, got.Status, c.want)
 		}

@@ -549,12 +549,14 @@ func (s *Store) Since(t time.Time, limit int) ([]*deploy.Deployment, error) {
 
 // Interrupted fails the queued deployments of replicas that no longer
 // run: nobody will push them. Pushed ones are left to the holder of their
-// cluster's lease, which syncs them.
+// cluster's lease, which syncs them. Reverting ones (a failed deploy
+// whose revert the replica waited for) are failed too: their revert is a
+// deployment of its own.
 func (s *Store) Interrupted(now time.Time) (int, error) {
 	n := 0
 	var errs []error
 	for _, r := range s.snapshot() {
-		if r.d.Status != deploy.Queued {
+		if r.d.Status != deploy.Queued && r.d.Status != deploy.Reverting {
 			continue
 		}
 		owner := r.replica
@@ -562,8 +564,13 @@ func (s *Store) Interrupted(now time.Time) (int, error) {
 			continue
 		}
 		d := copyOf(r.d)
-		d.Error = fmt.Sprintf("the mgo replica %s stopped before the deployment was pushed (it was %s)", owner, d.Status)
-		d.Status, d.Stage, d.Times.Finished = deploy.Failed, deploy.StageCommit, now
+		if d.Status == deploy.Reverting {
+			d.RevertError = fmt.Sprintf("the mgo replica %s stopped while it reverted the deployment: deployment %s says how the revert ended", owner, d.RevertedBy)
+			d.Status, d.Times.Finished = deploy.Failed, now
+		} else {
+			d.Error = fmt.Sprintf("the mgo replica %s stopped before the deployment was pushed (it was %s)", owner, d.Status)
+			d.Status, d.Stage, d.Times.Finished = deploy.Failed, deploy.StageCommit, now
+		}
 		err := s.Put(d)
 		switch {
 		case err == nil:

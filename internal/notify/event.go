@@ -54,6 +54,14 @@ type Event struct {
 	// Stage and Error say where and why it failed.
 	Stage string `json:"stage,omitempty"`
 	Error string `json:"error,omitempty"`
+	// Reverted is set on a failed deploy whose commit mgo reverted
+	// (onFailure: revert), RevertCommit being the revert; RevertError
+	// says why a revert failed. RevertReason is why it was reverted (also
+	// on the revert's own event).
+	Reverted     bool   `json:"reverted,omitempty"`
+	RevertCommit string `json:"revertCommit,omitempty"`
+	RevertReason string `json:"revertReason,omitempty"`
+	RevertError  string `json:"revertError,omitempty"`
 	// Seconds are the stage times since the request (committed, pushed,
 	// synced, rolledOut, total).
 	Seconds map[string]float64 `json:"seconds,omitempty"`

@@ -233,6 +233,15 @@ func (s *releaseSync) fail(err error) ReleaseResult {
 		s.e.failed[s.key] = failure{digest: s.rendered.Digest, at: time.Now(), result: s.rr}
 		s.e.mu.Unlock()
 	}
+	if stage == StageApply || stage == StageWait {
+		// Helm may have changed the release: its last successful sync no
+		// longer says what the cluster runs, and a sync back to that
+		// sync's inputs (a revert, a rollback) must compare and upgrade.
+		s.e.mu.Lock()
+		delete(s.e.applied, s.key)
+		delete(s.e.inputsOf, s.key)
+		s.e.mu.Unlock()
+	}
 	return s.rr
 }
 

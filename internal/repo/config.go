@@ -217,6 +217,12 @@ const (
 	DriftRepair = "repair" // and undo them
 )
 
+// Failure policies: what a deploy whose rollout failed leaves behind.
+const (
+	FailureKeep   = "keep"   // the commit stays; the release stays failed
+	FailureRevert = "revert" // mgo reverts the deploy's commit and syncs the release back
+)
+
 // ClusterSettings are the per-cluster settings of mygitops.yaml. The zero
 // values are replaced by the defaults in DefaultClusterSettings.
 type ClusterSettings struct {
@@ -224,6 +230,9 @@ type ClusterSettings struct {
 	Drift   string
 	Timeout time.Duration
 	Budget  Budget
+	// OnFailure is the failure policy of the cluster's deploys
+	// (FailureKeep or FailureRevert); a values header's overrides it.
+	OnFailure string
 	// AllowedImages, when not empty, lists the image repositories deploys
 	// to this cluster may set (path.Match patterns such as
 	// "registry.acme.io/acme/*").
@@ -336,10 +345,11 @@ func (b Budget) Capped(cap Budget) (Budget, []string) {
 // mention, and fill in what it leaves out.
 func DefaultClusterSettings() ClusterSettings {
 	return ClusterSettings{
-		Sync:    SyncAuto,
-		Drift:   DriftReport,
-		Timeout: 5 * time.Minute,
-		Budget:  Budget{QPS: 50, Burst: 100, MaxConcurrentReleases: 4},
+		Sync:      SyncAuto,
+		Drift:     DriftReport,
+		Timeout:   5 * time.Minute,
+		Budget:    Budget{QPS: 50, Burst: 100, MaxConcurrentReleases: 4},
+		OnFailure: FailureKeep,
 	}
 }
 
@@ -359,6 +369,18 @@ func (c *Config) Cluster(name string) ClusterSettings {
 		return s
 	}
 	return DefaultClusterSettings()
+}
+
+// OnFailure is the failure policy of a release of cluster with header h:
+// the header's onFailure, else the cluster's, else FailureKeep.
+func (c *Config) OnFailure(cluster string, h Header) string {
+	if h.OnFailure != "" {
+		return h.OnFailure
+	}
+	if p := c.Cluster(cluster).OnFailure; p != "" {
+		return p
+	}
+	return FailureKeep
 }
 
 // parseConfig reads mygitops.yaml. A missing file is an empty config.
@@ -569,6 +591,13 @@ func parseClusters(n *yaml.Node, cfg *Config, ps *problems) {
 					continue
 				}
 				s.Drift = v
+			case "onFailure":
+				v, _ := yamlnode.Scalar(f.Value)
+				if v != FailureKeep && v != FailureRevert {
+					ps.errorf(ConfigFile, f.Value.Line, "%s.onFailure: %q is not a failure policy (keep or revert)", where, v)
+					continue
+				}
+				s.OnFailure = v
 			case "timeout":
 				v, _ := yamlnode.Scalar(f.Value)
 				d, err := time.ParseDuration(v)
@@ -595,7 +624,7 @@ func parseClusters(n *yaml.Node, cfg *Config, ps *problems) {
 			case "syncDuringFreeze":
 				parseSyncDuringFreeze(f.Value, where+".syncDuringFreeze", &s.Freezes, ps)
 			default:
-				ps.errorf(ConfigFile, f.KeyNode.Line, "%s: unknown key %q (known: sync, drift, timeout, budget, allowedImages, ignoreDifferences, health, freezes, syncDuringFreeze)", where, f.Key)
+				ps.errorf(ConfigFile, f.KeyNode.Line, "%s: unknown key %q (known: sync, drift, onFailure, timeout, budget, allowedImages, ignoreDifferences, health, freezes, syncDuringFreeze)", where, f.Key)
 			}
 		}
 		cfg.Clusters[c.Key] = s

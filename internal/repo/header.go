@@ -30,7 +30,10 @@ type Header struct {
 	DependsOn []Dependency
 	// Health are the release's health rules (HealthRule).
 	Health []HealthRule
-	Line   int // line of the __mygitops key
+	// OnFailure is the release's failure policy (FailureKeep or
+	// FailureRevert), "" to follow its cluster's.
+	OnFailure string
+	Line      int // line of the __mygitops key
 }
 
 // ImageSource is one entry of the header's images: what a deploy request for
@@ -121,7 +124,7 @@ func ParseChartRef(s string) (ChartRef, error) {
 	return ChartRef{Kind: ChartFromRepository, Repository: repoName, Name: name}, nil
 }
 
-var headerKeys = []string{"chart", "version", "name", "namespace", "images", "ignoreDifferences", "dependsOn", "health"}
+var headerKeys = []string{"chart", "version", "name", "namespace", "images", "ignoreDifferences", "dependsOn", "health", "onFailure"}
 
 // parseHeader reads the header of a values document. It reports problems and
 // returns ok=false when the header is unusable.
@@ -190,6 +193,13 @@ func parseHeader(file string, doc *yaml.Node, cfg *Config, ps *problems) (Header
 			h.Name = v
 		case "namespace":
 			h.Namespace = v
+		case "onFailure":
+			if v != FailureKeep && v != FailureRevert {
+				ps.errorf(file, f.Value.Line, "header: onFailure %q is not a failure policy (keep or revert)", v)
+				ok = false
+				continue
+			}
+			h.OnFailure = v
 		}
 	}
 	var missing []string

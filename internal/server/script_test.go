@@ -81,7 +81,7 @@ func TestScenarios(t *testing.T) {
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"serve": cmdServe, "stop": cmdStop, "start": cmdStart, "api": cmdAPI, "hook": cmdHook,
 			"push": cmdPush, "git": cmdGit, "image": cmdImage, "waitfor": cmdWaitFor,
-			"await": cmdAwait, "scale": cmdScale, "replicas": cmdReplicas, "mgo": cmdMgo, "sleep": cmdSleep,
+			"await": cmdAwait, "scale": cmdScale, "replicas": cmdReplicas, "mgo": cmdMgo, "sleep": cmdSleep, "helm": cmdHelm,
 		},
 	})
 }

@@ -217,7 +217,7 @@ func Run(ctx context.Context, cfg Config) error {
 	svc, err := deploy.New(deploy.Config{
 		Git: git, Engines: deploy.Syncers(engines), SecretKeys: cfg.SecretKeys, Store: st.store, Owner: owner,
 		SnapshotDir: filepath.Join(cfg.DataDir, "snapshots"),
-		Log:         log, Metrics: deploy.NewMetrics(reg), Notifier: notifier,
+		Log:         log, Metrics: deploy.NewMetrics(reg), Notifier: notifier, Committer: cfg.Git.Committer.String(),
 	})
 	if err != nil {
 		return err

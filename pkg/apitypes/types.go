@@ -14,6 +14,7 @@ type DeploymentStatus string
 const (
 	StatusQueued    DeploymentStatus = "queued"    // validated, waiting for the git worker
 	StatusPushed    DeploymentStatus = "pushed"    // committed and pushed, waiting for its sync
+	StatusReverting DeploymentStatus = "reverting" // its rollout failed; mgo reverts its commit, then it is failed
 	StatusSucceeded DeploymentStatus = "succeeded" // synced and rolled out (or nothing to do)
 	StatusFailed    DeploymentStatus = "failed"    // see Stage and Error
 )
@@ -28,6 +29,7 @@ type DeploymentKind string
 const (
 	KindDeploy   DeploymentKind = "deploy"   // set an image
 	KindRollback DeploymentKind = "rollback" // revert an earlier deployment's commit
+	KindRevert   DeploymentKind = "revert"   // mgo reverting a deploy whose rollout failed (onFailure: revert)
 )
 
 // DeploymentStage names the step a deployment failed in.
@@ -230,10 +232,19 @@ type Deployment struct {
 	Error    string           `json:"error,omitempty"`
 	// Synced reports whether the cluster was synced for the deployment
 	// (false for a cluster that syncs manually); absent until it ended.
-	Synced  *bool   `json:"synced,omitempty"`
-	Message string  `json:"message,omitempty"`
-	Times   Times   `json:"times"`
-	Seconds Seconds `json:"seconds"`
+	Synced  *bool  `json:"synced,omitempty"`
+	Message string `json:"message,omitempty"`
+	// Reverted is set on a failed deploy whose commit mgo reverted after
+	// its rollout failed (onFailure: revert): RevertedBy is the revert
+	// deployment, RevertCommit its commit. RevertError says why a revert
+	// failed. RevertReason (also on the revert) is why it was reverted.
+	Reverted     bool    `json:"reverted,omitempty"`
+	RevertedBy   string  `json:"revertedBy,omitempty"`
+	RevertCommit string  `json:"revertCommit,omitempty"`
+	RevertReason string  `json:"revertReason,omitempty"`
+	RevertError  string  `json:"revertError,omitempty"`
+	Times        Times   `json:"times"`
+	Seconds      Seconds `json:"seconds"`
 }
 
 // DeploymentList is the answer of GET /api/v1/deployments, newest first.

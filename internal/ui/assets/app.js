@@ -44,7 +44,7 @@ function badge(text, kind) { return h('span', { class: 'badge b-' + kind }, text
 
 function statusBadge(s) {
   const kind = { succeeded: 'ok', healthy: 'ok', Current: 'ok', failed: 'bad', Failed: 'bad', NotFound: 'bad',
-    queued: 'info', pushed: 'info', progressing: 'warn', InProgress: 'warn', Unknown: 'none' }[s] || 'none';
+    queued: 'info', pushed: 'info', reverting: 'warn', progressing: 'warn', InProgress: 'warn', Unknown: 'none' }[s] || 'none';
   return badge(s || 'unknown', kind);
 }
 
@@ -339,14 +339,14 @@ async function deploymentsPage(params) {
     const ds = list.deployments.filter(d => !cluster || d.request.cluster === cluster);
     tbody.replaceChildren(...ds.map(d => h('tr', { 'data-deployment': d.id, 'data-status': d.status },
       h('td', { 'data-label': 'Deployment' }, h('a', { href: '#/deployments/' + encodeURIComponent(d.id) }, h('code', {}, d.id)),
-        h('span', { class: 'sub' }, d.kind === 'rollback' ? 'rollback of ' + (d.rollbackOf || '') : 'deploy'), h('span', { class: 'sub' }, ago(d.times && d.times.queued))),
+        h('span', { class: 'sub' }, d.kind === 'rollback' || d.kind === 'revert' ? d.kind + ' of ' + (d.rollbackOf || '') : 'deploy'), h('span', { class: 'sub' }, ago(d.times && d.times.queued))),
       h('td', { 'data-label': 'Requester' }, requester(d.request)),
       h('td', { 'data-label': 'Image' }, h('code', {}, image(d.request))),
       h('td', { 'data-label': 'Cluster' }, d.request.cluster),
       h('td', { 'data-label': 'Status' }, statusBadge(d.status), d.stage ? h('span', { class: 'sub' }, 'at ' + d.stage) : null),
       h('td', { 'data-label': 'Stages' }, timeline(d, false)))));
     if (!ds.length) tbody.append(h('tr', {}, h('td', { colspan: 6 }, 'No deployments yet.')));
-    const live = ds.filter(d => d.status === 'queued' || d.status === 'pushed').length;
+    const live = ds.filter(d => d.status === 'queued' || d.status === 'pushed' || d.status === 'reverting').length;
     status.textContent = `${ds.length} deployment${ds.length === 1 ? '' : 's'} · ${live} in progress · updated ${new Date().toLocaleTimeString()}`;
   });
 }
@@ -378,12 +378,15 @@ function deploymentView(d, notice) {
       h('dt', {}, 'Requester'), h('dd', {}, requester(req), req.client && req.client !== req.author ? h('span', { class: 'muted' }, ' via ' + req.client) : null),
       h('dt', {}, 'Commit'), h('dd', { id: 'commit' }, commitLink(d.commit), d.commit && !d.changed ? ' (nothing changed: the image was already set)' : ''),
       d.files && d.files.length ? [h('dt', {}, 'Files'), h('dd', {}, d.files.map(f => h('code', { class: 'sub' }, f)))] : null,
-      d.message ? [h('dt', {}, 'Note'), h('dd', {}, d.message)] : null),
+      d.message ? [h('dt', {}, 'Note'), h('dd', {}, d.message)] : null,
+      d.revertedBy ? [h('dt', {}, 'Reverted'), h('dd', { id: 'reverted' }, d.reverted ? 'yes, by ' : (d.revertError ? 'no: ' + d.revertError + ' ' : 'in progress: '),
+        h('a', { href: '#/deployments/' + encodeURIComponent(d.revertedBy) }, h('code', {}, d.revertedBy)), d.revertCommit ? [' commit ', commitLink(d.revertCommit)] : null,
+        d.revertReason ? h('span', { class: 'sub' }, d.revertReason) : null)] : (d.revertError ? [h('dt', {}, 'Reverted'), h('dd', { id: 'reverted' }, 'no: ' + d.revertError)] : null)),
     d.error ? h('div', { class: 'alert bad', role: 'alert', id: 'error' }, h('strong', {}, conflict ? 'Conflict (409): the revert conflicts with later changes' : 'Failed at stage ' + d.stage),
       h('pre', {}, d.error)) : null,
     h('h2', {}, 'Stages'), timeline(d, true),
   ];
-  if (terminal && d.changed && d.commit) {
+  if (terminal && d.changed && d.commit && !d.reverted) {
     const btn = h('button', { type: 'button', class: 'danger', id: 'rollback' }, 'Roll back');
     btn.addEventListener('click', () => rollback(d, btn, notice));
     out.push(h('h2', {}, 'Rollback'), h('p', {}, 'Reverts commit ', commitLink(d.commit), ' in the gitops repo and syncs ', req.cluster, '.'), btn);
