@@ -2,8 +2,6 @@ package cli
 
 import (
 	"bytes"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -13,21 +11,13 @@ import (
 // directory, and exits 1.
 func TestValidateDependsOnCycle(t *testing.T) {
 	dir := t.TempDir()
-	for name, body := range map[string]string{
+	writeTree(t, dir, map[string]string{
 		"mygitops.yaml":                    "{}\n",
 		"installations/prod/a-values.yaml": "__mygitops:\n  chart: ./charts/x\n  name: a\n  namespace: app\n  dependsOn: [b]\n",
 		"installations/prod/b-values.yaml": "__mygitops:\n  chart: ./charts/x\n  name: b\n  namespace: app\n  dependsOn: [app/a]\n",
 		"installations/prod/c-values.yaml": "__mygitops:\n  chart: ./charts/x\n  name: c\n  namespace: app\n  dependsOn: [web/site]\n",
 		"charts/x/Chart.yaml":              "apiVersion: v2\nname: x\nversion: 1.0.0\n",
-	} {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	var out, errOut bytes.Buffer
 	if code := Execute([]string{"validate", dir}, &out, &errOut); code != 1 {
 		t.Fatalf("exit %d, want 1:\n%s%s", code, out.String(), errOut.String())

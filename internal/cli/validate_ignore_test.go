@@ -2,8 +2,6 @@ package cli
 
 import (
 	"bytes"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -29,15 +27,7 @@ func TestValidateIgnoreDifferences(t *testing.T) {
 replicaCount: 2
 `,
 	}
-	for name, content := range files {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writeTree(t, dir, files)
 	var out, errOut bytes.Buffer
 	if code := Execute([]string{"validate", "--repo", dir}, &out, &errOut); code != 1 {
 		t.Fatalf("exit %d, want 1; stdout %s; stderr %s", code, out.String(), errOut.String())
