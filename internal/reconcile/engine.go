@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -193,8 +194,9 @@ func (e *Engine) Sync(ctx context.Context, r *repo.Repo, opts Options) (*Result,
 
 	// 1. Raw manifests, first: they may hold the Namespaces and CRDs the
 	// releases need.
+	rawLater := false
 	if opts.Release == "" {
-		e.syncRaw(ctx, r, c, opts, res)
+		rawLater = e.syncRaw(ctx, r, c, opts, res, rawFirst)
 	}
 
 	// 2. Releases, at most MaxConcurrentReleases at a time.
@@ -253,6 +255,15 @@ func (e *Engine) Sync(ctx context.Context, r *repo.Repo, opts Options) (*Result,
 	for i, rr := range results {
 		if !skipped[i] {
 			res.Releases = append(res.Releases, rr)
+		}
+	}
+	// Raw manifest files with dependsOn, once the releases they name are
+	// synced; then every raw file is pruned as one.
+	if rawLater {
+		if blocked := e.rawBlocked(c, order, results, skipped); blocked != "" {
+			res.RawError = strings.TrimPrefix(res.RawError+"; "+blocked, "; ")
+		} else {
+			e.syncRaw(ctx, r, c, opts, res, rawAll)
 		}
 	}
 

@@ -46,6 +46,12 @@ spec:
 	g.write("installations/"+clusterName+"/a-app-values.yaml", header("app", "hello", "gizmo")+"image: {repository: registry.example.com/app, tag: \"1.0\"}\n")
 	g.write("installations/"+clusterName+"/b-gizmo-values.yaml", header("gizmo", "gizmo", ns+"/defs"))
 	g.write("installations/"+clusterName+"/c-defs-values.yaml", header("defs", "defs"))
+	// A raw manifest file of a Gizmo: applied after the release of its
+	// definition, not before every release as raw files are.
+	rawGizmo := func(dep string) string {
+		return "__mygitops:\n  dependsOn: [" + dep + "]\n---\napiVersion: " + group + "/v1\nkind: Gizmo\nmetadata: {name: spare, namespace: " + ns + "}\nspec: {size: 1}\n"
+	}
+	g.write("installations/"+clusterName+"/gizmos-raw.yaml", rawGizmo(ns+"/defs"))
 	e := newEngine(t)
 	crd := &unstructured.Unstructured{}
 	crd.SetGroupVersionKind(schema.GroupVersionKind{Group: "apiextensions.k8s.io", Version: "v1", Kind: "CustomResourceDefinition"})
@@ -82,10 +88,16 @@ spec:
 	if s := res.String(); !strings.Contains(s, "gizmo") {
 		t.Errorf("summary %q", s)
 	}
+	if res.RawError != "" || !slices.ContainsFunc(res.Raw, func(o ObjectResult) bool {
+		return o.Subject == "Gizmo/"+ns+"/spare" && o.Action == ObjectCreated
+	}) {
+		t.Errorf("the raw file after defs: error %q, objects %+v", res.RawError, res.Raw)
+	}
 
 	// A dependency that fails: its dependant is not synced, and says why.
 	g.write("installations/"+clusterName+"/d-broken-values.yaml", header("broken", "nowhere"))
 	g.write("installations/"+clusterName+"/e-waiter-values.yaml", header("waiter", "hello", "broken")+"image: {repository: registry.example.com/waiter, tag: \"1.0\"}\n")
+	g.write("installations/"+clusterName+"/gizmos-raw.yaml", rawGizmo(ns+"/broken"))
 	r := g.load()
 	res = syncOnce(t, e, r, Options{})
 	if rr := mustRelease(t, res, ns, "broken"); rr.Action != Failed || rr.Stage != StageChart {
@@ -95,6 +107,9 @@ spec:
 	want := "not synced: depends on " + ns + "/broken, which failed at chart"
 	if rr.Action != Failed || rr.Stage != StageDependency || !strings.Contains(rr.Error, want) {
 		t.Fatalf("waiter: %+v, want failed at dependency with %q", rr, want)
+	}
+	if want := "gizmos-raw.yaml: not applied (nor anything pruned): depends on " + ns + "/broken, which failed at chart"; !strings.Contains(res.RawError, want) {
+		t.Errorf("raw error %q, want %q", res.RawError, want)
 	}
 	var dep appsv1.Deployment
 	if err := e.cluster.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "waiter-hello"}, &dep); !apierrors.IsNotFound(err) {
@@ -118,6 +133,7 @@ spec:
 	for _, f := range []string{"a-app", "b-gizmo", "c-defs", "d-broken", "e-waiter"} {
 		g.remove("installations/" + clusterName + "/" + f + "-values.yaml")
 	}
+	g.remove("installations/" + clusterName + "/gizmos-raw.yaml")
 	res = syncOnce(t, e, g.load(), Options{})
 	var uninstalled []string
 	for _, rr := range res.Releases {

@@ -89,6 +89,7 @@ func checkDependencies(c *Cluster, ps *problems) {
 			}
 		}
 	}
+	checkRawDependencies(c, byKey, ps)
 	// Cycles: a depth-first walk; a release met again while on the path
 	// closes a cycle, reported once on each of its releases.
 	const (
@@ -159,4 +160,49 @@ func (r *Release) DependsOnKeys() []string {
 		out[i] = d.Key()
 	}
 	return out
+}
+
+// parseRawHeader reads the header document of a raw manifest file: only
+// `__mygitops: {dependsOn: [namespace/name, ...]}`. A name without a
+// namespace is refused: a raw file has no namespace of its own.
+func parseRawHeader(file string, doc *yaml.Node, rf *RawFile, ps *problems) bool {
+	es, _ := yamlnode.Entries(doc)
+	ok := true
+	for _, e := range es {
+		if e.Key != HeaderKey {
+			ps.errorf(file, e.KeyNode.Line, "document 1: a header document holds only %s, not %q", HeaderKey, e.Key)
+			ok = false
+			continue
+		}
+		rf.DependsLine = e.KeyNode.Line
+		fields, isMap := yamlnode.Entries(e.Value)
+		if !isMap {
+			ps.errorf(file, e.Value.Line, "header %s must be a mapping, not %s", HeaderKey, yamlnode.KindName(e.Value))
+			ok = false
+			continue
+		}
+		for _, f := range fields {
+			if f.Key != "dependsOn" {
+				ps.errorf(file, f.KeyNode.Line, "header: unknown key %q (known in a raw manifest file: dependsOn)", f.Key)
+				ok = false
+				continue
+			}
+			deps, valid := parseDependsOn(file, f.Value, "", ps)
+			rf.DependsOn, ok = deps, ok && valid
+		}
+	}
+	return ok
+}
+
+// checkRawDependencies refuses a raw file's dependsOn entries that name no
+// release of the cluster; the file is then not applied.
+func checkRawDependencies(c *Cluster, byKey map[string]*Release, ps *problems) {
+	for _, rf := range c.Raw {
+		for _, d := range rf.DependsOn {
+			if byKey[d.Key()] == nil {
+				ps.errorf(rf.File, d.Line, "header: dependsOn: no release %s in %s/%s (a raw manifest file may depend only on releases of its own cluster)", d.Key(), InstallationsDir, c.Name)
+				rf.Skipped++
+			}
+		}
+	}
 }

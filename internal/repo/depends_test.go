@@ -33,6 +33,8 @@ func TestDependsOn(t *testing.T) {
 		"installations/prod/c-values.yaml":            dependsValues("c", "loop", "a"),
 		"installations/prod/d-values.yaml":            dependsValues("d", "loop", "a", "Not/Valid", "7"),
 		"installations/staging/web-values.yaml":       dependsValues("web", "staging"),
+		"installations/prod/issuers-raw.yaml":         "__mygitops:\n  dependsOn: [cert-manager/cert-manager, app/nothing, bare]\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: x, namespace: app}\n",
+		"installations/prod/odd-raw.yaml":             "__mygitops:\n  wait: true\n",
 	})
 	r, err := Load(dir, LoadOptions{})
 	if err != nil {
@@ -52,6 +54,9 @@ func TestDependsOn(t *testing.T) {
 		"installations/prod/c-values.yaml:6: error: header: dependsOn: cycle loop/a",
 		`installations/prod/d-values.yaml:7: error: header: dependsOn[1]: "Not/Valid" is not a release`,
 		"installations/prod/d-values.yaml:8: error: header: dependsOn[2] must be a string",
+		"installations/prod/issuers-raw.yaml:2: error: header: dependsOn: no release app/nothing in installations/prod (a raw manifest file may depend only on releases of its own cluster)",
+		`installations/prod/issuers-raw.yaml:2: error: header: dependsOn[2]: "bare" is not a release`,
+		`installations/prod/odd-raw.yaml:2: error: header: unknown key "wait" (known in a raw manifest file: dependsOn)`,
 	} {
 		if !strings.Contains(all, want) {
 			t.Errorf("problems lack %q:\n%s", want, all)
@@ -65,6 +70,11 @@ func TestDependsOn(t *testing.T) {
 		"lost": false, "self": false, "a": false, "b": false, "c": false, "d": false} {
 		if valid[name] != want {
 			t.Errorf("release %s valid %v, want %v", name, valid[name], want)
+		}
+	}
+	for _, rf := range r.Clusters["prod"].Raw {
+		if rf.File == "installations/prod/issuers-raw.yaml" && (len(rf.DependsOn) != 2 || rf.DependsOn[0].Key() != "cert-manager/cert-manager" || len(rf.Objects) != 1) {
+			t.Errorf("issuers-raw.yaml: dependsOn %+v, %d objects", rf.DependsOn, len(rf.Objects))
 		}
 	}
 	app := r.Clusters["prod"].Releases[0]

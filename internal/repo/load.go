@@ -76,6 +76,12 @@ type RawFile struct {
 	// not all the file defines: applying it with pruning would delete the
 	// objects of the skipped documents.
 	Skipped int
+	// DependsOn are the releases of the cluster its objects are applied
+	// after: its first document may be a header `__mygitops: {dependsOn:
+	// [...]}` (a ClusterIssuer after cert-manager's CRDs, say).
+	DependsOn []Dependency
+	// DependsLine is the line of that header.
+	DependsLine int
 }
 
 // RawObject is one document of a raw manifest file.
@@ -454,6 +460,12 @@ func loadRaw(root, rel string, ps *problems) *RawFile {
 			continue // empty documents (`---` twice) are allowed
 		}
 		n := doc.Content[0]
+		if i == 1 && n.Kind == yaml.MappingNode && yamlnode.Lookup(n, HeaderKey) != nil {
+			if !parseRawHeader(rel, n, rf, ps) {
+				rf.Skipped++ // the file is not applied as it means to be
+			}
+			continue
+		}
 		if n.Kind != yaml.MappingNode {
 			ps.errorf(rel, n.Line, "document %d must be a Kubernetes object (a mapping), not %s", i, yamlnode.KindName(n))
 			rf.Skipped++
