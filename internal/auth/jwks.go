@@ -38,7 +38,6 @@ type keySet struct {
 	keys      []jose.JSONWebKey
 	fetchedAt time.Time // of the last fetch, whether it succeeded or not
 	fetchErr  error     // of the last fetch
-	fetches   int
 }
 
 func newKeySet(url string, client *http.Client, minRefetch time.Duration) *keySet {
@@ -96,13 +95,6 @@ func (k *keySet) age() time.Duration {
 	return time.Since(k.fetchedAt)
 }
 
-// Fetches is how many times the keys were fetched.
-func (k *keySet) Fetches() int {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return k.fetches
-}
-
 func verifyWith(jws *jose.JSONWebSignature, kid string, keys []jose.JSONWebKey) ([]byte, bool) {
 	for i := range keys {
 		if kid != "" && keys[i].KeyID != kid {
@@ -134,7 +126,7 @@ func (k *keySet) refetch(ctx context.Context) (keys []jose.JSONWebKey, fetched b
 	keys, err = k.fetch(ctx)
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	k.fetchedAt, k.fetches = time.Now(), k.fetches+1
+	k.fetchedAt = time.Now()
 	if err != nil {
 		k.fetchErr = fmt.Errorf("fetching keys %w", err)
 		if k.keys == nil {

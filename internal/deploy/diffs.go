@@ -23,7 +23,6 @@ type sharedDiffs struct {
 	mu      sync.Mutex
 	running bool
 	next    *diffCall // the diff that starts when the running one ends
-	started int       // diffs run, for tests
 }
 
 type diffCall struct {
@@ -69,7 +68,6 @@ func (d *sharedDiffs) do(ctx, base context.Context, diff func(context.Context) (
 func (d *sharedDiffs) startLocked(base context.Context, diff func(context.Context) (*reconcile.DiffResult, error)) {
 	c := d.next
 	d.next, d.running = nil, true
-	d.started++
 	go func() {
 		ctx, cancel := context.WithTimeout(base, diffTimeout)
 		c.res, c.err = diff(ctx)

@@ -174,7 +174,6 @@ func parseRawHeader(file string, doc *yaml.Node, rf *RawFile, ps *problems) bool
 			ok = false
 			continue
 		}
-		rf.DependsLine = e.KeyNode.Line
 		fields, isMap := yamlnode.Entries(e.Value)
 		if !isMap {
 			ps.errorf(file, e.Value.Line, "header %s must be a mapping, not %s", HeaderKey, yamlnode.KindName(e.Value))

@@ -80,8 +80,6 @@ type RawFile struct {
 	// after: its first document may be a header `__mygitops: {dependsOn:
 	// [...]}` (a ClusterIssuer after cert-manager's CRDs, say).
 	DependsOn []Dependency
-	// DependsLine is the line of that header.
-	DependsLine int
 }
 
 // RawObject is one document of a raw manifest file.
