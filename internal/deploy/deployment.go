@@ -129,10 +129,14 @@ type Deployment struct {
 	RevertCommit string `json:"revertCommit,omitempty"`
 	// RevertReason is why a deploy was reverted (set on it and on its
 	// revert): the failed stage and its error's first line.
-	RevertReason string    `json:"revertReason,omitempty"`
-	RevertError  string    `json:"revertError,omitempty"`
-	Times        Times     `json:"times"`
-	Seconds      Durations `json:"seconds"`
+	RevertReason string `json:"revertReason,omitempty"`
+	RevertError  string `json:"revertError,omitempty"`
+	// Promotion is the state of a candidate (kind promotion).
+	Promotion *Promotion `json:"promotion,omitempty"`
+	// HeldBy, on a held deploy, is the candidate it waits behind.
+	HeldBy  string    `json:"heldBy,omitempty"`
+	Times   Times     `json:"times"`
+	Seconds Durations `json:"seconds"`
 }
 
 // newID returns a time-ordered id: 20261125T174501Z-4f2a9c1e.

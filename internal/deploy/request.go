@@ -121,6 +121,20 @@ type Request struct {
 	// went through: "<window> by <client>", the commit's Freeze-Override
 	// trailer.
 	FreezeOverride string `json:"freezeOverride,omitempty"`
+	// Promoted, on a promote deploy, says where the image comes from; set
+	// by internal/promote, never by the body.
+	Promoted *Promoted `json:"promoted,omitempty"`
+}
+
+// Promoted is where a promote deploy's image comes from: its commit's
+// Promoted-From, Promotion-Gates and Approved-By trailers.
+type Promoted struct {
+	Candidate  string `json:"candidate"`  // the promotion record
+	Path       string `json:"path"`       // the promotion path
+	From       string `json:"from"`       // the previous cluster
+	FromCommit string `json:"fromCommit"` // its gitops commit that set the image
+	Gates      string `json:"gates"`      // the gate results, one line
+	ApprovedBy string `json:"approvedBy,omitempty"`
 }
 
 // Identity is who an OIDC ID token said the caller was: kept in the
@@ -287,7 +301,7 @@ func (r Request) CommitInfo(id string, files []string) gitrepo.CommitInfo {
 	for _, f := range files {
 		names = append(names, releaseName(f))
 	}
-	return gitrepo.CommitInfo{
+	ci := gitrepo.CommitInfo{
 		Author: r.Author,
 		Message: gitrepo.Message{
 			Summary: fmt.Sprintf("deploy %s to %s/%s", r.Ref(), r.Cluster, strings.Join(names, ",")),
@@ -299,6 +313,13 @@ func (r Request) CommitInfo(id string, files []string) gitrepo.CommitInfo {
 			},
 		},
 	}
+	if p := r.Promoted; p != nil {
+		ci.Message.Summary = fmt.Sprintf("promote %s from %s to %s/%s", r.Ref(), p.From, r.Cluster, strings.Join(names, ","))
+		ci.Message.Trailers.PromotedFrom = fmt.Sprintf("%s@%s, candidate %s, path %s", p.From, p.FromCommit, p.Candidate, p.Path)
+		ci.Message.Trailers.PromotionGates = p.Gates
+		ci.Message.Trailers.ApprovedBy = p.ApprovedBy
+	}
+	return ci
 }
 
 // NewID returns a new deployment id.

@@ -22,6 +22,13 @@ const (
 	// revert): the failed deployment and why.
 	TrailerRevertsDeployment = "Reverts-Deployment"
 	TrailerRevertReason      = "Revert-Reason"
+	// TrailerPromotedFrom, TrailerPromotionGates and TrailerApprovedBy mark
+	// a promotion's commit: the cluster and commit the image comes from
+	// ("staging@<commit>, candidate <id>"), the gates it passed there, and
+	// who approved it.
+	TrailerPromotedFrom   = "Promoted-From"
+	TrailerPromotionGates = "Promotion-Gates"
+	TrailerApprovedBy     = "Approved-By"
 )
 
 const (
@@ -52,6 +59,10 @@ type Trailers struct {
 	RevertsDeployment string `json:"revertsDeployment,omitempty"`
 	// RevertReason is why: the failed stage and its error's first line.
 	RevertReason string `json:"revertReason,omitempty"`
+	// PromotedFrom, PromotionGates and ApprovedBy are a promotion's.
+	PromotedFrom   string `json:"promotedFrom,omitempty"`
+	PromotionGates string `json:"promotionGates,omitempty"`
+	ApprovedBy     string `json:"approvedBy,omitempty"`
 }
 
 func (t Trailers) list() [][2]string {
@@ -64,6 +75,9 @@ func (t Trailers) list() [][2]string {
 		{TrailerFreezeOverride, t.FreezeOverride},
 		{TrailerRevertsDeployment, t.RevertsDeployment},
 		{TrailerRevertReason, t.RevertReason},
+		{TrailerPromotedFrom, t.PromotedFrom},
+		{TrailerPromotionGates, t.PromotionGates},
+		{TrailerApprovedBy, t.ApprovedBy},
 	} {
 		if kv[1] != "" {
 			out = append(out, kv)
@@ -88,6 +102,12 @@ func (t *Trailers) set(key, value string) bool {
 		t.RevertsDeployment = value
 	case strings.ToLower(TrailerRevertReason):
 		t.RevertReason = value
+	case strings.ToLower(TrailerPromotedFrom):
+		t.PromotedFrom = value
+	case strings.ToLower(TrailerPromotionGates):
+		t.PromotionGates = value
+	case strings.ToLower(TrailerApprovedBy):
+		t.ApprovedBy = value
 	default:
 		return false
 	}
