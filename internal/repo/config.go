@@ -52,6 +52,8 @@ type Config struct {
 	// Notifications are the receivers and routes of deploy, sync and
 	// drift events (see Notifications).
 	Notifications Notifications
+	// Promotions are the promotion paths between clusters (promotion.go).
+	Promotions []PromotionPath
 }
 
 // ChartRepository is a Helm chart repository charts are named after
@@ -416,8 +418,10 @@ func parseConfig(root string, ps *problems) *Config {
 			parseClusters(e.Value, cfg, ps)
 		case "notifications":
 			parseNotifications(e.Value, cfg, ps)
+		case "promotions":
+			parsePromotions(e.Value, cfg, ps)
 		default:
-			ps.errorf(ConfigFile, e.KeyNode.Line, "unknown key %q (known: helm, clusters, notifications)", e.Key)
+			ps.errorf(ConfigFile, e.KeyNode.Line, "unknown key %q (known: helm, clusters, notifications, promotions)", e.Key)
 		}
 	}
 	return cfg
