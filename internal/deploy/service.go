@@ -81,6 +81,10 @@ type Service struct {
 	shared   *shared // nil unless the records and clusters are shared
 
 	holds freezeHolds // pushed changes held by freezes (freeze.go)
+	// holder holds deploys behind soaking candidates (held.go); config is
+	// mygitops.yaml at the last head read.
+	holder Holder
+	config headConfig
 
 	mu      sync.Mutex
 	closed  bool                     // Shutdown began: no new requests or syncs
@@ -329,6 +333,9 @@ func (s *Service) submit(ctx context.Context, req Request, client context.Contex
 		return nil, err
 	}
 	d := &Deployment{ID: newID(s.cfg.Now()), Kind: KindDeploy, Request: req, Status: Queued}
+	if out, held, err := s.hold(d); held {
+		return out, err
+	}
 	out, err := s.enqueue(&job{d: d, files: files, client: client})
 	if err != nil {
 		s.cfg.Metrics.Deploys.WithLabelValues("refused").Inc()

@@ -292,7 +292,8 @@ func (s *BoltStore) Since(t time.Time, limit int) ([]*Deployment, error) {
 }
 
 // Interrupted marks every deployment that is not finished as failed: it was
-// in flight when mgo stopped. Git and the cluster say what became of it; a
+// in flight when mgo stopped (promotion candidates and held deploys
+// excepted: internal/promote continues them). Git and the cluster say what became of it; a
 // retry with its idempotency key starts a new deployment.
 func (s *BoltStore) Interrupted(now time.Time) (int, error) {
 	n := 0
@@ -303,7 +304,9 @@ func (s *BoltStore) Interrupted(now time.Time) (int, error) {
 			if err := json.Unmarshal(v, d); err != nil {
 				return err
 			}
-			if !d.Status.Terminal() {
+			// Candidates and the deploys held behind them wait for no process:
+			// the promoter takes them up again from their records.
+			if !d.Status.Terminal() && d.Status != Promoting && d.Status != Held {
 				todo = append(todo, d)
 			}
 			return nil
