@@ -36,10 +36,9 @@ type BranchResult struct {
 //
 // It may be repeated: when the remote already has the branch at a commit
 // whose tree equals the change's, that commit is the result. A remote
-// branch with other content is an error wrapping ErrBranchExists. (The
-// existing commit is compared when the clone has it, as it does after its
-// own earlier push; otherwise the branch counts as other content.) When
-// change changes nothing, nothing is pushed and Changed is false.
+// branch with other content is an error wrapping ErrBranchExists (the
+// existing commit is fetched when the clone lacks it). When change
+// changes nothing, nothing is pushed and Changed is false.
 func (r *Repo) PushBranch(ctx context.Context, branch string, change ChangeFunc, info CommitInfo) (BranchResult, error) {
 	res := BranchResult{Branch: branch}
 	if err := ValidBranchName(branch); err != nil {
@@ -85,6 +84,12 @@ func (r *Repo) PushBranch(ctx context.Context, branch string, change ChangeFunc,
 	res.Changed = true
 	err = r.pushRef(ctx, ref, plumbing.ZeroHash, base, tip)
 	if exists, ok := errors.AsType[errRefExists](err); ok {
+		if r.objs.HasEncodedObject(exists.commit) != nil {
+			// Pushed by an earlier clone: fetch it to compare.
+			if _, ferr := r.fetchRef(ctx, ref); ferr != nil {
+				return res, r.restore(fmt.Errorf("push %s: %s exists: %w", r.opts.URL, branch, ferr))
+			}
+		}
 		if r.sameTree(exists.commit, tip) {
 			r.log.Info("branch already pushed", "branch", branch, "commit", exists.commit.String())
 			res.Commit = exists.commit.String()

@@ -5,12 +5,19 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 func TestPushBranch(t *testing.T) {
 	f := newHTTPFixture(t)
-	r, _ := f.repo(t)
+	// Every commit a minute after the last, so that a repeat makes a
+	// commit with another hash.
+	var tick atomic.Int64
+	start := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	f.opts.Now = func() time.Time { return start.Add(time.Duration(tick.Add(1)) * time.Minute) }
+	r, logs := f.repo(t)
 	ctx := testContext(t)
 	head := f.remote.Head(t)
 	const branch = "mgo/promote/prod-1"
@@ -54,10 +61,27 @@ func TestPushBranch(t *testing.T) {
 	if again.Commit != res.Commit || !again.Changed {
 		t.Fatalf("repeat gave %+v, want the existing commit %s", again, res.Commit)
 	}
+	if !strings.Contains(logs.String(), "branch already pushed") {
+		t.Fatalf("the repeat did not find the branch:\n%s", logs.String())
+	}
 	// Again from a fresh Repo on the same clone directory.
 	r2, _ := f.repo(t)
 	if again, err = r2.PushBranch(ctx, branch, setTag("2.0.0"), info("Alice <alice@example.com>", "promote app to prod", "d-1")); err != nil || again.Commit != res.Commit {
 		t.Fatalf("repeat after restart: %+v, %v", again, err)
+	}
+
+	// Again from a new clone, which has to fetch the branch's commit.
+	fresh := *f
+	fresh.opts.Dir = filepath.Join(t.TempDir(), "clone2")
+	r3, logs3 := fresh.repo(t)
+	if again, err = r3.PushBranch(ctx, branch, setTag("2.0.0"), info("Alice <alice@example.com>", "promote app to prod", "d-1")); err != nil || again.Commit != res.Commit {
+		t.Fatalf("repeat from a new clone: %+v, %v", again, err)
+	}
+	if !strings.Contains(logs3.String(), "ref=refs/heads/"+branch) {
+		t.Fatalf("the new clone did not fetch the branch:\n%s", logs3.String())
+	}
+	if got, err := r3.Head(ctx); err != nil || got != head {
+		t.Fatalf("new clone's Head = %s, %v; want %s", got, err, head)
 	}
 
 	// Other content on the same branch is refused and names it.
