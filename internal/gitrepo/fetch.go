@@ -28,13 +28,28 @@ import (
 // object lookup goes through all of them) and walks local history for
 // what to offer as "have"s: here the one have is the last known remote
 // head.
-func (r *Repo) fetchLocked(ctx context.Context) (head plumbing.Hash, err error) {
+func (r *Repo) fetchLocked(ctx context.Context) (plumbing.Hash, error) {
+	head, err := r.fetchRef(ctx, r.branch)
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	r.remoteHead = head
+	return head, nil
+}
+
+// fetchRef is fetchLocked for any branch ref of the remote, recording
+// nothing but the objects.
+func (r *Repo) fetchRef(ctx context.Context, name plumbing.ReferenceName) (head plumbing.Hash, err error) {
 	start := time.Now()
 	caller := ctx
 	defer func() {
 		r.noteNet(caller, err)
 		if err == nil {
-			r.log.Debug("fetched", "head", head.String(), "duration", time.Since(start))
+			log := r.log
+			if name != r.branch {
+				log = log.With("ref", name.String())
+			}
+			log.Debug("fetched", "head", head.String(), "duration", time.Since(start))
 		}
 	}()
 	auth, err := r.opts.Auth.method(r.ep)
@@ -66,9 +81,9 @@ func (r *Repo) fetchLocked(ctx context.Context) (head plumbing.Hash, err error) 
 	if err != nil {
 		return plumbing.ZeroHash, r.netErr(ctx, "fetch", err)
 	}
-	ref, err := refs.Reference(r.branch)
+	ref, err := refs.Reference(name)
 	if err != nil {
-		return plumbing.ZeroHash, fmt.Errorf("fetch %s: the remote has no branch %s: %w", r.opts.URL, r.opts.Branch, err)
+		return plumbing.ZeroHash, fmt.Errorf("fetch %s: the remote has no branch %s: %w", r.opts.URL, name.Short(), err)
 	}
 	head = ref.Hash()
 	if r.objs.HasEncodedObject(head) != nil {
@@ -77,9 +92,8 @@ func (r *Repo) fetchLocked(ctx context.Context) (head plumbing.Hash, err error) 
 		}
 	}
 	if _, err := object.GetCommit(r.objs, head); err != nil {
-		return plumbing.ZeroHash, fmt.Errorf("fetch %s: branch %s is at %s: %w", r.opts.URL, r.opts.Branch, head, err)
+		return plumbing.ZeroHash, fmt.Errorf("fetch %s: branch %s is at %s: %w", r.opts.URL, name.Short(), head, err)
 	}
-	r.remoteHead = head
 	return head, nil
 }
 

@@ -40,10 +40,29 @@ const maxPushCommits = 10000
 // change.) A ref update the server refuses (another push landed between
 // its advertisement and our update, a hook, a protected branch) is an
 // error carrying the server's reason and its messages.
-func (r *Repo) push(ctx context.Context, base, head plumbing.Hash) (err error) {
+func (r *Repo) push(ctx context.Context, base, head plumbing.Hash) error {
+	return r.pushRef(ctx, r.branch, base, base, head)
+}
+
+// errRefExists: the branch a push meant to create is already on the
+// remote, at commit.
+type errRefExists struct {
+	ref    plumbing.ReferenceName
+	commit plumbing.Hash
+}
+
+func (e errRefExists) Error() string {
+	return fmt.Sprintf("the remote already has %s, at %s", e.ref, e.commit)
+}
+
+// pushRef updates the remote ref from old to head, sending the objects of
+// the commits base..head. A zero old creates the ref: when the remote
+// already has it, the error is an errRefExists (and nothing is sent unless
+// it is at head already, which is success).
+func (r *Repo) pushRef(ctx context.Context, ref plumbing.ReferenceName, old, base, head plumbing.Hash) (err error) {
 	caller := ctx
 	defer func() {
-		if errors.Is(err, errRemoteMoved) {
+		if _, exists := errors.AsType[errRefExists](err); exists || errors.Is(err, errRemoteMoved) {
 			r.noteNet(caller, nil) // the remote answered
 		} else {
 			r.noteNet(caller, err)
@@ -78,12 +97,17 @@ func (r *Repo) push(ctx context.Context, base, head plumbing.Hash) (err error) {
 	if err != nil {
 		return r.netErr(ctx, "push", err)
 	}
-	cur, err := refs.Reference(r.branch)
-	if err != nil {
-		return fmt.Errorf("push %s: the remote has no branch %s: %w", r.opts.URL, r.opts.Branch, err)
-	}
-	if cur.Hash() != base {
-		return fmt.Errorf("push %s: %w: %s is at %s, not at %s", r.opts.URL, errRemoteMoved, r.opts.Branch, cur.Hash(), base)
+	cur, err := refs.Reference(ref)
+	switch {
+	case old.IsZero() && err == nil && cur.Hash() == head:
+		return nil
+	case old.IsZero() && err == nil:
+		return errRefExists{ref: ref, commit: cur.Hash()}
+	case old.IsZero():
+	case err != nil:
+		return fmt.Errorf("push %s: the remote has no branch %s: %w", r.opts.URL, ref.Short(), err)
+	case cur.Hash() != old:
+		return fmt.Errorf("push %s: %w: %s is at %s, not at %s", r.opts.URL, errRemoteMoved, ref.Short(), cur.Hash(), old)
 	}
 
 	objects, err := r.newObjects(base, head)
@@ -91,7 +115,7 @@ func (r *Repo) push(ctx context.Context, base, head plumbing.Hash) (err error) {
 		return fmt.Errorf("push: %w", err)
 	}
 	req := packp.NewReferenceUpdateRequestFromCapabilities(adv.Capabilities)
-	req.Commands = []*packp.Command{{Name: r.branch, Old: base, New: head}}
+	req.Commands = []*packp.Command{{Name: ref, Old: old, New: head}}
 	remote := &remoteMessages{}
 	for _, sb := range []capability.Capability{capability.Sideband64k, capability.Sideband} {
 		if adv.Capabilities.Supports(sb) {
