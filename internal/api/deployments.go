@@ -118,7 +118,7 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request, p auth.Principal
 	}
 	auditOf(r).DeploymentID = d.ID
 	auditOf(r).FreezeOverride = d.Request.FreezeOverride
-	if wait {
+	if wait && d.Status != deploy.Held { // a held deploy is answered at once, with its place
 		if d, err = s.svc.Wait(r.Context(), d.ID); err != nil {
 			writeErr(w, fmt.Errorf("waiting for deployment: %w", err), p)
 			return
@@ -139,6 +139,9 @@ func answerDeployment(w http.ResponseWriter, d *deploy.Deployment) {
 func (s *Server) handleGetDeployment(w http.ResponseWriter, r *http.Request, p auth.Principal) {
 	auditOf(r).DeploymentID = clip(r.PathValue("id"), 100)
 	d, err := s.svc.Get(r.PathValue("id"))
+	if err == nil && d.Kind == deploy.KindPromotion {
+		err = fmt.Errorf("%w: %s is a promotion candidate: see /api/v1/promotions/%s", deploy.ErrNotFound, d.ID, d.ID)
+	}
 	if err == nil {
 		auditOf(r).Cluster = d.Request.Cluster
 		err = p.AllowCluster(d.Request.Cluster)
@@ -166,7 +169,9 @@ func (s *Server) handleListDeployments(w http.ResponseWriter, r *http.Request, p
 		}
 		limit = n
 	}
-	out, err := s.svc.List(limit, func(d *deploy.Deployment) bool { return p.AllowCluster(d.Request.Cluster) == nil })
+	out, err := s.svc.List(limit, func(d *deploy.Deployment) bool {
+		return d.Kind != deploy.KindPromotion && p.AllowCluster(d.Request.Cluster) == nil // candidates: /api/v1/promotions
+	})
 	if err != nil {
 		writeErr(w, err, p)
 		return

@@ -59,6 +59,8 @@ func deploymentStatus(d *deploy.Deployment) int {
 			return http.StatusConflict // the revert conflicts with later changes
 		}
 		return http.StatusUnprocessableEntity // the repo cannot take this edit
+	case deploy.StageSuperseded:
+		return http.StatusConflict // a newer held deploy of the same trigger repo went instead
 	case deploy.StageSync, deploy.StageRollout:
 		return http.StatusFailedDependency // the commit landed; the cluster did not roll it out
 	}

@@ -20,7 +20,11 @@ func WireDeployment(d *deploy.Deployment) *apitypes.Deployment {
 		Status: apitypes.DeploymentStatus(d.Status), Changed: d.Changed, Commit: d.Commit, Files: d.Files,
 		Stage: apitypes.DeploymentStage(d.Stage), Error: d.Error, Synced: d.Synced, Message: d.Message,
 		Reverted: d.Reverted, RevertedBy: d.RevertedBy, RevertCommit: d.RevertCommit, RevertReason: d.RevertReason, RevertError: d.RevertError,
-		Times: apitypes.Times(d.Times), Seconds: apitypes.Seconds(d.Seconds),
+		HeldBy: d.HeldBy, Times: apitypes.Times(d.Times), Seconds: apitypes.Seconds(d.Seconds),
+	}
+	if p := d.Request.Promoted; p != nil {
+		pr := apitypes.Promoted(*p)
+		out.Promoted = &pr
 	}
 	for _, r := range d.Releases {
 		out.Releases = append(out.Releases, apitypes.ReleaseOutcome{File: r.File, Name: r.Name, Namespace: r.Namespace,

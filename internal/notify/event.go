@@ -21,6 +21,11 @@ const (
 	SyncFailed        = repo.EventSyncFailed
 	DriftDetected     = repo.EventDriftDetected
 	DriftRepaired     = repo.EventDriftRepaired
+	// Promotions between clusters.
+	PromotionStarted   = repo.EventPromotionStarted
+	PromotionApproval  = repo.EventPromotionApproval
+	PromotionSucceeded = repo.EventPromotionSucceeded
+	PromotionFailed    = repo.EventPromotionFailed
 )
 
 // Event is what happened. It is the JSON body of the generic webhook
@@ -67,6 +72,13 @@ type Event struct {
 	Seconds map[string]float64 `json:"seconds,omitempty"`
 	// Objects is the number of objects that differed (drift).
 	Objects int `json:"objects,omitempty"`
+	// Promotion is the candidate of a promotion event, From the cluster it
+	// comes from (Cluster is the one it goes to), Gate the gate that
+	// failed, MergeRequest the link of the merge request to approve.
+	Promotion    string `json:"promotion,omitempty"`
+	From         string `json:"from,omitempty"`
+	Gate         string `json:"gate,omitempty"`
+	MergeRequest string `json:"mergeRequest,omitempty"`
 	// URL links to the deployment in mgo's API (needs --external-url).
 	URL string `json:"url,omitempty"`
 }

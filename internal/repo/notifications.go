@@ -38,6 +38,13 @@ const (
 	EventSyncFailed        = "sync.failed"
 	EventDriftDetected     = "drift.detected"
 	EventDriftRepaired     = "drift.repaired"
+	// Promotion between clusters: a candidate's gates began, it waits for
+	// an approval (the merge request's link in the event), it was
+	// promoted, it failed (the gate and its evidence).
+	EventPromotionStarted   = "promotion.started"
+	EventPromotionApproval  = "promotion.approval"
+	EventPromotionSucceeded = "promotion.succeeded"
+	EventPromotionFailed    = "promotion.failed"
 )
 
 // Event types a route may select.
@@ -46,6 +53,7 @@ var EventTypes = []string{
 	EventRollbackSucceeded, EventRollbackFailed,
 	EventSyncSucceeded, EventSyncFailed,
 	EventDriftDetected, EventDriftRepaired,
+	EventPromotionStarted, EventPromotionApproval, EventPromotionSucceeded, EventPromotionFailed,
 }
 
 // Notifications is the notifications section of mygitops.yaml:

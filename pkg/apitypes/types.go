@@ -13,6 +13,7 @@ type DeploymentStatus string
 
 const (
 	StatusQueued    DeploymentStatus = "queued"    // validated, waiting for the git worker
+	StatusHeld      DeploymentStatus = "held"      // waits behind a promotion candidate soaking in its cluster; nothing committed
 	StatusPushed    DeploymentStatus = "pushed"    // committed and pushed, waiting for its sync
 	StatusReverting DeploymentStatus = "reverting" // its rollout failed; mgo reverts its commit, then it is failed
 	StatusSucceeded DeploymentStatus = "succeeded" // synced and rolled out (or nothing to do)
@@ -30,6 +31,7 @@ const (
 	KindDeploy   DeploymentKind = "deploy"   // set an image
 	KindRollback DeploymentKind = "rollback" // revert an earlier deployment's commit
 	KindRevert   DeploymentKind = "revert"   // mgo reverting a deploy whose rollout failed (onFailure: revert)
+	KindPromote  DeploymentKind = "promote"  // a promotion's deploy of a candidate's image to the next cluster
 )
 
 // DeploymentStage names the step a deployment failed in.
@@ -41,6 +43,8 @@ const (
 	StagePush     DeploymentStage = "push"
 	StageSync     DeploymentStage = "sync"
 	StageRollout  DeploymentStage = "rollout"
+	// StageSuperseded: a held deploy replaced by a newer held one.
+	StageSuperseded DeploymentStage = "superseded"
 )
 
 // ReleaseAction is what a sync did to a release.
@@ -238,13 +242,17 @@ type Deployment struct {
 	// its rollout failed (onFailure: revert): RevertedBy is the revert
 	// deployment, RevertCommit its commit. RevertError says why a revert
 	// failed. RevertReason (also on the revert) is why it was reverted.
-	Reverted     bool    `json:"reverted,omitempty"`
-	RevertedBy   string  `json:"revertedBy,omitempty"`
-	RevertCommit string  `json:"revertCommit,omitempty"`
-	RevertReason string  `json:"revertReason,omitempty"`
-	RevertError  string  `json:"revertError,omitempty"`
-	Times        Times   `json:"times"`
-	Seconds      Seconds `json:"seconds"`
+	Reverted     bool   `json:"reverted,omitempty"`
+	RevertedBy   string `json:"revertedBy,omitempty"`
+	RevertCommit string `json:"revertCommit,omitempty"`
+	RevertReason string `json:"revertReason,omitempty"`
+	RevertError  string `json:"revertError,omitempty"`
+	// HeldBy is the promotion candidate a held deploy waits behind.
+	HeldBy string `json:"heldBy,omitempty"`
+	// Promoted says where a promote deploy's image comes from.
+	Promoted *Promoted `json:"promoted,omitempty"`
+	Times    Times     `json:"times"`
+	Seconds  Seconds   `json:"seconds"`
 }
 
 // DeploymentList is the answer of GET /api/v1/deployments, newest first.
@@ -556,4 +564,16 @@ type LiveCluster struct {
 	Repo     Repo          `json:"repo"`
 	Releases []LiveRelease `json:"releases"`
 	Counts   ReleaseCounts `json:"counts"`
+}
+
+// Promoted is where a promote deploy's image comes from: the candidate,
+// its path, the previous cluster and commit, the gates it passed and who
+// approved it (the commit's trailers).
+type Promoted struct {
+	Candidate  string `json:"candidate"`
+	Path       string `json:"path"`
+	From       string `json:"from"`
+	FromCommit string `json:"fromCommit"`
+	Gates      string `json:"gates"`
+	ApprovedBy string `json:"approvedBy,omitempty"`
 }
