@@ -157,11 +157,11 @@ const promoteJSON = `{"path":"main","to":"prod","triggerRepo":"gitlab.com/acme/a
 func TestPromotionRoutes(t *testing.T) {
 	for _, tc := range []struct {
 		name, method, path, token, body string
-		decideErr                        error
-		want                             int
-		wantIn, wantOut                  string
-		decisions                        []string
-		promoted                         int
+		decideErr                       error
+		want                            int
+		wantIn, wantOut                 string
+		decisions                       []string
+		promoted                        int
 	}{
 		{name: "list for admin", method: "GET", path: "/api/v1/promotions", token: allToken, want: 200,
 			wantIn: `"canApprove": true`},
