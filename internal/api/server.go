@@ -26,6 +26,9 @@ type Config struct {
 	// Dashboard answers the dashboard's views, GET /api/v1/overview and
 	// GET /api/v1/clusters/{c}/live (nil: they answer 404).
 	Dashboard Dashboard
+	// Promotions answers the promotion routes, /api/v1/promotions (nil:
+	// they answer 404 "promotion is not configured").
+	Promotions Promotions
 	// Tokens authenticates static bearer tokens and OIDC ID tokens of CI
 	// jobs; with neither, InsecureNoAuth lets every caller in as
 	// "anonymous" with every scope (local demos only).
@@ -103,7 +106,8 @@ func (s *Server) routes() {
 	s.handle("POST /api/v1/clusters/{cluster}/sync", s.authed("", s.handleSync))
 	s.handle("POST /hooks/github", s.audited("github", http.HandlerFunc(s.handleGitHub)))
 	s.handle("POST /hooks/gitlab", s.audited("gitlab", http.HandlerFunc(s.handleGitLab)))
-	s.overviewRoutes() // overview.go: the dashboard's views
+	s.overviewRoutes()  // overview.go: the dashboard's views
+	s.promotionRoutes() // promotions.go: promotion between clusters
 }
 
 // handle adds a route ("METHOD /path/{param}") to the server.

@@ -59,6 +59,12 @@ type Entry struct {
 	// FreezeOverride is set when a deploy or rollback went through a
 	// deploy freeze: "<window> by <client>".
 	FreezeOverride string `json:"freezeOverride,omitempty"`
+
+	// Promotion is the candidate an approve, reject or promote-now is
+	// about; PromotionDecision what the caller asked (approve, reject,
+	// promote or promote-skip-gates).
+	Promotion         string `json:"promotion,omitempty"`
+	PromotionDecision string `json:"promotionDecision,omitempty"`
 }
 
 // Logger writes entries as JSON lines; one Write per entry, so lines of

@@ -110,6 +110,9 @@ type RuleConfig struct {
 	// FreezeOverride lets the matching tokens deploy and roll back what
 	// this rule allows during a deploy freeze.
 	FreezeOverride bool `json:"freezeOverride,omitempty" yaml:"freezeOverride,omitempty"`
+	// SkipGates lets the matching tokens promote what this rule allows
+	// without the gates of a promotion path.
+	SkipGates bool `json:"skipGates,omitempty" yaml:"skipGates,omitempty"`
 }
 
 // projectClaims are the claims of which a rule of an issuer of that kind
@@ -143,6 +146,8 @@ type Grant struct {
 	TriggerRepos []string
 	// FreezeOverride: the rule has freezeOverride.
 	FreezeOverride bool
+	// SkipGates: the rule has skipGates.
+	SkipGates bool
 }
 
 // OIDC verifies ID tokens of the configured issuers and applies the claim
@@ -441,7 +446,7 @@ func (v *OIDC) Authenticate(ctx context.Context, raw string) (Principal, error) 
 		if r.Issuer != is.cfg.Name || !matchClaims(r.Claims, claims) {
 			continue
 		}
-		g := Grant{Rule: r.Name, Clusters: r.Clusters, TriggerRepos: r.TriggerRepos, FreezeOverride: r.FreezeOverride}
+		g := Grant{Rule: r.Name, Clusters: r.Clusters, TriggerRepos: r.TriggerRepos, FreezeOverride: r.FreezeOverride, SkipGates: r.SkipGates}
 		if len(g.TriggerRepos) == 0 {
 			if id.Project == "" {
 				continue // cannot happen for a validated rule; never grant "nothing" as "everything"

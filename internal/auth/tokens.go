@@ -36,6 +36,9 @@ type TokenConfig struct {
 	// freeze (the freezes of mygitops.yaml); the commit then carries a
 	// Freeze-Override trailer naming the window and the token.
 	FreezeOverride bool `json:"freezeOverride,omitempty" yaml:"freezeOverride,omitempty"`
+	// SkipGates lets the token promote now without the gates of a
+	// promotion path (POST /api/v1/promotions with skipGates).
+	SkipGates bool `json:"skipGates,omitempty" yaml:"skipGates,omitempty"`
 }
 
 // Routes a token can be limited to.
@@ -62,6 +65,9 @@ type Principal struct {
 	// FreezeOverride is a static token's freezeOverride; an OIDC caller's
 	// comes from its grants (see MayOverrideFreeze).
 	FreezeOverride bool
+	// SkipGates is a static token's skipGates; an OIDC caller's comes
+	// from its grants (see MaySkipGates).
+	SkipGates bool
 }
 
 // Tokens authenticates static bearer tokens.
@@ -113,7 +119,7 @@ func NewTokens(cfgs []TokenConfig) (*Tokens, error) {
 			continue
 		}
 		names[c.Name] = true
-		t.byHash[key] = Principal{Name: c.Name, Clusters: c.Clusters, TriggerRepos: c.TriggerRepos, Routes: c.Routes, FreezeOverride: c.FreezeOverride}
+		t.byHash[key] = Principal{Name: c.Name, Clusters: c.Clusters, TriggerRepos: c.TriggerRepos, Routes: c.Routes, FreezeOverride: c.FreezeOverride, SkipGates: c.SkipGates}
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -228,6 +234,22 @@ func (p Principal) MayOverrideFreeze(cluster, triggerRepo string) bool {
 		return false
 	}
 	return p.FreezeOverride
+}
+
+// MaySkipGates reports whether the principal may promote triggerRepo into
+// cluster without the gates: a static token with skipGates, or an OIDC
+// caller with a grant of a claim rule with skipGates that allows this
+// cluster and trigger repo. It does not check AllowDeploy.
+func (p Principal) MaySkipGates(cluster, triggerRepo string) bool {
+	if len(p.Grants) > 0 {
+		for _, g := range p.Grants {
+			if g.SkipGates && matchAny(g.Clusters, cluster) && matchAny(g.TriggerRepos, triggerRepo) {
+				return true
+			}
+		}
+		return false
+	}
+	return p.SkipGates
 }
 
 func matchAny(patterns []string, s string) bool {

@@ -172,3 +172,36 @@ func TestMayOverrideFreeze(t *testing.T) {
 		}
 	}
 }
+
+func TestMaySkipGates(t *testing.T) {
+	toks, err := NewTokens([]TokenConfig{
+		{Name: "ci", SHA256: Hash("ci"), Clusters: []string{"*"}, TriggerRepos: []string{"*"}},
+		{Name: "release", SHA256: Hash("release"), Clusters: []string{"prod"}, TriggerRepos: []string{"*"}, SkipGates: true},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ci, _ := toks.Authenticate("ci")
+	rel, _ := toks.Authenticate("release")
+	if ci.MaySkipGates("prod", "gitlab.com/acme/app") || !rel.MaySkipGates("prod", "gitlab.com/acme/app") {
+		t.Errorf("static tokens: ci %v, release %v", ci.SkipGates, rel.SkipGates)
+	}
+	// An OIDC caller skips gates only with a grant that has skipGates and
+	// covers the cluster and the trigger repo.
+	p := Principal{Name: "gitlab:x", Grants: []Grant{
+		{Rule: "main", Clusters: []string{"prod", "staging"}, TriggerRepos: []string{"gitlab.com/acme/app"}},
+		{Rule: "hotfix", Clusters: []string{"prod"}, TriggerRepos: []string{"gitlab.com/acme/app"}, SkipGates: true},
+	}, SkipGates: true}
+	for _, c := range []struct {
+		cluster, repo string
+		want          bool
+	}{
+		{"prod", "gitlab.com/acme/app", true},
+		{"staging", "gitlab.com/acme/app", false},
+		{"prod", "gitlab.com/acme/other", false},
+	} {
+		if got := p.MaySkipGates(c.cluster, c.repo); got != c.want {
+			t.Errorf("%s %s: %v, want %v", c.cluster, c.repo, got, c.want)
+		}
+	}
+}
