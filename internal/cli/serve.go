@@ -98,7 +98,7 @@ Every endpoint but /healthz and /readyz needs a bearer token from
 			if err != nil {
 				return &ExitError{Code: 2, Err: err}
 			}
-			cfg.ChartsOutbound, cfg.Notify.Outbound = policies[outbound.Charts], policies[outbound.Notifications]
+			cfg.ChartsOutbound, cfg.Notify.Outbound, cfg.ChecksOutbound = policies[outbound.Charts], policies[outbound.Notifications], policies[outbound.Checks]
 			cfg.AuditLog = os.Stdout
 			if auditLog != "" && auditLog != "-" {
 				f, err := os.OpenFile(auditLog, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 
+	"helm.sh/helm/v4/pkg/action"
+
 	"github.com/mygitops/mgo/internal/kube"
 )
 
@@ -93,4 +95,10 @@ func (e *Engine) Soak(ctx context.Context, namespace, release string) SoakHealth
 		return 0
 	})
 	return h
+}
+
+// HelmConfig is the Helm SDK configuration of a namespace of the engine's
+// cluster, under its budget (for Helm tests of a promotion's soak).
+func (e *Engine) HelmConfig(namespace string) (*action.Configuration, error) {
+	return e.cluster.Helm(namespace, nil)
 }

@@ -60,6 +60,11 @@ type Config struct {
 	// ChartsOutbound, if set, bounds the addresses of chart repositories
 	// and OCI registries (internal/outbound).
 	ChartsOutbound *outbound.Policy
+	// ChecksOutbound bounds the addresses promotion checks reach (HTTP
+	// checks, Prometheus); nil: every address but loopback and link-local.
+	ChecksOutbound *outbound.Policy
+	// PromotionTick is how often promotion candidates advance (default 1s).
+	PromotionTick time.Duration
 	PlainHTTP      bool
 	// BudgetCap bounds the budget mygitops.yaml gives each cluster: whoever
 	// merges to the gitops repo must not be able to turn mgo on a
@@ -224,6 +229,10 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	var draining atomic.Bool // shutdown began: /readyz answers 503
 	refresher := deploy.NewRefresher(svc.Refresh, deploy.RefresherOptions{Interval: cfg.PollInterval, Log: log})
+	promoter, err := newPromoter(cfg, svc, st.store, engines, git, notifier, refresher.Trigger, log)
+	if err != nil {
+		return err
+	}
 	dash, err := dashboard.New(svc, dashboard.Options{Log: log})
 	if err != nil {
 		return err
@@ -237,7 +246,7 @@ func Run(ctx context.Context, cfg Config) error {
 			}
 			return readiness(ctx, git, st)
 		},
-		Dashboard: dash,
+		Dashboard: dash, Promotions: promoter,
 	})
 	if err != nil {
 		return err
@@ -259,6 +268,7 @@ func Run(ctx context.Context, cfg Config) error {
 	wg.Go(func() { svc.Run(work) })
 	wg.Go(func() { notifier.Run(work) })
 	wg.Go(func() { refresher.Run(work) })
+	wg.Go(func() { promoter.Run(work) })
 	wg.Go(func() { loops(work, cfg, svc, st.leases == nil, log) })
 	if st.leases != nil {
 		st.leases.OnAcquire(func(cluster string) { svc.Acquired(work, cluster) })
