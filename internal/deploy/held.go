@@ -67,7 +67,8 @@ func (s *Service) HeldDeploys(cluster, triggerRepo string) ([]*Deployment, error
 	held, err := s.cfg.Store.List(1000, func(d *Deployment) bool {
 		return d.Status == Held && d.Request.Cluster == cluster && d.Request.TriggerRepo == triggerRepo
 	})
-	slices.Reverse(held)
+	// Ids sort by the second they were queued: within one, by the time.
+	slices.SortStableFunc(held, func(a, b *Deployment) int { return a.Times.Queued.Compare(b.Times.Queued) })
 	return held, err
 }
 

@@ -232,7 +232,10 @@ func (p *Promoter) candidates(ctx context.Context, cfg *repo.Config, recent []*d
 		case d.Kind == deploy.KindPromotion && d.Promotion != nil:
 			has[d.Promotion.Source] = true
 		case (d.Kind == deploy.KindDeploy || d.Kind == deploy.KindPromote) && d.Status == deploy.Succeeded && d.Synced != nil && *d.Synced:
-			newest[[2]string{d.Request.Cluster, d.Request.TriggerRepo}] = d // recent is oldest first
+			k := [2]string{d.Request.Cluster, d.Request.TriggerRepo}
+			if prev := newest[k]; prev == nil || !d.Times.Queued.Before(prev.Times.Queued) {
+				newest[k] = d
+			}
 		}
 	}
 	for k, d := range newest {

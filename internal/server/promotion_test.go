@@ -115,6 +115,11 @@ promotions:
 			auth.TokenConfig{Name: "admin", SHA256: auth.Hash(adminToken), Clusters: []string{"*"}, TriggerRepos: []string{"*"}},
 			auth.TokenConfig{Name: "staging-ci", SHA256: auth.Hash(stagingToken), Clusters: []string{"staging"}, TriggerRepos: []string{"*"}})
 	})
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("mgo serve's log:\n%s", m.logs.String())
+		}
+	})
 	prodImage := func() string {
 		d, err := prod.Client.AppsV1().Deployments("pr-app").Get(context.Background(), "app-hello", metav1.GetOptions{})
 		if err != nil {

@@ -65,7 +65,7 @@ type Config struct {
 	ChecksOutbound *outbound.Policy
 	// PromotionTick is how often promotion candidates advance (default 1s).
 	PromotionTick time.Duration
-	PlainHTTP      bool
+	PlainHTTP     bool
 	// BudgetCap bounds the budget mygitops.yaml gives each cluster: whoever
 	// merges to the gitops repo must not be able to turn mgo on a
 	// cluster's API server (zero fields cap nothing).
