@@ -1,12 +1,14 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -17,6 +19,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/mygitops/mgo/internal/auth"
+	"github.com/mygitops/mgo/internal/cli"
 	"github.com/mygitops/mgo/internal/deploy"
 	"github.com/mygitops/mgo/internal/outbound"
 	"github.com/mygitops/mgo/internal/server"
@@ -180,9 +183,21 @@ promotions:
 	if got := candidate(); got.Phase != apitypes.PhaseApproval || got.Approval != nil {
 		t.Errorf("after a refused approve: %+v", got)
 	}
-	var approved apitypes.Promotion
-	if code := m.postJSON("/api/v1/promotions/"+c.ID+"/approve", adminToken, apitypes.PromotionDecision{Comment: "looks good"}, &approved); code != http.StatusOK {
-		t.Fatalf("approve: %d %+v", code, approved)
+	// mgo promote: the table, a refused approve (exit 1), the approve.
+	promote := func(token string, args ...string) (string, int) {
+		t.Setenv("MGO_TOKEN", token)
+		var out, errOut bytes.Buffer
+		code := cli.Execute(append([]string{"promote", "--server", m.url}, args...), &out, &errOut)
+		return out.String() + errOut.String(), code
+	}
+	if out, code := promote(adminToken, "list"); code != 0 || !regexp.MustCompile(`(?m)^prod\s+-\s+`+c.ID+`\s+approval\s`).MatchString(out) {
+		t.Errorf("mgo promote list: exit %d\n%s", code, out)
+	}
+	if out, code := promote(stagingToken, "approve", c.ID); code != 1 || !strings.Contains(out, "403") {
+		t.Errorf("mgo promote approve with a staging token: exit %d, want 1\n%s", code, out)
+	}
+	if out, code := promote(adminToken, "approve", c.ID, "--comment", "looks good"); code != 0 || !strings.Contains(out, "approved by admin (api)") {
+		t.Fatalf("mgo promote approve: exit %d\n%s", code, out)
 	}
 	var done apitypes.Promotion
 	waitFor(t, "the promotion to prod", time.Minute, func() bool {
@@ -191,6 +206,9 @@ promotions:
 	})
 	if done.Phase != apitypes.PhasePromoted || prodImage() != "registry.example.com/acme/app:1.1.0" {
 		t.Fatalf("promotion %+v; prod runs %s", done, prodImage())
+	}
+	if out, code := promote(adminToken, "show", c.ID); code != 0 || !strings.Contains(out, ": promoted") || !strings.Contains(out, "healthyFor     passed") {
+		t.Errorf("mgo promote show: exit %d\n%s", code, out)
 	}
 	if got := remote.Count(t) - commits; got != 1 {
 		t.Errorf("%d commits for the promotion, want 1", got)
